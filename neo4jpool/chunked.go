@@ -1,0 +1,170 @@
+package neo4jpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+)
+
+// Chunk size bounds of ChunkedWrite, ChunkedWriteSeq and Importer.
+const (
+	// DefaultChunkSize is the chunk size used when none is given.
+	DefaultChunkSize = 1000
+	// MaxChunkSize is the largest accepted chunk size: one transaction holds
+	// a whole chunk in server memory.
+	MaxChunkSize = 100_000
+)
+
+// ErrInvalidChunkSize is matched (with errors.Is) by the error of
+// ValidateChunkSize.
+var ErrInvalidChunkSize = errors.New("neo4jpool: invalid chunk size")
+
+var errNilChunkFunc = errors.New("neo4jpool: chunk work function is nil")
+
+// ValidateChunkSize returns nil when 1 <= n <= MaxChunkSize.
+func ValidateChunkSize(n int) error {
+	if n < 1 || n > MaxChunkSize {
+		return fmt.Errorf("%w: chunk size must be between 1 and %d, got %d", ErrInvalidChunkSize, MaxChunkSize, n)
+	}
+	return nil
+}
+
+// ChunkFunc writes one chunk inside a managed write transaction. The driver
+// may call it more than once for the same chunk (after a transient
+// failure), so it must be idempotent and must not keep chunk after
+// returning (ChunkedWriteSeq reuses the slice).
+type ChunkFunc[T any] func(ctx context.Context, tx neo4j.ManagedTransaction, chunk []T) error
+
+// ProgressFunc is called after each committed chunk with the number of
+// items committed so far and the total (-1 when unknown).
+type ProgressFunc func(done, total int)
+
+// ChunkStats says how much a chunked write committed.
+type ChunkStats struct {
+	// Items is the number of items committed.
+	Items int `json:"items"`
+	// Chunks is the number of chunks (transactions) committed.
+	Chunks int `json:"chunks"`
+}
+
+// ChunkError reports a chunked write that stopped: chunks before Chunk are
+// committed, chunk Chunk and the rest are not. Committed is the offset to
+// resume from.
+type ChunkError struct {
+	// Committed is the number of items committed before the failure.
+	Committed int
+	// Chunk is the zero-based index of the chunk that failed or was not
+	// started.
+	Chunk int
+	// Err is the cause: the transaction's error, the item source's error,
+	// or context.Cause of the context when it ended between chunks.
+	Err error
+}
+
+// Error implements error.
+func (e *ChunkError) Error() string {
+	return fmt.Sprintf("neo4jpool: chunked write stopped at chunk %d after %d item(s) committed: %v",
+		e.Chunk, e.Committed, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ChunkError) Unwrap() error { return e.Err }
+
+// ChunkedWrite splits items into chunks of chunkSize and writes each chunk
+// with work in its own managed write transaction (m.ExecuteWrite: the
+// driver retries transient failures of a chunk; nothing else retries).
+// After each commit it calls onProgress (if not nil) with (done, total).
+//
+// Chunks are written in order, one at a time; ctx is checked between
+// chunks. Empty input writes nothing and calls nothing. An invalid chunk
+// size fails before anything is written (ErrInvalidChunkSize). When a chunk
+// fails, the earlier chunks stay committed and the error is a *ChunkError
+// whose Committed field is the offset to resume from.
+func ChunkedWrite[T any](ctx context.Context, m *Manager, env string, items []T, chunkSize int,
+	work ChunkFunc[T], onProgress ProgressFunc) (ChunkStats, error) {
+	if err := ValidateChunkSize(chunkSize); err != nil {
+		return ChunkStats{}, err
+	}
+	if work == nil {
+		return ChunkStats{}, errNilChunkFunc
+	}
+	total := len(items)
+	var stats ChunkStats
+	for start := 0; start < total; start += chunkSize {
+		end := min(start+chunkSize, total)
+		if err := writeChunk(ctx, m, env, items[start:end:end], work, stats); err != nil {
+			return stats, err
+		}
+		stats.Items, stats.Chunks = end, stats.Chunks+1
+		if onProgress != nil {
+			onProgress(stats.Items, total)
+		}
+	}
+	return stats, nil
+}
+
+// ChunkedWriteSeq is ChunkedWrite for items read from a sequence, holding
+// at most one chunk in memory: suitable for large streams. total is passed
+// to onProgress as is (-1 when unknown). When the sequence yields an error,
+// the chunk being filled is not written and the result is a *ChunkError
+// wrapping it.
+func ChunkedWriteSeq[T any](ctx context.Context, m *Manager, env string, items iter.Seq2[T, error], total, chunkSize int,
+	work ChunkFunc[T], onProgress ProgressFunc) (ChunkStats, error) {
+	if err := ValidateChunkSize(chunkSize); err != nil {
+		return ChunkStats{}, err
+	}
+	if work == nil {
+		return ChunkStats{}, errNilChunkFunc
+	}
+	var stats ChunkStats
+	buf := make([]T, 0, min(chunkSize, 4096))
+	var failure error
+	flush := func() bool {
+		if err := writeChunk(ctx, m, env, buf, work, stats); err != nil {
+			failure = err
+			return false
+		}
+		stats.Items += len(buf)
+		stats.Chunks++
+		clear(buf) // drop references to written items
+		buf = buf[:0]
+		if onProgress != nil {
+			onProgress(stats.Items, total)
+		}
+		return true
+	}
+	for item, err := range items {
+		if err != nil {
+			failure = &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: err}
+			break
+		}
+		buf = append(buf, item)
+		if len(buf) == chunkSize && !flush() {
+			break
+		}
+	}
+	if failure == nil && len(buf) > 0 {
+		flush()
+	}
+	if failure != nil {
+		return stats, failure
+	}
+	return stats, nil
+}
+
+// writeChunk writes one chunk in one managed write transaction.
+func writeChunk[T any](ctx context.Context, m *Manager, env string, chunk []T, work ChunkFunc[T], stats ChunkStats) error {
+	if err := context.Cause(ctx); err != nil {
+		return &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: err}
+	}
+	_, err := m.ExecuteWrite(ctx, env, func(tx neo4j.ManagedTransaction) (any, error) {
+		return nil, work(ctx, tx, chunk)
+	})
+	if err != nil {
+		return &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: err}
+	}
+	return nil
+}

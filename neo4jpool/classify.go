@@ -1,0 +1,122 @@
+package neo4jpool
+
+import (
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+)
+
+// IsRetryable reports whether running the same work again may succeed: the
+// error chain holds a driver error that neo4j.IsRetryable accepts (a
+// connectivity error other than a connection lost during COMMIT, a pool
+// time-out, a Neo4j TransientError, NotALeader, ForbiddenOnReadOnlyDatabase
+// or AuthorizationExpired).
+//
+// Unlike neo4j.IsRetryable it looks through wrapping (fmt.Errorf("%w"),
+// [EnvError], [ChunkError], ...). It never reports a
+// *neo4j.TransactionExecutionLimit as retryable: that error means the
+// driver's own retries for a managed transaction already ran out, and
+// retrying again would multiply them. It adds no other classes of its own.
+func IsRetryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var limit *neo4j.TransactionExecutionLimit
+	if errors.As(err, &limit) {
+		return false
+	}
+	var conn *neo4j.ConnectivityError
+	if errors.As(err, &conn) {
+		return neo4j.IsRetryable(conn)
+	}
+	var dbErr *neo4j.Neo4jError
+	if errors.As(err, &dbErr) {
+		return neo4j.IsRetryable(dbErr)
+	}
+	return false
+}
+
+// authCodes are the Neo4j status codes that mean the credentials were not
+// accepted (as opposed to Forbidden, which means the user lacks a privilege).
+var authCodes = map[string]bool{
+	"Neo.ClientError.Security.Unauthorized":            true,
+	"Neo.ClientError.Security.AuthenticationRateLimit": true,
+	"Neo.ClientError.Security.CredentialsExpired":      true,
+	"Neo.ClientError.Security.TokenExpired":            true,
+}
+
+// IsAuthError reports whether err means Neo4j rejected the configured
+// credentials (wrong user or password, too many failed attempts, expired
+// credentials). Such errors are never retried by [Retry] or [Manager.WaitReady].
+func IsAuthError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var dbErr *neo4j.Neo4jError
+	if errors.As(err, &dbErr) && authCodes[dbErr.Code] {
+		return true
+	}
+	var tokenErr *neo4j.TokenExpiredError
+	if errors.As(err, &tokenErr) {
+		return true
+	}
+	var invalidAuth *neo4j.InvalidAuthenticationError
+	return errors.As(err, &invalidAuth)
+}
+
+// IsUnavailable reports whether err means the database could not be reached
+// or cannot serve right now: a driver connectivity error (refused, reset,
+// time-out, no connection free in the pool), a network error, the server
+// code Neo.TransientError.General.DatabaseUnavailable, the driver giving up
+// its retries on one of these, a failed [Manager.WaitReady], or a closed
+// manager or environment. An HTTP layer maps these to 503.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var notReady *NotReadyError
+	if errors.As(err, &notReady) {
+		return true
+	}
+	var limit *neo4j.TransactionExecutionLimit
+	if errors.As(err, &limit) {
+		for _, e := range limit.Errors {
+			if IsUnavailable(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var conn *neo4j.ConnectivityError
+	if errors.As(err, &conn) {
+		return true
+	}
+	var dbErr *neo4j.Neo4jError
+	if errors.As(err, &dbErr) {
+		return dbErr.Code == "Neo.TransientError.General.DatabaseUnavailable"
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr)
+}
+
+// IsClientError reports whether err is a Neo4j ClientError other than a
+// security error: a Cypher syntax error, a constraint violation, a wrong
+// parameter type, a write in a read transaction and the like. Retrying such
+// errors cannot succeed; an HTTP layer maps them to 400.
+func IsClientError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var dbErr *neo4j.Neo4jError
+	if !errors.As(err, &dbErr) {
+		return false
+	}
+	return strings.HasPrefix(dbErr.Code, "Neo.ClientError.") &&
+		!strings.HasPrefix(dbErr.Code, "Neo.ClientError.Security.") &&
+		!dbErr.IsRetriable()
+}

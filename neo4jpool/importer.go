@@ -1,0 +1,481 @@
+package neo4jpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+)
+
+// DefaultBaseLabel is the label every imported node carries besides its own.
+const DefaultBaseLabel = "GraphNode"
+
+// Import phases reported in ImportProgress and ImportError.
+const (
+	PhaseNodes         = "nodes"
+	PhaseRelationships = "relationships"
+)
+
+// Importer MERGEs graph documents into one environment, in chunks, one
+// managed write transaction per chunk.
+//
+// How nodes are identified: every imported node carries a shared base label
+// (BaseLabel, default "GraphNode") besides its own labels, and is MERGEd on
+// (:BaseLabel {id}). Ids are therefore global across labels: importing a
+// node again with other labels adds those labels to the same node (labels
+// are never removed). Relationships MATCH both ends by (:BaseLabel {id}),
+// which a uniqueness constraint on BaseLabel.id (created by Import unless
+// SkipSchema) backs with an index, so each lookup is an index seek whatever
+// the node's other labels; the relationship document needs no labels.
+//
+// Nodes are grouped by label set within a chunk and written with one
+// UNWIND ... MERGE ... SET n:Labels SET n += row.props statement per group;
+// relationships are grouped by type and written with UNWIND ... MATCH ...
+// MATCH ... MERGE (a)-[r:TYPE]->(b) SET r += row.props. Labels and types are
+// validated against IdentifierPattern before anything is sent and are the
+// only values written into Cypher text; ids and properties are parameters.
+// Importing the same document twice changes nothing. A relationship whose
+// end node does not exist is skipped and counted (RelationshipsSkipped).
+//
+// The zero value is not usable: set Manager and Env.
+type Importer struct {
+	// Manager runs the transactions.
+	Manager *Manager
+	// Env is the environment written to.
+	Env string
+	// ChunkSize is the number of nodes or relationships per transaction
+	// (1..MaxChunkSize). Zero means DefaultChunkSize. Graph.ChunkSize, when
+	// set, overrides it for one Import.
+	ChunkSize int
+	// BaseLabel is the shared label nodes are MERGEd on. Empty means
+	// DefaultBaseLabel.
+	BaseLabel string
+	// SkipSchema stops Import from creating the uniqueness constraint on
+	// BaseLabel.id (for users without schema privileges; then someone else
+	// must create it, or imports get slow as the graph grows). Without it,
+	// the first Import per Manager, environment and base label runs
+	// CREATE CONSTRAINT ... IF NOT EXISTS; later ones skip it until the
+	// environment is reconfigured.
+	SkipSchema bool
+}
+
+// ImportProgress is reported after each committed chunk.
+type ImportProgress struct {
+	// Phase is PhaseNodes or PhaseRelationships.
+	Phase string `json:"phase"`
+	// Done is the number of items of this phase committed so far.
+	Done int `json:"done"`
+	// Total is the number of items of this phase, or -1 when unknown.
+	Total int `json:"total"`
+	// Chunks is the number of chunks committed so far, both phases.
+	Chunks int `json:"chunks"`
+}
+
+// ImportResult counts what an import wrote.
+type ImportResult struct {
+	// Nodes is the number of nodes written (created or updated).
+	Nodes int `json:"nodes"`
+	// Relationships is the number of relationships written (created or
+	// updated); relationships with a missing end node are not included.
+	Relationships int `json:"relationships"`
+	// Chunks is the number of transactions committed.
+	Chunks int `json:"chunks"`
+	// NodesCreated is the number of nodes that did not exist before.
+	NodesCreated int `json:"nodes_created"`
+	// RelationshipsCreated is the number of relationships that did not
+	// exist before.
+	RelationshipsCreated int `json:"relationships_created"`
+	// RelationshipsSkipped counts relationships not written because an end
+	// node does not exist.
+	RelationshipsSkipped int `json:"relationships_skipped"`
+}
+
+// ImportError reports an import that stopped. Result counts what was
+// committed; Err (usually a *ChunkError, whose Committed field is the resume
+// offset within Phase) is the cause.
+type ImportError struct {
+	// Phase is the phase that failed.
+	Phase string
+	// Result counts what was committed before the failure.
+	Result ImportResult
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error.
+func (e *ImportError) Error() string {
+	return fmt.Sprintf("neo4jpool: import stopped in the %s phase after %d node(s) and %d relationship(s) in %d chunk(s) were committed: %v",
+		e.Phase, e.Result.Nodes, e.Result.Relationships, e.Result.Chunks, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ImportError) Unwrap() error { return e.Err }
+
+func (im *Importer) baseLabel() string {
+	if im.BaseLabel == "" {
+		return DefaultBaseLabel
+	}
+	return im.BaseLabel
+}
+
+func (im *Importer) chunkSize(override int) int {
+	switch {
+	case override != 0:
+		return override
+	case im.ChunkSize != 0:
+		return im.ChunkSize
+	}
+	return DefaultChunkSize
+}
+
+// check validates the importer's own settings.
+func (im *Importer) check(chunkSize int) error {
+	if im.Manager == nil {
+		return errors.New("neo4jpool: Importer.Manager is nil")
+	}
+	if err := ValidateIdentifier("base label", im.baseLabel()); err != nil {
+		return err
+	}
+	return ValidateChunkSize(chunkSize)
+}
+
+// Import validates g (ValidateGraph; nothing is sent when it is invalid),
+// ensures the base-label constraint (unless SkipSchema), then writes all
+// nodes and then all relationships in chunks, calling onProgress (if not
+// nil) after each committed chunk.
+func (im *Importer) Import(ctx context.Context, g Graph, onProgress func(ImportProgress)) (ImportResult, error) {
+	size := im.chunkSize(g.ChunkSize)
+	if err := im.check(size); err != nil {
+		return ImportResult{}, err
+	}
+	if err := ValidateGraph(g); err != nil {
+		return ImportResult{}, err
+	}
+	return im.run(ctx, size, slicesSeq(g.Nodes), len(g.Nodes), slicesSeq(g.Relationships), len(g.Relationships), false, onProgress)
+}
+
+// ImportStream is Import for nodes and relationships read from sequences,
+// holding at most one chunk in memory. Each item is validated as it is
+// read; an invalid item (or a sequence error) stops the import there, with
+// the earlier chunks committed. rels may be nil. Progress totals are -1.
+func (im *Importer) ImportStream(ctx context.Context, nodes iter.Seq2[Node, error], rels iter.Seq2[Relationship, error],
+	onProgress func(ImportProgress)) (ImportResult, error) {
+	size := im.chunkSize(0)
+	if err := im.check(size); err != nil {
+		return ImportResult{}, err
+	}
+	if nodes == nil {
+		nodes = slicesSeq[Node](nil)
+	}
+	if rels == nil {
+		rels = slicesSeq[Relationship](nil)
+	}
+	return im.run(ctx, size, nodes, -1, rels, -1, true, onProgress)
+}
+
+func slicesSeq[T any](items []T) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for _, it := range items {
+			if !yield(it, nil) {
+				return
+			}
+		}
+	}
+}
+
+// validated yields the items of seq, stopping with an error at the first
+// invalid one.
+func validated[T any](seq iter.Seq2[T, error], kind string, check func(T) error) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		i := 0
+		for it, err := range seq {
+			if err == nil {
+				if verr := check(it); verr != nil {
+					err = fmt.Errorf("%s %d: %w", kind, i, verr)
+				}
+			}
+			if !yield(it, err) || err != nil {
+				return
+			}
+			i++
+		}
+	}
+}
+
+func (im *Importer) run(ctx context.Context, size int,
+	nodes iter.Seq2[Node, error], nodeTotal int,
+	rels iter.Seq2[Relationship, error], relTotal int,
+	validate bool, onProgress func(ImportProgress)) (ImportResult, error) {
+	if base := im.baseLabel(); !im.SkipSchema && !im.Manager.schemaEnsured(im.Env, base) {
+		if err := im.ensureConstraint(ctx, base); err != nil {
+			return ImportResult{}, &ImportError{Phase: PhaseNodes, Err: err}
+		}
+	}
+	if validate {
+		nodes = validated(nodes, "node", ValidateNode)
+		rels = validated(rels, "relationship", ValidateRelationship)
+	}
+	var res ImportResult
+
+	nw := &nodeWriter{base: im.baseLabel(), stmts: make(map[string]string)}
+	_, err := ChunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, nw.write, func(done, total int) {
+		res.Nodes = done
+		res.NodesCreated += nw.created
+		res.Chunks++
+		if onProgress != nil {
+			onProgress(ImportProgress{Phase: PhaseNodes, Done: done, Total: total, Chunks: res.Chunks})
+		}
+	})
+	if err != nil {
+		return res, &ImportError{Phase: PhaseNodes, Result: res, Err: err}
+	}
+
+	rw := &relWriter{base: im.baseLabel(), stmts: make(map[string]string)}
+	_, err = ChunkedWriteSeq(ctx, im.Manager, im.Env, rels, relTotal, size, rw.write, func(done, total int) {
+		res.Relationships += rw.written
+		res.RelationshipsSkipped += rw.rows - rw.written
+		res.RelationshipsCreated += rw.created
+		res.Chunks++
+		if onProgress != nil {
+			onProgress(ImportProgress{Phase: PhaseRelationships, Done: done, Total: total, Chunks: res.Chunks})
+		}
+	})
+	if err != nil {
+		return res, &ImportError{Phase: PhaseRelationships, Result: res, Err: err}
+	}
+	return res, nil
+}
+
+// EnsureConstraints creates, if missing, a uniqueness constraint on the id
+// property for the base label and for each given label (each validated
+// against IdentifierPattern first). Constraints are named
+// "atg_id_unique_<Label>". Creating one fails if existing nodes with that
+// label share an id.
+func (im *Importer) EnsureConstraints(ctx context.Context, labels ...string) error {
+	if im.Manager == nil {
+		return errors.New("neo4jpool: Importer.Manager is nil")
+	}
+	all := append([]string{im.baseLabel()}, labels...)
+	for _, l := range all {
+		if err := ValidateIdentifier("label", l); err != nil {
+			return err
+		}
+	}
+	for _, l := range all {
+		if err := im.ensureConstraint(ctx, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (im *Importer) ensureConstraint(ctx context.Context, label string) error {
+	stmt := "CREATE CONSTRAINT " + quoteIdentifier("atg_id_unique_"+label) + " IF NOT EXISTS FOR (n:" +
+		quoteIdentifier(label) + ") REQUIRE n.id IS UNIQUE"
+	_, err := im.Manager.ExecuteWrite(ctx, im.Env, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, stmt, nil)
+		if err != nil {
+			return nil, err
+		}
+		_, err = res.Consume(ctx)
+		return nil, err
+	})
+	if err != nil {
+		return fmt.Errorf("neo4jpool: ensure uniqueness constraint on %s.id: %w", label, err)
+	}
+	im.Manager.markSchemaEnsured(im.Env, label)
+	return nil
+}
+
+// emptyProps is sent for items without properties (SET n += {}); the driver
+// only reads it.
+var emptyProps = map[string]any{}
+
+// nodeWriter writes node chunks; created holds the counts of the last
+// successful attempt (the driver may run write more than once).
+type nodeWriter struct {
+	base    string
+	stmts   map[string]string // label-set key -> statement
+	created int
+}
+
+type nodeGroup struct {
+	key    string
+	labels []string
+	rows   []any
+}
+
+func (w *nodeWriter) write(ctx context.Context, tx neo4j.ManagedTransaction, chunk []Node) error {
+	w.created = 0
+	var order []*nodeGroup
+	groups := make(map[string]*nodeGroup)
+	var keyBuf []byte
+	var scratch []string
+	for i := range chunk {
+		n := &chunk[i]
+		keyBuf, scratch = labelKey(keyBuf[:0], scratch[:0], n.Labels, w.base)
+		g := groups[string(keyBuf)] // no allocation for the lookup
+		if g == nil {
+			key := string(keyBuf)
+			g = &nodeGroup{key: key, labels: labelSet(n.Labels, w.base)}
+			groups[key] = g
+			order = append(order, g)
+		}
+		props := emptyProps
+		if len(n.Properties) > 0 {
+			props = normalizeProperties(n.Properties)
+		}
+		g.rows = append(g.rows, map[string]any{"id": n.ID, "props": props})
+	}
+	created := 0
+	for _, g := range order {
+		res, err := tx.Run(ctx, w.statement(g), map[string]any{"rows": g.rows})
+		if err != nil {
+			return err
+		}
+		summary, err := res.Consume(ctx)
+		if err != nil {
+			return err
+		}
+		created += summary.Counters().NodesCreated()
+	}
+	w.created = created
+	return nil
+}
+
+// labelKey appends to buf the label set of labels (sorted, without
+// duplicates and without base) joined by ':', using scratch for sorting
+// only when labels are not already sorted. It allocates nothing once buf
+// and scratch have grown.
+func labelKey(buf []byte, scratch, labels []string, base string) ([]byte, []string) {
+	sorted := true
+	for i := 1; i < len(labels); i++ {
+		if labels[i-1] >= labels[i] {
+			sorted = false
+			break
+		}
+	}
+	ls := labels
+	if !sorted {
+		scratch = append(scratch, labels...)
+		slices.Sort(scratch)
+		ls = scratch
+	}
+	prev := ""
+	for i, l := range ls {
+		if l == base || (i > 0 && l == prev) {
+			prev = l
+			continue
+		}
+		prev = l
+		if len(buf) > 0 {
+			buf = append(buf, ':')
+		}
+		buf = append(buf, l...)
+	}
+	return buf, scratch
+}
+
+func (w *nodeWriter) statement(g *nodeGroup) string {
+	if s, ok := w.stmts[g.key]; ok {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString("UNWIND $rows AS row MERGE (n:")
+	b.WriteString(quoteIdentifier(w.base))
+	b.WriteString(" {id: row.id})")
+	if len(g.labels) > 0 {
+		b.WriteString(" SET n")
+		for _, l := range g.labels {
+			b.WriteString(":")
+			b.WriteString(quoteIdentifier(l))
+		}
+	}
+	b.WriteString(" SET n += row.props")
+	s := b.String()
+	w.stmts[g.key] = s
+	return s
+}
+
+// labelSet returns labels sorted, without duplicates and without base. It
+// does not modify labels.
+func labelSet(labels []string, base string) []string {
+	switch len(labels) {
+	case 0:
+		return nil
+	case 1:
+		if labels[0] == base {
+			return nil
+		}
+		return labels
+	}
+	out := make([]string, 0, len(labels))
+	for _, l := range labels {
+		if l != base {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// relWriter writes relationship chunks; rows, written and created hold the
+// counts of the last successful attempt.
+type relWriter struct {
+	base                   string
+	stmts                  map[string]string // type -> statement
+	rows, written, created int
+}
+
+func (w *relWriter) write(ctx context.Context, tx neo4j.ManagedTransaction, chunk []Relationship) error {
+	w.rows, w.written, w.created = 0, 0, 0
+	var order []string
+	groups := make(map[string][]any)
+	for i := range chunk {
+		r := &chunk[i]
+		if _, ok := groups[r.Type]; !ok {
+			order = append(order, r.Type)
+		}
+		props := emptyProps
+		if len(r.Properties) > 0 {
+			props = normalizeProperties(r.Properties)
+		}
+		groups[r.Type] = append(groups[r.Type], map[string]any{"from": r.From, "to": r.To, "props": props})
+	}
+	written, created := 0, 0
+	for _, typ := range order {
+		res, err := tx.Run(ctx, w.statement(typ), map[string]any{"rows": groups[typ]})
+		if err != nil {
+			return err
+		}
+		rec, err := res.Single(ctx)
+		if err != nil {
+			return err
+		}
+		if n, ok := rec.Values[0].(int64); ok {
+			written += int(n)
+		}
+		summary, err := res.Consume(ctx)
+		if err != nil {
+			return err
+		}
+		created += summary.Counters().RelationshipsCreated()
+	}
+	w.rows, w.written, w.created = len(chunk), written, created
+	return nil
+}
+
+func (w *relWriter) statement(typ string) string {
+	if s, ok := w.stmts[typ]; ok {
+		return s
+	}
+	base := quoteIdentifier(w.base)
+	s := "UNWIND $rows AS row MATCH (a:" + base + " {id: row.from}) MATCH (b:" + base +
+		" {id: row.to}) MERGE (a)-[r:" + quoteIdentifier(typ) + "]->(b) SET r += row.props RETURN count(r) AS written"
+	w.stmts[typ] = s
+	return s
+}

@@ -1,0 +1,285 @@
+package neo4jpool_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/atgraph/atg/internal/neo4jtest"
+	"github.com/atgraph/atg/neo4jpool"
+)
+
+// testGraph builds a tenant-like graph: every node carries label (for
+// cleanup) and ids start with label (unique per test).
+func testGraph(label string, nodes, rels int) neo4jpool.Graph {
+	var g neo4jpool.Graph
+	kinds := [][]string{{"Resource", "VirtualMachine"}, {"ResourceGroup"}, {"Resource", "StorageAccount"}, nil}
+	for i := range nodes {
+		labels := append([]string{label}, kinds[i%len(kinds)]...)
+		g.Nodes = append(g.Nodes, neo4jpool.Node{
+			ID:     fmt.Sprintf("%s/node/%d", label, i),
+			Labels: labels,
+			Properties: map[string]any{
+				"name": fmt.Sprintf("node-%d", i), "index": i, "tags": []string{"a", "b"}, "ratio": float64(i) / 2,
+			},
+		})
+	}
+	types := []string{"CONTAINS", "DEPENDS_ON"}
+	for i := range rels {
+		g.Relationships = append(g.Relationships, neo4jpool.Relationship{
+			Type: types[i%2], From: fmt.Sprintf("%s/node/%d", label, i%nodes), To: fmt.Sprintf("%s/node/%d", label, (i+1+i/nodes)%nodes),
+			Properties: map[string]any{"weight": i},
+		})
+	}
+	return g
+}
+
+type dumpedNode struct {
+	ID     string
+	Labels []string
+	Props  map[string]any
+}
+
+type dumpedRel struct {
+	From, Type, To string
+	Props          map[string]any
+}
+
+// dump reads back everything carrying label.
+func dump(t *testing.T, d neo4j.DriverWithContext, s neo4jtest.Settings, label string) ([]dumpedNode, []dumpedRel) {
+	t.Helper()
+	recs, err := neo4jtest.Query(t.Context(), d, s, "MATCH (n:`"+label+"`) RETURN n.id, labels(n), properties(n) ORDER BY n.id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []dumpedNode
+	for _, r := range recs {
+		var labels []string
+		for _, l := range r.Values[1].([]any) {
+			labels = append(labels, l.(string))
+		}
+		slices.Sort(labels)
+		nodes = append(nodes, dumpedNode{r.Values[0].(string), labels, r.Values[2].(map[string]any)})
+	}
+	recs, err = neo4jtest.Query(t.Context(), d, s, "MATCH (a:`"+label+"`)-[r]->(b:`"+label+"`) "+
+		"RETURN a.id, type(r), b.id, properties(r) ORDER BY a.id, type(r), b.id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rels []dumpedRel
+	for _, r := range recs {
+		rels = append(rels, dumpedRel{r.Values[0].(string), r.Values[1].(string), r.Values[2].(string), r.Values[3].(map[string]any)})
+	}
+	return nodes, rels
+}
+
+// Importing twice changes nothing.
+func TestImportTwiceIsIdempotent(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	g := testGraph(label, 30, 40)
+	g.Relationships = append(g.Relationships, g.Relationships[0]) // a duplicate in the document is one relationship
+	im := &neo4jpool.Importer{Manager: m, Env: "dev", ChunkSize: 7}
+
+	var progress []neo4jpool.ImportProgress
+	res, err := im.Import(t.Context(), g, func(p neo4jpool.ImportProgress) { progress = append(progress, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 30 nodes in chunks of 7: 5 chunks; 41 relationships: 6 chunks.
+	want := neo4jpool.ImportResult{Nodes: 30, Relationships: 41, Chunks: 11, NodesCreated: 30, RelationshipsCreated: 40}
+	if res != want {
+		t.Errorf("first import: %+v, want %+v", res, want)
+	}
+	if len(progress) != 11 || progress[4] != (neo4jpool.ImportProgress{Phase: "nodes", Done: 30, Total: 30, Chunks: 5}) ||
+		progress[10] != (neo4jpool.ImportProgress{Phase: "relationships", Done: 41, Total: 41, Chunks: 11}) {
+		t.Errorf("progress: %+v", progress)
+	}
+	nodes1, rels1 := dump(t, d, s, label)
+	if len(nodes1) != 30 || len(rels1) != 40 {
+		t.Fatalf("stored %d nodes, %d relationships", len(nodes1), len(rels1))
+	}
+	if want := []string{"GraphNode", "Resource", label, "VirtualMachine"}; !cmp.Equal(nodes1[0].Labels, sorted(want)) {
+		t.Errorf("labels: %v", nodes1[0].Labels)
+	}
+
+	res2, err := im.Import(t.Context(), g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.NodesCreated != 0 || res2.RelationshipsCreated != 0 || res2.Nodes != 30 || res2.Relationships != 41 {
+		t.Errorf("second import: %+v", res2)
+	}
+	nodes2, rels2 := dump(t, d, s, label)
+	if diff := cmp.Diff(nodes1, nodes2); diff != "" {
+		t.Errorf("nodes changed (-first +second):\n%s", diff)
+	}
+	if diff := cmp.Diff(rels1, rels2); diff != "" {
+		t.Errorf("relationships changed (-first +second):\n%s", diff)
+	}
+}
+
+// The label of the issue is rejected with a clear error before anything is
+// sent; so are relationship types and a base label like it.
+func TestImportRejectsInjection(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	im := &neo4jpool.Importer{Manager: m, Env: "dev"}
+	before, _ := m.Snapshot("dev")
+
+	g := testGraph(label, 3, 2)
+	g.Nodes[1].Labels = []string{label, injection}
+	_, err := im.Import(t.Context(), g, nil)
+	if !errors.Is(err, neo4jpool.ErrInvalidIdentifier) || !errors.Is(err, neo4jpool.ErrInvalidGraph) ||
+		!strings.Contains(err.Error(), "nodes[1].labels[1]") || !strings.Contains(err.Error(), "DETACH DELETE") {
+		t.Errorf("label: %v", err)
+	}
+	g = testGraph(label, 3, 2)
+	g.Relationships[1].Type = "KNOWS]->() DETACH DELETE n //"
+	if _, err := im.Import(t.Context(), g, nil); !errors.Is(err, neo4jpool.ErrInvalidIdentifier) ||
+		!strings.Contains(err.Error(), "relationships[1].type") {
+		t.Errorf("type: %v", err)
+	}
+	bad := &neo4jpool.Importer{Manager: m, Env: "dev", BaseLabel: injection}
+	if _, err := bad.Import(t.Context(), testGraph(label, 1, 0), nil); !errors.Is(err, neo4jpool.ErrInvalidIdentifier) {
+		t.Errorf("base label: %v", err)
+	}
+	if err := im.EnsureConstraints(t.Context(), injection); !errors.Is(err, neo4jpool.ErrInvalidIdentifier) {
+		t.Errorf("constraint label: %v", err)
+	}
+	after, _ := m.Snapshot("dev")
+	if after.TxAttempts != before.TxAttempts {
+		t.Errorf("%d transactions ran for invalid input", after.TxAttempts-before.TxAttempts)
+	}
+	if n := neo4jtest.Count(t, d, s, "MATCH (n:`"+label+"`) RETURN count(n)", nil); n != 0 {
+		t.Errorf("%d nodes written", n)
+	}
+}
+
+// Relationships whose end node is missing are skipped and counted;
+// json.Number values keep their integer type.
+func TestImportMissingEndpointsAndJSONNumbers(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+
+	var g neo4jpool.Graph
+	doc := fmt.Sprintf(`{"nodes":[{"id":"%[1]s/a","labels":["%[1]s"],"properties":{"n":7,"xs":[1,2.5],"big":9007199254740993}},
+		{"id":"%[1]s/b","labels":["%[1]s"]}],
+		"relationships":[{"type":"LINKS","from":"%[1]s/a","to":"%[1]s/b"},{"type":"LINKS","from":"%[1]s/a","to":"%[1]s/missing"}]}`, label)
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.UseNumber()
+	if err := dec.Decode(&g); err != nil {
+		t.Fatal(err)
+	}
+	im := &neo4jpool.Importer{Manager: m, Env: "dev"}
+	res, err := im.Import(t.Context(), g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Relationships != 1 || res.RelationshipsSkipped != 1 || res.Nodes != 2 || res.Chunks != 2 {
+		t.Errorf("result: %+v", res)
+	}
+	nodes, _ := dump(t, d, s, label)
+	props := nodes[0].Props
+	if props["n"] != int64(7) || props["big"] != int64(9007199254740993) || !cmp.Equal(props["xs"], []any{1.0, 2.5}) {
+		t.Errorf("properties: %#v", props)
+	}
+}
+
+// The streaming import validates as it reads and stops at the first bad
+// item with the earlier chunks committed.
+func TestImportStream(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	im := &neo4jpool.Importer{Manager: m, Env: "dev", ChunkSize: 100}
+
+	nodes := func(n, badAt int) iter.Seq2[neo4jpool.Node, error] {
+		return func(yield func(neo4jpool.Node, error) bool) {
+			for i := range n {
+				node := neo4jpool.Node{ID: fmt.Sprintf("%s/%d", label, i), Labels: []string{label}}
+				if i == badAt {
+					node.Labels = []string{injection}
+				}
+				if !yield(node, nil) {
+					return
+				}
+			}
+		}
+	}
+	rels := func(yield func(neo4jpool.Relationship, error) bool) {
+		for i := range 150 {
+			r := neo4jpool.Relationship{Type: "NEXT", From: fmt.Sprintf("%s/%d", label, i), To: fmt.Sprintf("%s/%d", label, i+1)}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	var progress []neo4jpool.ImportProgress
+	res, err := im.ImportStream(t.Context(), nodes(250, -1), rels, func(p neo4jpool.ImportProgress) { progress = append(progress, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res != (neo4jpool.ImportResult{Nodes: 250, Relationships: 150, Chunks: 5, NodesCreated: 250, RelationshipsCreated: 150}) {
+		t.Errorf("result: %+v", res)
+	}
+	if len(progress) != 5 || progress[2].Done != 250 || progress[2].Total != -1 || progress[4].Phase != "relationships" {
+		t.Errorf("progress: %+v", progress)
+	}
+
+	res, err = im.ImportStream(t.Context(), nodes(1000, 420), nil, nil)
+	var ie *neo4jpool.ImportError
+	var ce *neo4jpool.ChunkError
+	if !errors.As(err, &ie) || !errors.As(err, &ce) || !errors.Is(err, neo4jpool.ErrInvalidIdentifier) ||
+		ie.Phase != "nodes" || ce.Committed != 400 || res.Nodes != 400 {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if !strings.Contains(err.Error(), "node 420") {
+		t.Errorf("error does not locate the item: %v", err)
+	}
+}
+
+func TestEnsureConstraints(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	name := "atg_id_unique_" + label
+	neo4jtest.DropConstraint(t, d, s, name)
+	im := &neo4jpool.Importer{Manager: m, Env: "dev"}
+	for range 2 { // idempotent
+		if err := im.EnsureConstraints(t.Context(), label); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := neo4jtest.Count(t, d, s, "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties "+
+		"WHERE name = $name AND type = 'UNIQUENESS' AND labelsOrTypes = [$label] AND properties = ['id'] RETURN count(*)",
+		map[string]any{"name": name, "label": label})
+	if n != 1 {
+		t.Errorf("constraint %s not found", name)
+	}
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}

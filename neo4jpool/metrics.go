@@ -1,0 +1,400 @@
+package neo4jpool
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultMetricsWindow is the sliding window over which peak utilisation,
+// queued borrows and acquisition time-outs are judged for the recommendation.
+const DefaultMetricsWindow = time.Minute
+
+// windowBuckets is the resolution of the sliding window.
+const windowBuckets = 60
+
+// TxStartBuckets are the upper bounds, in seconds, of the
+// atg_neo4j_tx_start_seconds histogram.
+var TxStartBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// Snapshot is a JSON-friendly view of one environment's pool metrics at one
+// instant. All counters are totals since the environment was first
+// configured (they survive reconfiguration); the *InWindow fields and the
+// peak cover the last Window.
+//
+// What is measured, and what is not (the v5 driver exposes no pool
+// statistics, see neo4j/neo4j-go-driver#637):
+//
+//   - TxActive counts work functions of ExecuteRead/ExecuteWrite currently
+//     running: a lower bound of connections in use (it misses COMMIT time,
+//     health checks and sessions opened on the raw driver).
+//   - CallsInFlight counts ExecuteRead/ExecuteWrite calls between entry and
+//     return, including those waiting for a connection or sleeping between
+//     the driver's retries: the demand.
+//   - TxStart is the time from entering ExecuteRead/ExecuteWrite to the
+//     first call of the work function (driver creation on first use,
+//     routing, borrowing or dialling a connection, waiting in the pool
+//     queue, BEGIN). It is a proxy for acquisition time, not acquisition
+//     time itself, which the driver does not expose.
+//   - BorrowQueued, AcquireTimeouts, ConnectionsFailed are counted from the
+//     driver's pool log lines ("Borrow queued", "Borrow time-out", "Failed to
+//     connect to ..."); ConnectionsCreated and ConnectionsClosed from its
+//     Bolt connection log lines ("Connected" after a successful handshake
+//     and login, "Close" of such a connection). These strings are not driver
+//     API; the parser is golden-tested against the pinned driver version.
+//   - Idle connections and exact acquisition time are not observable.
+//     ConnectionsOpenEstimate is created minus closed.
+type Snapshot struct {
+	// Environment is the environment name.
+	Environment string `json:"environment"`
+	// TakenAt is when the snapshot was taken.
+	TakenAt time.Time `json:"taken_at"`
+	// Window is the sliding window of the peak and *InWindow fields.
+	Window time.Duration `json:"-"`
+	// WindowSeconds is Window in seconds (for JSON).
+	WindowSeconds float64 `json:"window_seconds"`
+	// PoolMax is the configured MaxPoolSize (connections per server).
+	PoolMax int64 `json:"pool_max"`
+	// TxActive is the number of work functions running now.
+	TxActive int64 `json:"tx_active"`
+	// CallsInFlight is the number of ExecuteRead/ExecuteWrite calls running now.
+	CallsInFlight int64 `json:"calls_in_flight"`
+	// UtilizationPercent is TxActive / PoolMax in percent.
+	UtilizationPercent float64 `json:"utilization_percent"`
+	// PeakUtilizationPercent is the highest UtilizationPercent in the window.
+	PeakUtilizationPercent float64 `json:"peak_utilization_percent"`
+	// BorrowQueued counts borrows that waited for a free connection.
+	BorrowQueued uint64 `json:"borrow_queued_total"`
+	// BorrowQueuedInWindow counts those in the window.
+	BorrowQueuedInWindow uint64 `json:"borrow_queued_in_window"`
+	// AcquireTimeouts counts connection acquisitions that timed out.
+	AcquireTimeouts uint64 `json:"acquire_timeouts_total"`
+	// AcquireTimeoutsInWindow counts those in the window.
+	AcquireTimeoutsInWindow uint64 `json:"acquire_timeouts_in_window"`
+	// ConnectionsCreated counts connections that completed handshake and login.
+	ConnectionsCreated uint64 `json:"connections_created_total"`
+	// ConnectionsFailed counts connection attempts that failed.
+	ConnectionsFailed uint64 `json:"connections_failed_total"`
+	// ConnectionsClosed counts created connections that were closed.
+	ConnectionsClosed uint64 `json:"connections_closed_total"`
+	// ConnectionsOpenEstimate is ConnectionsCreated - ConnectionsClosed.
+	ConnectionsOpenEstimate int64 `json:"connections_open_estimate"`
+	// TxCommitted counts ExecuteRead/ExecuteWrite calls that succeeded.
+	TxCommitted uint64 `json:"tx_committed_total"`
+	// TxFailed counts ExecuteRead/ExecuteWrite calls that returned an error.
+	TxFailed uint64 `json:"tx_failed_total"`
+	// TxRetried counts ExecuteRead/ExecuteWrite calls whose work function
+	// the driver ran more than once.
+	TxRetried uint64 `json:"tx_retried_total"`
+	// TxAttempts counts work-function invocations.
+	TxAttempts uint64 `json:"tx_attempts_total"`
+	// FailureRatePercent is TxFailed / (TxCommitted + TxFailed) in percent.
+	FailureRatePercent float64 `json:"failure_rate_percent"`
+	// TxStart summarises the time-to-first-callback histogram.
+	TxStart TxStartStats `json:"tx_start"`
+	// Recommendation is the pool-size advice for the window.
+	Recommendation Recommendation `json:"recommendation"`
+}
+
+// TxStartStats summarises the time from calling ExecuteRead/ExecuteWrite to
+// the first run of the work function. Quantiles are bucket upper bounds
+// (TxStartBuckets), so they over-estimate by at most one bucket.
+type TxStartStats struct {
+	// Count is the number of calls observed.
+	Count uint64 `json:"count"`
+	// SumSeconds is the total of the observed times.
+	SumSeconds float64 `json:"sum_seconds"`
+	// MeanSeconds is SumSeconds / Count (0 when Count is 0).
+	MeanSeconds float64 `json:"mean_seconds"`
+	// P50Seconds is the median (bucket upper bound).
+	P50Seconds float64 `json:"p50_seconds"`
+	// P95Seconds is the 95th percentile (bucket upper bound); P95 far above
+	// P50 means callers queue for connections.
+	P95Seconds float64 `json:"p95_seconds"`
+	// P99Seconds is the 99th percentile (bucket upper bound).
+	P99Seconds float64 `json:"p99_seconds"`
+}
+
+// envMetrics holds the live measurements of one environment.
+type envMetrics struct {
+	env string
+	win *slidingWindow
+
+	poolMax       atomic.Int64
+	txActive      atomic.Int64
+	callsInFlight atomic.Int64
+
+	txCommitted atomic.Uint64
+	txFailed    atomic.Uint64
+	txRetried   atomic.Uint64
+	txAttempts  atomic.Uint64
+
+	borrowQueued    atomic.Uint64
+	acquireTimeouts atomic.Uint64
+	connCreated     atomic.Uint64
+	connFailed      atomic.Uint64
+	connClosed      atomic.Uint64
+
+	txStart *histogram
+
+	connMu    sync.Mutex
+	openConns map[string]struct{} // Bolt log ids of connections that logged "Connected"
+
+	healthMu   sync.Mutex
+	lastHealth *Health
+}
+
+func newEnvMetrics(env string, window time.Duration, now func() time.Time) *envMetrics {
+	return &envMetrics{
+		env:       env,
+		win:       newSlidingWindow(window, now),
+		txStart:   newHistogram(TxStartBuckets),
+		openConns: make(map[string]struct{}),
+	}
+}
+
+// callBegin marks the start of an ExecuteRead/ExecuteWrite call.
+func (e *envMetrics) callBegin() { e.callsInFlight.Add(1) }
+
+// callEnd records the outcome of a call whose work function ran attempts times.
+func (e *envMetrics) callEnd(err error, attempts int) {
+	e.callsInFlight.Add(-1)
+	if err == nil {
+		e.txCommitted.Add(1)
+	} else {
+		e.txFailed.Add(1)
+	}
+	if attempts > 1 {
+		e.txRetried.Add(1)
+	}
+}
+
+// txBegin marks the start of a work function; txEnd its end.
+func (e *envMetrics) txBegin() {
+	e.txAttempts.Add(1)
+	n := e.txActive.Add(1)
+	e.win.observeActive(n)
+}
+
+func (e *envMetrics) txEnd() { e.txActive.Add(-1) }
+
+// observe counts one classified driver log event.
+func (e *envMetrics) observe(ev logEvent, id string) {
+	switch ev {
+	case eventBorrowQueued:
+		e.borrowQueued.Add(1)
+		e.win.addQueued()
+	case eventAcquireTimeout:
+		e.acquireTimeouts.Add(1)
+		e.win.addTimeout()
+	case eventConnectFailed:
+		e.connFailed.Add(1)
+	case eventConnected:
+		e.connMu.Lock()
+		if _, dup := e.openConns[id]; !dup {
+			e.openConns[id] = struct{}{}
+			e.connCreated.Add(1)
+		}
+		e.connMu.Unlock()
+	case eventConnectionClose:
+		// Connections that failed their handshake or login also log
+		// "Close"; count only those that were created.
+		e.connMu.Lock()
+		if _, ok := e.openConns[id]; ok {
+			delete(e.openConns, id)
+			e.connClosed.Add(1)
+		}
+		e.connMu.Unlock()
+	}
+}
+
+func (e *envMetrics) setHealth(h Health) {
+	e.healthMu.Lock()
+	e.lastHealth = &h
+	e.healthMu.Unlock()
+}
+
+func (e *envMetrics) health() (Health, bool) {
+	e.healthMu.Lock()
+	defer e.healthMu.Unlock()
+	if e.lastHealth == nil {
+		return Health{}, false
+	}
+	return *e.lastHealth, true
+}
+
+// snapshot computes a Snapshot now.
+func (e *envMetrics) snapshot() Snapshot {
+	now := e.win.now()
+	poolMax := e.poolMax.Load()
+	active := e.txActive.Load()
+	peak, queuedW, timeoutsW := e.win.totals(now)
+	peak = max(peak, active)
+	committed, failed := e.txCommitted.Load(), e.txFailed.Load()
+	created, closed := e.connCreated.Load(), e.connClosed.Load()
+	peakPct := UtilizationPercent(peak, poolMax)
+	return Snapshot{
+		Environment:             e.env,
+		TakenAt:                 now,
+		Window:                  e.win.span,
+		WindowSeconds:           e.win.span.Seconds(),
+		PoolMax:                 poolMax,
+		TxActive:                active,
+		CallsInFlight:           e.callsInFlight.Load(),
+		UtilizationPercent:      UtilizationPercent(active, poolMax),
+		PeakUtilizationPercent:  peakPct,
+		BorrowQueued:            e.borrowQueued.Load(),
+		BorrowQueuedInWindow:    queuedW,
+		AcquireTimeouts:         e.acquireTimeouts.Load(),
+		AcquireTimeoutsInWindow: timeoutsW,
+		ConnectionsCreated:      created,
+		ConnectionsFailed:       e.connFailed.Load(),
+		ConnectionsClosed:       closed,
+		ConnectionsOpenEstimate: int64(created) - int64(closed),
+		TxCommitted:             committed,
+		TxFailed:                failed,
+		TxRetried:               e.txRetried.Load(),
+		TxAttempts:              e.txAttempts.Load(),
+		FailureRatePercent:      FailureRatePercent(failed, committed+failed),
+		TxStart:                 e.txStart.stats(),
+		Recommendation:          Recommend(peakPct, queuedW, timeoutsW, e.win.span),
+	}
+}
+
+// slidingWindow keeps per-bucket maxima and counts over the last span.
+type slidingWindow struct {
+	span  time.Duration
+	width time.Duration
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets [windowBuckets]winBucket
+}
+
+type winBucket struct {
+	slot     int64
+	peak     int64
+	queued   uint64
+	timeouts uint64
+}
+
+func newSlidingWindow(span time.Duration, now func() time.Time) *slidingWindow {
+	if span <= 0 {
+		span = DefaultMetricsWindow
+	}
+	if now == nil {
+		now = time.Now
+	}
+	width := max(span/windowBuckets, time.Millisecond)
+	return &slidingWindow{span: span, width: width, now: now}
+}
+
+func (w *slidingWindow) bucketLocked(t time.Time) *winBucket {
+	slot := t.UnixNano() / int64(w.width)
+	b := &w.buckets[uint64(slot)%windowBuckets]
+	if b.slot != slot {
+		*b = winBucket{slot: slot}
+	}
+	return b
+}
+
+func (w *slidingWindow) observeActive(n int64) {
+	t := w.now()
+	w.mu.Lock()
+	b := w.bucketLocked(t)
+	b.peak = max(b.peak, n)
+	w.mu.Unlock()
+}
+
+func (w *slidingWindow) addQueued() {
+	t := w.now()
+	w.mu.Lock()
+	w.bucketLocked(t).queued++
+	w.mu.Unlock()
+}
+
+func (w *slidingWindow) addTimeout() {
+	t := w.now()
+	w.mu.Lock()
+	w.bucketLocked(t).timeouts++
+	w.mu.Unlock()
+}
+
+// totals returns the peak and the counts of the buckets within the span
+// ending at t.
+func (w *slidingWindow) totals(t time.Time) (peak int64, queued, timeouts uint64) {
+	cur := t.UnixNano() / int64(w.width)
+	oldest := cur - int64(w.span/w.width) + 1
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range w.buckets {
+		b := &w.buckets[i]
+		if b.slot < oldest || b.slot > cur {
+			continue
+		}
+		peak = max(peak, b.peak)
+		queued += b.queued
+		timeouts += b.timeouts
+	}
+	return peak, queued, timeouts
+}
+
+// histogram is a fixed-bucket, lock-free histogram.
+type histogram struct {
+	bounds  []float64
+	counts  []atomic.Uint64 // len(bounds)+1; the last is +Inf
+	sumBits atomic.Uint64
+}
+
+func newHistogram(bounds []float64) *histogram {
+	return &histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
+}
+
+func (h *histogram) observe(seconds float64) {
+	i := len(h.bounds)
+	for j, b := range h.bounds {
+		if seconds <= b {
+			i = j
+			break
+		}
+	}
+	h.counts[i].Add(1)
+	for {
+		old := h.sumBits.Load()
+		if h.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+seconds)) {
+			return
+		}
+	}
+}
+
+// read returns the total count, the sum and the cumulative bucket counts.
+func (h *histogram) read() (count uint64, sum float64, cumulative map[float64]uint64) {
+	cumulative = make(map[float64]uint64, len(h.bounds))
+	for i, b := range h.bounds {
+		count += h.counts[i].Load()
+		cumulative[b] = count
+	}
+	count += h.counts[len(h.bounds)].Load()
+	return count, math.Float64frombits(h.sumBits.Load()), cumulative
+}
+
+func (h *histogram) stats() TxStartStats {
+	count, sum, cum := h.read()
+	s := TxStartStats{Count: count, SumSeconds: sum}
+	if count == 0 {
+		return s
+	}
+	s.MeanSeconds = sum / float64(count)
+	q := func(p float64) float64 {
+		rank := uint64(math.Ceil(p * float64(count)))
+		for _, b := range h.bounds {
+			if cum[b] >= rank {
+				return b
+			}
+		}
+		return h.bounds[len(h.bounds)-1] // beyond the last bound: report the last bound
+	}
+	s.P50Seconds, s.P95Seconds, s.P99Seconds = q(0.50), q(0.95), q(0.99)
+	return s
+}
