@@ -1,0 +1,521 @@
+package operations
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxConcurrent    = 3
+	DefaultRetention        = 24 * time.Hour
+	DefaultSubscriberBuffer = 256
+)
+
+// ErrClosed is returned by an Engine after Close. It matches net.ErrClosed.
+var ErrClosed = fmt.Errorf("operations: engine closed: %w", net.ErrClosed)
+
+// Config configures an Engine. Only Registry is required.
+type Config struct {
+	// Registry holds the types the engine can run (required).
+	Registry *Registry
+	// Store keeps operations and events; nil means a new MemoryStore.
+	Store Store
+	// MaxConcurrent is how many operations run at once; the rest wait in
+	// submission order as queued. <= 0 means DefaultMaxConcurrent (3).
+	MaxConcurrent int
+	// Retention is how long finished operations are kept; <= 0 means
+	// DefaultRetention (24h).
+	Retention time.Duration
+	// SubscriberBuffer is how many undelivered events a watcher may fall
+	// behind before it is cut off (it can resume from history); <= 0 means
+	// DefaultSubscriberBuffer (256).
+	SubscriberBuffer int
+	// ClassifyError maps an error returned by work that is not an *Error
+	// to a public *Error (return nil to fall back to INTERNAL_ERROR).
+	ClassifyError func(error) *Error
+	// Logger receives lifecycle and failure logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// SubmitRequest is one request to start an operation.
+type SubmitRequest struct {
+	// ClientID owns the new operation.
+	ClientID string
+	// Type is a registered type name.
+	Type string
+	// Params are the type's JSON parameters; empty means {}.
+	Params json.RawMessage
+	// IdempotencyKey, when set, makes a repeated submit by the same client
+	// with the same type and params return the original operation.
+	IdempotencyKey string
+}
+
+// Engine runs operations: a FIFO queue, at most MaxConcurrent running, a
+// state machine in which a terminal state never changes, cancellation
+// through contexts, and event histories that watchers replay and follow.
+// Create one with New and stop it with Close.
+type Engine struct {
+	cfg     Config
+	store   Store
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *engineMetrics
+
+	baseCtx    context.Context
+	baseCancel context.CancelFunc
+	wg         sync.WaitGroup
+	janitor    chan struct{}
+
+	mu      sync.Mutex
+	closed  bool
+	live    map[string]*Operation // queued and running operations
+	queue   []string
+	running map[string]context.CancelCauseFunc
+	subs    map[string]map[*Subscription]struct{}
+}
+
+// New starts an engine. Operations a previous process left unfinished in
+// cfg.Store are marked failed with code INTERRUPTED.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("operations: Config.Registry is required")
+	}
+	if cfg.Store == nil {
+		cfg.Store = &MemoryStore{}
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.SubscriberBuffer <= 0 {
+		cfg.SubscriberBuffer = DefaultSubscriberBuffer
+	}
+	e := &Engine{
+		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
+		live: map[string]*Operation{}, running: map[string]context.CancelCauseFunc{},
+		subs: map[string]map[*Subscription]struct{}{}, janitor: make(chan struct{}),
+		metrics: newEngineMetrics(),
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.baseCtx, e.baseCancel = context.WithCancel(context.Background())
+	if err := e.recover(); err != nil {
+		e.baseCancel()
+		return nil, err
+	}
+	e.wg.Add(1)
+	go e.runJanitor()
+	return e, nil
+}
+
+// recover marks operations left unfinished by an earlier process as failed.
+func (e *Engine) recover() error {
+	ctx := context.Background()
+	ops, err := e.store.Unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("operations: list unfinished operations: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range ops {
+		op := ops[i]
+		e.finishLocked(&op, Failed, nil, &Error{Code: CodeInterrupted,
+			Message: fmt.Sprintf("the server stopped while the operation was %s", op.Status)})
+	}
+	return nil
+}
+
+// Registry returns the engine's registry.
+func (e *Engine) Registry() *Registry { return e.cfg.Registry }
+
+// MaxConcurrent returns how many operations may run at once.
+func (e *Engine) MaxConcurrent() int { return e.cfg.MaxConcurrent }
+
+// Submit validates and queues an operation. created is false when an
+// Idempotency-Key replay returned an existing operation. Errors:
+// *UnknownTypeError, *ValidationError (possibly wrapped),
+// ErrIdempotencyConflict, ErrClosed.
+func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, created bool, err error) {
+	typ, err := e.cfg.Registry.Lookup(req.Type)
+	if err != nil {
+		return Operation{}, false, err
+	}
+	params := req.Params
+	if len(bytes.TrimSpace(params)) == 0 {
+		params = json.RawMessage("{}")
+	}
+	if typ.Validate != nil {
+		if err := typ.Validate(params); err != nil {
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				err = &ValidationError{Message: err.Error()}
+			}
+			return Operation{}, false, err
+		}
+	}
+	digest := requestDigest(req.Type, params)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return Operation{}, false, ErrClosed
+	}
+	if req.IdempotencyKey != "" {
+		prev, ok, err := e.store.FindIdempotent(ctx, req.ClientID, req.IdempotencyKey)
+		if err != nil {
+			return Operation{}, false, err
+		}
+		if ok {
+			if prev.RequestDigest != digest {
+				return Operation{}, false, ErrIdempotencyConflict
+			}
+			return prev, false, nil
+		}
+	}
+	now := e.now().UTC()
+	live := &Operation{
+		ID: newID(), Type: req.Type, Status: Queued, ClientID: req.ClientID, CreatedAt: now,
+		Params: params, IdempotencyKey: req.IdempotencyKey, RequestDigest: digest,
+	}
+	if err := e.store.Create(ctx, *live); err != nil {
+		return Operation{}, false, err
+	}
+	e.live[live.ID] = live
+	e.metrics.submitted.WithLabelValues(live.Type).Inc()
+	e.publishLocked(live, EventStatus, StatusData{OperationID: live.ID, Status: Queued, Time: now})
+	e.queue = append(e.queue, live.ID)
+	e.dispatchLocked()
+	return *live, true, nil
+}
+
+// Get returns the operation with id, or ErrNotFound.
+func (e *Engine) Get(ctx context.Context, id string) (Operation, error) {
+	return e.store.Get(ctx, id)
+}
+
+// List returns one page of operations matching f, newest first, and the
+// total number of matches.
+func (e *Engine) List(ctx context.Context, f Filter) ([]Operation, int, error) {
+	return e.store.List(ctx, f)
+}
+
+// Counts returns how many stored operations are in each status.
+func (e *Engine) Counts(ctx context.Context) (map[Status]int, error) {
+	out := make(map[Status]int, 5)
+	for _, s := range Statuses() {
+		_, n, err := e.store.List(ctx, Filter{Status: s, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, nil
+}
+
+// Cancel ends a queued or running operation as cancelled with reason and
+// cancels its work's context; the work's slot is released when it returns.
+// It returns the cancelled operation, ErrNotFound, or a
+// *NotCancellableError when the operation had already ended.
+func (e *Engine) Cancel(ctx context.Context, id, reason string) (Operation, error) {
+	if reason == "" {
+		reason = ReasonClientAsked
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	op, ok := e.live[id]
+	if !ok {
+		stored, err := e.store.Get(ctx, id)
+		if err != nil {
+			return Operation{}, err
+		}
+		return Operation{}, &NotCancellableError{ID: id, Status: stored.Status}
+	}
+	e.cancelLocked(op, reason)
+	return *op, nil
+}
+
+func (e *Engine) cancelLocked(op *Operation, reason string) {
+	if cancel, running := e.running[op.ID]; running {
+		cancel(errors.New(reason))
+	}
+	e.finishLocked(op, Cancelled, nil, &Error{Code: CodeCancelled, Message: reason})
+}
+
+// dispatchLocked starts queued operations while slots are free.
+func (e *Engine) dispatchLocked() {
+	for len(e.running) < e.cfg.MaxConcurrent && len(e.queue) > 0 && !e.closed {
+		id := e.queue[0]
+		e.queue = e.queue[1:]
+		op, ok := e.live[id]
+		if !ok || op.Status != Queued {
+			continue // cancelled while queued
+		}
+		typ, err := e.cfg.Registry.Lookup(op.Type)
+		if err != nil {
+			e.finishLocked(op, Failed, nil, &Error{Code: CodeInternal, Message: "operation type is no longer registered"})
+			continue
+		}
+		now := e.now().UTC()
+		op.Status, op.StartedAt = Running, &now
+		e.putLocked(op)
+		e.publishLocked(op, EventStatus, StatusData{OperationID: op.ID, Status: Running, Time: now})
+		ctx, cancel := context.WithCancelCause(e.baseCtx)
+		e.running[id] = cancel
+		e.wg.Add(1)
+		go e.run(ctx, cancel, typ, id, op.Params)
+	}
+}
+
+// run executes one operation's work and records its outcome.
+func (e *Engine) run(ctx context.Context, cancel context.CancelCauseFunc, typ Type, id string, params json.RawMessage) {
+	defer e.wg.Done()
+	defer cancel(nil)
+	start := e.now()
+	result, err := e.safeRun(ctx, typ, id, params)
+	e.metrics.duration.WithLabelValues(typ.Name).Observe(e.now().Sub(start).Seconds())
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.running, id)
+	defer e.dispatchLocked()
+	op, ok := e.live[id]
+	if !ok {
+		// Already terminal (cancelled): the outcome of the work is ignored.
+		if err != nil && !errors.Is(err, context.Canceled) {
+			e.log.Debug("work of a cancelled operation ended with an error", "operation_id", id, "err", err)
+		}
+		return
+	}
+	if err != nil {
+		e.finishLocked(op, Failed, nil, e.publicError(id, err))
+		return
+	}
+	raw, merr := json.Marshal(result)
+	if merr != nil {
+		e.log.Error("operation result cannot be encoded", "operation_id", id, "type", typ.Name, "err", merr)
+		e.finishLocked(op, Failed, nil, &Error{Code: CodeInternal, Message: "operation failed"})
+		return
+	}
+	e.finishLocked(op, Completed, raw, nil)
+}
+
+func (e *Engine) safeRun(ctx context.Context, typ Type, id string, params json.RawMessage) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("operation panicked", "operation_id", id, "type", typ.Name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = &Error{Code: CodeInternal, Message: "operation failed"}
+		}
+	}()
+	return typ.Run(ctx, params, &reporter{e: e, id: id})
+}
+
+// publicError turns a work error into what the owner may see.
+func (e *Engine) publicError(id string, err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		return &Error{Code: CodeValidation, Message: ve.Error(), Err: err}
+	}
+	if e.cfg.ClassifyError != nil {
+		if pe := e.cfg.ClassifyError(err); pe != nil {
+			return pe
+		}
+	}
+	e.log.Error("operation failed", "operation_id", id, "err", err)
+	return &Error{Code: CodeInternal, Message: "operation failed", Err: err}
+}
+
+// finishLocked moves op to a terminal state, publishes the terminal event
+// and ends every watcher's stream. It does nothing if op already ended.
+func (e *Engine) finishLocked(op *Operation, to Status, result json.RawMessage, perr *Error) {
+	if !canMove(op.Status, to) {
+		return
+	}
+	now := e.now().UTC()
+	op.Status, op.FinishedAt, op.Result, op.Error, op.Params = to, &now, result, perr, nil
+	delete(e.live, op.ID)
+	e.putLocked(op)
+	e.metrics.finished.WithLabelValues(op.Type, string(to)).Inc()
+	data := TerminalData{OperationID: op.ID, Status: to, Result: result, Error: perr, Time: now}
+	if to == Completed {
+		e.publishLocked(op, EventComplete, data)
+	} else {
+		e.publishLocked(op, EventError, data)
+	}
+}
+
+func (e *Engine) putLocked(op *Operation) {
+	if err := e.store.Put(context.Background(), *op); err != nil {
+		e.log.Error("store operation", "operation_id", op.ID, "err", err)
+	}
+}
+
+// publishLocked appends an event to op's history and hands it to watchers.
+// A watcher whose buffer is full is cut off (it may resume from history).
+func (e *Engine) publishLocked(op *Operation, typ EventType, data any) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		e.log.Error("encode event", "operation_id", op.ID, "err", err)
+		return
+	}
+	op.LastEventID++
+	ev := Event{Seq: op.LastEventID, Type: typ, Time: e.now().UTC(), Data: raw}
+	if err := e.store.AppendEvent(context.Background(), op.ID, ev); err != nil {
+		e.log.Error("store event", "operation_id", op.ID, "err", err)
+	}
+	e.putLocked(op)
+	for sub := range e.subs[op.ID] {
+		select {
+		case sub.ch <- ev:
+		default:
+			sub.lagged = true
+			close(sub.ch)
+			delete(e.subs[op.ID], sub)
+		}
+	}
+	if typ.Terminal() {
+		for sub := range e.subs[op.ID] {
+			close(sub.ch)
+		}
+		delete(e.subs, op.ID)
+	}
+}
+
+// Close stops accepting operations, cancels every queued and running one
+// with reason "server shutdown", and waits until their work has returned or
+// ctx ends. Later calls return an error matching net.ErrClosed.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	e.closed = true
+	for _, id := range append(append([]string(nil), e.queue...), keys(e.running)...) {
+		if op, ok := e.live[id]; ok {
+			e.cancelLocked(op, ReasonShutdown)
+		}
+	}
+	for _, op := range e.live { // anything left (should be none)
+		e.cancelLocked(op, ReasonShutdown)
+	}
+	e.queue = nil
+	e.mu.Unlock()
+	close(e.janitor)
+
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		e.baseCancel()
+		return nil
+	case <-ctx.Done():
+		e.baseCancel()
+		return fmt.Errorf("operations: work still running at shutdown: %w", context.Cause(ctx))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// runJanitor deletes finished operations older than the retention period.
+func (e *Engine) runJanitor() {
+	defer e.wg.Done()
+	every := min(max(e.cfg.Retention/4, time.Second), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.janitor:
+			return
+		case <-t.C:
+			n, err := e.store.DeleteFinishedBefore(context.Background(), e.now().Add(-e.cfg.Retention))
+			if err != nil {
+				e.log.Error("delete expired operations", "err", err)
+			} else if n > 0 {
+				e.log.Debug("deleted expired operations", "count", n)
+			}
+		}
+	}
+}
+
+// reporter is the Reporter handed to running work.
+type reporter struct {
+	e  *Engine
+	id string
+}
+
+func (r *reporter) Progress(p Progress) {
+	r.e.mu.Lock()
+	defer r.e.mu.Unlock()
+	op, ok := r.e.live[r.id]
+	if !ok || op.Status != Running {
+		return
+	}
+	p = p.normalize()
+	op.Progress = &p
+	r.e.publishLocked(op, EventProgress, ProgressData{OperationID: op.ID, Progress: p, Time: r.e.now().UTC()})
+}
+
+func (r *reporter) Log(level, message string) {
+	switch level {
+	case "debug", "info", "warn", "error":
+	default:
+		level = "info"
+	}
+	r.e.mu.Lock()
+	defer r.e.mu.Unlock()
+	op, ok := r.e.live[r.id]
+	if !ok || op.Status != Running {
+		return
+	}
+	r.e.publishLocked(op, EventLog, LogData{OperationID: op.ID, Level: level, Message: message, Time: r.e.now().UTC()})
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "op_" + hex.EncodeToString(b[:])
+}
+
+// requestDigest identifies a submit by type and params (whitespace-insensitive).
+func requestDigest(typ string, params json.RawMessage) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, params); err != nil {
+		buf.Reset()
+		buf.Write(params)
+	}
+	h := sha256.New()
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write(buf.Bytes())
+	return hex.EncodeToString(h.Sum(nil))
+}

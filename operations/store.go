@@ -1,0 +1,248 @@
+package operations
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Filter selects operations for List.
+type Filter struct {
+	// ClientID limits the result to one owner; empty means every owner.
+	ClientID string
+	// Status limits the result to one status; empty means any.
+	Status Status
+	// Type limits the result to one type; empty means any.
+	Type string
+	// Limit caps the page size; <= 0 means DefaultListLimit.
+	Limit int
+	// Offset skips that many matches (newest first).
+	Offset int
+}
+
+// DefaultListLimit is the page size when Filter.Limit is not set.
+const DefaultListLimit = 50
+
+// Store keeps operations and their event histories. Implementations must be
+// safe for concurrent use. The engine serialises all writes to one
+// operation, so a Store needs no compare-and-swap.
+type Store interface {
+	// Create adds a new operation.
+	Create(ctx context.Context, op Operation) error
+	// Put replaces a stored operation.
+	Put(ctx context.Context, op Operation) error
+	// Get returns the operation with id or ErrNotFound.
+	Get(ctx context.Context, id string) (Operation, error)
+	// List returns one page of matching operations, newest first, and the
+	// number of matches in all.
+	List(ctx context.Context, f Filter) ([]Operation, int, error)
+	// FindIdempotent returns the operation clientID submitted with key.
+	FindIdempotent(ctx context.Context, clientID, key string) (Operation, bool, error)
+	// Unfinished returns every operation not in a terminal state.
+	Unfinished(ctx context.Context) ([]Operation, error)
+	// AppendEvent adds ev to id's history.
+	AppendEvent(ctx context.Context, id string, ev Event) error
+	// EventsAfter returns id's retained events with Seq > after, in order.
+	EventsAfter(ctx context.Context, id string, after int64) ([]Event, error)
+	// DeleteFinishedBefore removes terminal operations (and their history)
+	// that finished before t, returning how many it removed.
+	DeleteFinishedBefore(ctx context.Context, t time.Time) (int, error)
+}
+
+// DefaultHistoryLimit is how many events MemoryStore keeps per operation.
+const DefaultHistoryLimit = 1000
+
+// MemoryStore is an in-memory Store. Its zero value is ready to use.
+//
+// Each operation keeps at most HistoryLimit events. When the history is
+// full, the oldest progress and log event is dropped first; status,
+// complete and error events are always kept, so a late watcher still sees
+// how the operation ended.
+type MemoryStore struct {
+	// HistoryLimit caps the events kept per operation; <= 0 means
+	// DefaultHistoryLimit.
+	HistoryLimit int
+
+	mu    sync.RWMutex
+	ops   map[string]*memEntry
+	order []string // IDs in creation order
+	idem  map[idemKey]string
+}
+
+type memEntry struct {
+	op     Operation
+	events []Event
+}
+
+type idemKey struct{ client, key string }
+
+func (s *MemoryStore) init() {
+	if s.ops == nil {
+		s.ops = map[string]*memEntry{}
+		s.idem = map[idemKey]string{}
+	}
+}
+
+// Create implements Store.
+func (s *MemoryStore) Create(_ context.Context, op Operation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	s.ops[op.ID] = &memEntry{op: op}
+	s.order = append(s.order, op.ID)
+	if op.IdempotencyKey != "" {
+		s.idem[idemKey{op.ClientID, op.IdempotencyKey}] = op.ID
+	}
+	return nil
+}
+
+// Put implements Store.
+func (s *MemoryStore) Put(_ context.Context, op Operation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.ops[op.ID]
+	if !ok {
+		return ErrNotFound
+	}
+	e.op = op
+	return nil
+}
+
+// Get implements Store.
+func (s *MemoryStore) Get(_ context.Context, id string) (Operation, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.ops[id]
+	if !ok {
+		return Operation{}, ErrNotFound
+	}
+	return e.op, nil
+}
+
+// List implements Store.
+func (s *MemoryStore) List(_ context.Context, f Filter) ([]Operation, int, error) {
+	if f.Limit <= 0 {
+		f.Limit = DefaultListLimit
+	}
+	f.Offset = max(f.Offset, 0)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var page []Operation
+	total := 0
+	for i := len(s.order) - 1; i >= 0; i-- {
+		e, ok := s.ops[s.order[i]]
+		if !ok {
+			continue
+		}
+		op := e.op
+		if (f.ClientID != "" && op.ClientID != f.ClientID) || (f.Status != "" && op.Status != f.Status) || (f.Type != "" && op.Type != f.Type) {
+			continue
+		}
+		if total >= f.Offset && len(page) < f.Limit {
+			page = append(page, op)
+		}
+		total++
+	}
+	return page, total, nil
+}
+
+// FindIdempotent implements Store.
+func (s *MemoryStore) FindIdempotent(_ context.Context, clientID, key string) (Operation, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.idem[idemKey{clientID, key}]
+	if !ok {
+		return Operation{}, false, nil
+	}
+	e, ok := s.ops[id]
+	if !ok {
+		return Operation{}, false, nil
+	}
+	return e.op, true, nil
+}
+
+// Unfinished implements Store.
+func (s *MemoryStore) Unfinished(_ context.Context) ([]Operation, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Operation
+	for _, id := range s.order {
+		if e, ok := s.ops[id]; ok && !e.op.Status.Terminal() {
+			out = append(out, e.op)
+		}
+	}
+	return out, nil
+}
+
+// AppendEvent implements Store.
+func (s *MemoryStore) AppendEvent(_ context.Context, id string, ev Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.ops[id]
+	if !ok {
+		return ErrNotFound
+	}
+	limit := s.HistoryLimit
+	if limit <= 0 {
+		limit = DefaultHistoryLimit
+	}
+	if len(e.events) >= limit {
+		// Drop the oldest droppable (progress or log) event; if there is
+		// none, drop the oldest event that is not terminal.
+		drop := slices.IndexFunc(e.events, func(x Event) bool { return x.Type == EventProgress || x.Type == EventLog })
+		if drop < 0 {
+			drop = slices.IndexFunc(e.events, func(x Event) bool { return !x.Type.Terminal() })
+		}
+		if drop >= 0 {
+			e.events = slices.Delete(e.events, drop, drop+1)
+		}
+	}
+	e.events = append(e.events, ev)
+	return nil
+}
+
+// EventsAfter implements Store.
+func (s *MemoryStore) EventsAfter(_ context.Context, id string, after int64) ([]Event, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.ops[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	i, _ := slices.BinarySearchFunc(e.events, after+1, func(x Event, seq int64) int {
+		switch {
+		case x.Seq < seq:
+			return -1
+		case x.Seq > seq:
+			return 1
+		}
+		return 0
+	})
+	return slices.Clone(e.events[i:]), nil
+}
+
+// DeleteFinishedBefore implements Store.
+func (s *MemoryStore) DeleteFinishedBefore(_ context.Context, t time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	kept := s.order[:0]
+	for _, id := range s.order {
+		e, ok := s.ops[id]
+		if !ok {
+			continue
+		}
+		if e.op.Status.Terminal() && e.op.FinishedAt != nil && e.op.FinishedAt.Before(t) {
+			delete(s.ops, id)
+			if e.op.IdempotencyKey != "" {
+				delete(s.idem, idemKey{e.op.ClientID, e.op.IdempotencyKey})
+			}
+			n++
+			continue
+		}
+		kept = append(kept, id)
+	}
+	s.order = kept
+	return n, nil
+}
