@@ -1,0 +1,185 @@
+package transport
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/atgraph/atg/auth"
+	"github.com/atgraph/atg/neo4jpool"
+	"github.com/atgraph/atg/operations"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultMaxBodyBytes      = 32 << 20
+	DefaultQueryMaxRows      = 10000
+	DefaultReadyCacheTTL     = time.Second
+	DefaultReadyTimeout      = 2 * time.Second
+	DefaultHeartbeatInterval = 15 * time.Second
+	DefaultEventTokenTTL     = 15 * time.Minute
+	DefaultQueryTimeout      = 30 * time.Second
+	MaxQueryTimeout          = 10 * time.Minute
+)
+
+// Options configure an API. Authenticate, Engine and DB are required.
+type Options struct {
+	// Environment is the server's environment (dev, integration,
+	// production), reported by health and status.
+	Environment string
+	// DBEnvironment names the neo4jpool environment to query; empty means
+	// Environment.
+	DBEnvironment string
+	// Version is reported by /api/v1/health.
+	Version string
+	// Authenticate wraps handlers that need an API key (for example
+	// (*auth.Middleware).Wrap). It must put an auth.Identity in the context.
+	Authenticate func(http.Handler) http.Handler
+	// Engine runs operations.
+	Engine *operations.Engine
+	// DB is the Neo4j connection manager.
+	DB *neo4jpool.Manager
+	// Logger receives access logs and errors; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes caps request bodies (413 above); 0 means 32 MiB.
+	MaxBodyBytes int64
+	// QueryMaxRows caps rows returned by /api/v1/query; 0 means 10,000.
+	QueryMaxRows int
+	// ReadyCacheTTL is how long /readyz reuses a result; 0 means 1 s.
+	ReadyCacheTTL time.Duration
+	// ReadyTimeout bounds the database check of /readyz; 0 means 2 s.
+	ReadyTimeout time.Duration
+	// HeartbeatInterval is the event streams' keep-alive period; 0 means 15 s.
+	HeartbeatInterval time.Duration
+	// EventTokenTTL is how long the token in links.events is valid; 0 means
+	// 15 minutes.
+	EventTokenTTL time.Duration
+	// Collectors are extra Prometheus collectors served on /metrics (for
+	// example the neo4jpool manager's).
+	Collectors []prometheus.Collector
+	// Started is when the server started, for uptime; zero means now.
+	Started time.Time
+}
+
+// API is the v1 HTTP API (an http.Handler). Create it with NewAPI.
+type API struct {
+	opts     Options
+	mux      *http.ServeMux
+	log      *slog.Logger
+	metrics  *httpMetrics
+	registry *prometheus.Registry
+	tokenKey []byte
+
+	readyMu    sync.Mutex
+	readyAt    time.Time
+	readyCache neo4jpool.Health
+}
+
+// NewAPI builds the API's routes.
+func NewAPI(opts Options) (*API, error) {
+	switch {
+	case opts.Authenticate == nil:
+		return nil, errors.New("transport: Options.Authenticate is required")
+	case opts.Engine == nil:
+		return nil, errors.New("transport: Options.Engine is required")
+	case opts.DB == nil:
+		return nil, errors.New("transport: Options.DB is required")
+	}
+	if opts.DBEnvironment == "" {
+		opts.DBEnvironment = opts.Environment
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.QueryMaxRows <= 0 {
+		opts.QueryMaxRows = DefaultQueryMaxRows
+	}
+	if opts.ReadyCacheTTL <= 0 {
+		opts.ReadyCacheTTL = DefaultReadyCacheTTL
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = DefaultReadyTimeout
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if opts.EventTokenTTL <= 0 {
+		opts.EventTokenTTL = DefaultEventTokenTTL
+	}
+	if opts.Started.IsZero() {
+		opts.Started = time.Now()
+	}
+	a := &API{opts: opts, mux: http.NewServeMux(), log: opts.Logger, metrics: newHTTPMetrics(), registry: prometheus.NewRegistry()}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	a.tokenKey = make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, a.tokenKey); err != nil {
+		return nil, fmt.Errorf("transport: event token key: %w", err)
+	}
+	collectors := append(a.metrics.collectors(), opts.Engine)
+	collectors = append(collectors, opts.Collectors...)
+	for _, c := range collectors {
+		if err := a.registry.Register(c); err != nil {
+			return nil, fmt.Errorf("transport: register metrics: %w", err)
+		}
+	}
+	a.routes()
+	return a, nil
+}
+
+// Registry returns the Prometheus registry served on /metrics.
+func (a *API) Registry() *prometheus.Registry { return a.registry }
+
+// route is one entry of the routing table, also used to check the OpenAPI
+// document against the registered routes.
+type route struct {
+	method, path string
+	scope        auth.Scope // "" = no authentication
+	handler      http.HandlerFunc
+}
+
+func (a *API) table() []route {
+	return []route{
+		{"GET", "/livez", "", a.livez},
+		{"GET", "/readyz", "", a.readyz},
+		{"GET", "/api/v1/health", "", a.health},
+		{"GET", "/metrics", "", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{"GET", "/openapi.json", "", a.openapi},
+		{"GET", "/api/v1/status", auth.ScopeRead, a.status},
+		{"POST", "/api/v1/query", auth.ScopeRead, a.query},
+		{"POST", "/api/v1/operations", auth.ScopeWrite, a.submit},
+		{"GET", "/api/v1/operations", auth.ScopeRead, a.list},
+		{"GET", "/api/v1/operations/{id}", auth.ScopeRead, a.get},
+		{"DELETE", "/api/v1/operations/{id}", auth.ScopeWrite, a.cancel},
+		{"GET", "/api/v1/operations/{id}/events", auth.ScopeRead, a.events},
+	}
+}
+
+func (a *API) routes() {
+	for _, rt := range a.table() {
+		var h http.Handler = rt.handler
+		switch {
+		case rt.path == "/api/v1/operations/{id}/events":
+			// Browsers' EventSource cannot send headers: a short-lived token
+			// scoped to this one operation's events may stand in for the key.
+			h = a.eventsAuth(auth.RequireScope(rt.scope, h))
+		case rt.scope != "":
+			h = a.opts.Authenticate(auth.RequireScope(rt.scope, h))
+		}
+		a.mux.Handle(rt.method+" "+rt.path, h)
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	withRequestID(http.HandlerFunc(a.serveRouted)).ServeHTTP(w, r)
+}

@@ -1,0 +1,260 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/atgraph/atg/operations"
+)
+
+func (f *fixture) client(t *testing.T, key string, mutate ...func(*ClientOptions)) *Client {
+	t.Helper()
+	o := ClientOptions{BaseURL: f.srv.URL + "/", APIKey: f.keys[key], Version: "9.9.9", RetryBaseDelay: 10 * time.Millisecond, RetryMaxDelay: 100 * time.Millisecond}
+	for _, m := range mutate {
+		m(&o)
+	}
+	c, err := NewClient(o)
+	must(t, err)
+	return c
+}
+
+func TestClientCalls(t *testing.T) {
+	t.Parallel()
+	var ua atomic.Value
+	f := newFixture(t, fixtureOpts{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ua.Store(r.Header.Get("User-Agent"))
+			h.ServeHTTP(w, r)
+		})
+	}})
+	ctx := context.Background()
+	c := f.client(t, "writer")
+	h, err := c.Health(ctx)
+	if err != nil || h.Status != "healthy" || h.Neo4jStatus != "connected" {
+		t.Fatalf("Health: %+v %v", h, err)
+	}
+	if got := ua.Load().(string); got != "atg-go/9.9.9" {
+		t.Errorf("User-Agent %q", got)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.ClientID != "writer" || st.Neo4j.Status != "connected" {
+		t.Fatalf("Status: %+v %v", st, err)
+	}
+	qr, err := c.Query(ctx, QueryRequest{Query: "RETURN $x + 1 AS y", Parameters: map[string]any{"x": 41}})
+	if err != nil || qr.RowCount != 1 || qr.Rows[0][0] != float64(42) {
+		t.Fatalf("Query: %+v %v", qr, err)
+	}
+	_, err = c.Query(ctx, QueryRequest{Query: "RETRUN"})
+	var ae *Error
+	if !errors.As(err, &ae) || !errors.Is(err, ErrQuery) || ae.Status != 400 || ae.RequestID == "" || ae.Details["neo4j_code"] == nil {
+		t.Errorf("query error: %#v", err)
+	}
+	sub, err := c.Submit(ctx, "echo", map[string]string{"a": "b"}, "")
+	if err != nil || sub.OperationID == "" {
+		t.Fatalf("Submit: %v", err)
+	}
+	var seen []operations.EventType
+	op, err := c.Wait(ctx, sub.OperationID, func(ev Event) { seen = append(seen, ev.Type) })
+	if err != nil || op.Status != operations.Completed || string(op.Result) != `{"a":"b"}` {
+		t.Fatalf("Wait: %+v %v", op, err)
+	}
+	if len(seen) != 5 || seen[len(seen)-1] != operations.EventComplete {
+		t.Errorf("events %v", seen)
+	}
+	list, err := c.List(ctx, ListOptions{Status: operations.Completed, Type: "echo", Limit: 10})
+	if err != nil || list.Total != 1 {
+		t.Errorf("List: %+v %v", list, err)
+	}
+	if _, err := c.Get(ctx, "op_missing"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get missing: %v", err)
+	}
+	if _, err := c.Cancel(ctx, sub.OperationID); !errors.Is(err, ErrNotCancellable) {
+		t.Errorf("Cancel finished: %v", err)
+	}
+	_, err = c.Submit(ctx, "nope", nil, "")
+	if !errors.Is(err, ErrValidation) || !strings.Contains(err.Error(), "supported: block, echo") {
+		t.Errorf("unknown type: %v", err)
+	}
+	bad := f.client(t, "writer", func(o *ClientOptions) { o.APIKey = "atg_dev_" + strings.Repeat("f", 64) })
+	_, err = bad.Status(ctx)
+	if !errors.Is(err, ErrAuthenticationFailed) || strings.Contains(err.Error(), strings.Repeat("f", 64)) {
+		t.Errorf("bad key: %v", err)
+	}
+	// A failed operation comes back as its *operations.Error.
+	blocked, _ := c.Submit(ctx, "block", nil, "")
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, _ = c.Cancel(ctx, blocked.OperationID)
+	}()
+	_, err = c.Wait(ctx, blocked.OperationID, nil)
+	var oe *operations.Error
+	if !errors.As(err, &oe) || oe.Code != "CANCELLED" {
+		t.Errorf("Wait on cancelled: %v", err)
+	}
+}
+
+func TestNewClientChecksOptions(t *testing.T) {
+	t.Parallel()
+	for _, o := range []ClientOptions{{BaseURL: "ftp://x", APIKey: "k"}, {BaseURL: "http://", APIKey: "k"}, {BaseURL: "http://x"}} {
+		if _, err := NewClient(o); err == nil {
+			t.Errorf("NewClient(%+v) accepted", o)
+		}
+	}
+}
+
+// flaky fails the first n requests matching match with status (and a
+// Retry-After of 1 s for 429), recording each Idempotency-Key seen.
+type flaky struct {
+	mu     sync.Mutex
+	n      int
+	status int
+	match  func(*http.Request) bool
+	seen   []string
+	calls  int
+}
+
+func (fl *flaky) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fl.match(r) {
+			fl.mu.Lock()
+			fl.calls++
+			fl.seen = append(fl.seen, r.Header.Get(HeaderIdempotencyKey))
+			fail := fl.n > 0
+			fl.n--
+			fl.mu.Unlock()
+			if fail {
+				if fl.status == 0 { // drop the connection
+					panic(http.ErrAbortHandler)
+				}
+				if fl.status == http.StatusTooManyRequests {
+					w.Header().Set("Retry-After", "1")
+				}
+				w.Header().Set(HeaderRequestID, "flaky")
+				WriteError(w, codeForStatus(fl.status), "try again", nil)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func TestClientRetries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	isSubmit := func(r *http.Request) bool { return r.Method == "POST" && r.URL.Path == "/api/v1/operations" }
+	for _, status := range []int{0, 429, 502, 503, 504} {
+		fl := &flaky{n: 2, status: status, match: isSubmit}
+		f := newFixture(t, fixtureOpts{wrap: fl.wrap})
+		start := time.Now()
+		sub, err := f.client(t, "writer").Submit(ctx, "echo", nil, "")
+		if err != nil {
+			t.Fatalf("status %d: %v", status, err)
+		}
+		if fl.calls != 3 || fl.seen[0] == "" || fl.seen[0] != fl.seen[1] || fl.seen[1] != fl.seen[2] {
+			t.Errorf("status %d: %d calls with keys %v", status, fl.calls, fl.seen)
+		}
+		if status == 429 && time.Since(start) < 2*time.Second {
+			t.Errorf("429: Retry-After not honoured (%s)", time.Since(start))
+		}
+		list, _ := f.client(t, "writer").List(ctx, ListOptions{})
+		if list.Total != 1 || list.Operations[0].ID != sub.OperationID {
+			t.Errorf("status %d: retries created %d operations", status, list.Total)
+		}
+	}
+	// Queries are not retried; client errors are not retried; retries end.
+	fl := &flaky{n: 1, status: 503, match: func(r *http.Request) bool { return r.URL.Path == "/api/v1/query" }}
+	f := newFixture(t, fixtureOpts{wrap: fl.wrap})
+	if _, err := f.client(t, "reader").Query(ctx, QueryRequest{Query: "RETURN 1"}); !errors.Is(err, ErrUnavailable) || fl.calls != 1 {
+		t.Errorf("query retried: %v after %d calls", err, fl.calls)
+	}
+	fl = &flaky{n: 100, status: 503, match: func(r *http.Request) bool { return r.URL.Path == "/api/v1/status" }}
+	f = newFixture(t, fixtureOpts{wrap: fl.wrap})
+	_, err := f.client(t, "reader", func(o *ClientOptions) { o.MaxRetries = 3 }).Status(ctx)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Status != 503 || fl.calls != 4 || ae.RequestID != "flaky" {
+		t.Errorf("give up: %v after %d calls", err, fl.calls)
+	}
+}
+
+// cutter drops every event-stream connection after it has written `after`
+// events, the last one only half, so the client must resume mid-event.
+type cutter struct {
+	after int
+	cuts  atomic.Int32
+}
+
+func (c *cutter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/events") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(&cuttingWriter{ResponseWriter: w, c: c}, r)
+	})
+}
+
+type cuttingWriter struct {
+	http.ResponseWriter
+	c      *cutter
+	events int
+}
+
+func (w *cuttingWriter) Write(b []byte) (int, error) {
+	if strings.HasPrefix(string(b), "id: ") {
+		w.events++
+		if w.events > w.c.after {
+			_, _ = w.ResponseWriter.Write(b[:len(b)/2])
+			w.ResponseWriter.(http.Flusher).Flush()
+			w.c.cuts.Add(1)
+			panic(http.ErrAbortHandler)
+		}
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *cuttingWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
+
+func TestEventStreamResumesAfterDroppedConnections(t *testing.T) {
+	t.Parallel()
+	cut := &cutter{after: 7}
+	f := newFixture(t, fixtureOpts{wrap: cut.wrap})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := f.client(t, "writer")
+	sub, err := c.Submit(ctx, "ticks", map[string]int{"n": 60}, "")
+	must(t, err)
+	s, err := c.Events(ctx, sub.OperationID, 0)
+	must(t, err)
+	defer s.Close()
+	var seqs []int64
+	for {
+		ev, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		must(t, err)
+		seqs = append(seqs, ev.Seq)
+	}
+	// status, status, 60 progress, complete: 63 events, each exactly once.
+	if len(seqs) != 63 {
+		t.Fatalf("got %d events: %v", len(seqs), seqs)
+	}
+	for i, seq := range seqs {
+		if seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d (gap or duplicate): %v", i, seq, seqs)
+		}
+	}
+	if cut.cuts.Load() < 5 {
+		t.Errorf("only %d cuts: the test did not exercise resuming", cut.cuts.Load())
+	}
+	if _, err := s.Next(ctx); !errors.Is(err, io.EOF) {
+		t.Errorf("after the terminal event: %v", err)
+	}
+}

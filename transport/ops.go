@@ -1,0 +1,192 @@
+package transport
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/atgraph/atg/auth"
+	"github.com/atgraph/atg/operations"
+)
+
+// SubmitRequest is the body of POST /api/v1/operations.
+type SubmitRequest struct {
+	// Type is a registered operation type, e.g. "import".
+	Type string `json:"type"`
+	// Params are the type's parameters.
+	Params json.RawMessage `json:"params,omitempty"`
+}
+
+// Links are the URLs of an operation, relative to the server's base URL.
+type Links struct {
+	// Self is the operation's URL.
+	Self string `json:"self"`
+	// Events is its event stream; when the server minted one, it carries a
+	// short-lived token (valid for this stream only) so that a browser's
+	// EventSource can follow it without an API key.
+	Events string `json:"events"`
+}
+
+// OperationView is an operation as the API returns it.
+type OperationView struct {
+	operations.Operation
+	Links Links `json:"links"`
+}
+
+// ListResponse is the body of GET /api/v1/operations.
+type ListResponse struct {
+	Operations []OperationView `json:"operations"`
+	Total      int             `json:"total"`
+	Limit      int             `json:"limit"`
+	Offset     int             `json:"offset"`
+}
+
+// MaxListLimit caps the page size of GET /api/v1/operations.
+const MaxListLimit = 500
+
+// HeaderIdempotencyKey makes operation submits safe to retry.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+func (a *API) view(op operations.Operation, withToken bool) OperationView {
+	self := "/api/v1/operations/" + url.PathEscape(op.ID)
+	events := self + "/events"
+	if withToken && !op.Status.Terminal() {
+		events += "?token=" + url.QueryEscape(a.mintEventToken(op.ID, op.ClientID, time.Now().Add(a.opts.EventTokenTTL)))
+	}
+	return OperationView{Operation: op, Links: Links{Self: self, Events: events}}
+}
+
+func (a *API) submit(w http.ResponseWriter, r *http.Request) {
+	id, _ := auth.IdentityFrom(r.Context())
+	key := r.Header.Get(HeaderIdempotencyKey)
+	if key != "" && !validRequestID(key) {
+		WriteError(w, CodeValidation, "Idempotency-Key must be 1 to 128 visible ASCII characters", map[string]any{"field": HeaderIdempotencyKey})
+		return
+	}
+	var req SubmitRequest
+	if !decodeJSON(w, r, a.opts.MaxBodyBytes, &req) {
+		return
+	}
+	if req.Type == "" {
+		WriteError(w, CodeValidation, supportedTypesMessage(a.opts.Engine.Registry().Names()),
+			map[string]any{"field": "type", "supported": a.opts.Engine.Registry().Names()})
+		return
+	}
+	if string(req.Params) == "null" {
+		req.Params = nil
+	}
+	if len(req.Params) > 0 && req.Params[0] != '{' {
+		WriteError(w, CodeValidation, "params must be an object", map[string]any{"field": "params"})
+		return
+	}
+	op, created, err := a.opts.Engine.Submit(r.Context(), operations.SubmitRequest{
+		ClientID: id.ClientID, Type: req.Type, Params: compactJSON(req.Params), IdempotencyKey: key,
+	})
+	if err != nil {
+		if ae := OperationError(err); ae != nil {
+			writeAPIError(w, ae)
+			return
+		}
+		a.internalError(w, r, "submit operation", err)
+		return
+	}
+	v := a.view(op, true)
+	w.Header().Set("Location", v.Links.Self)
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{
+		"operation_id": op.ID, "type": op.Type, "status": op.Status, "created_at": op.CreatedAt, "links": v.Links,
+	})
+}
+
+// visibleOperation loads the operation named in the path, answering 404
+// when it does not exist or the caller may not see it.
+func (a *API) visibleOperation(w http.ResponseWriter, r *http.Request) (operations.Operation, bool) {
+	id, _ := auth.IdentityFrom(r.Context())
+	op, err := a.opts.Engine.Get(r.Context(), r.PathValue("id"))
+	if errors.Is(err, operations.ErrNotFound) || (err == nil && !op.VisibleTo(id.ClientID, id.Has(auth.ScopeAdmin)) && tokenOperation(r.Context()) != op.ID) {
+		WriteError(w, CodeNotFound, "operation not found", nil)
+		return operations.Operation{}, false
+	}
+	if err != nil {
+		a.internalError(w, r, "get operation", err)
+		return operations.Operation{}, false
+	}
+	return op, true
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	if op, ok := a.visibleOperation(w, r); ok {
+		writeJSON(w, http.StatusOK, a.view(op, true))
+	}
+}
+
+func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
+	op, ok := a.visibleOperation(w, r)
+	if !ok {
+		return
+	}
+	op, err := a.opts.Engine.Cancel(r.Context(), op.ID, operations.ReasonClientAsked)
+	if err != nil {
+		if ae := OperationError(err); ae != nil {
+			writeAPIError(w, ae)
+			return
+		}
+		a.internalError(w, r, "cancel operation", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.view(op, false))
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	id, _ := auth.IdentityFrom(r.Context())
+	q := r.URL.Query()
+	f := operations.Filter{Type: q.Get("type"), Limit: operations.DefaultListLimit}
+	if !id.Has(auth.ScopeAdmin) {
+		f.ClientID = id.ClientID
+	}
+	if s := q.Get("status"); s != "" {
+		st, err := operations.ParseStatus(s)
+		if err != nil {
+			WriteError(w, CodeValidation, err.Error(), map[string]any{"field": "status"})
+			return
+		}
+		f.Status = st
+	}
+	var ok bool
+	if f.Limit, ok = queryInt(w, q, "limit", operations.DefaultListLimit, 1, MaxListLimit); !ok {
+		return
+	}
+	if f.Offset, ok = queryInt(w, q, "offset", 0, 0, 1<<31-1); !ok {
+		return
+	}
+	page, total, err := a.opts.Engine.List(r.Context(), f)
+	if err != nil {
+		a.internalError(w, r, "list operations", err)
+		return
+	}
+	out := ListResponse{Operations: make([]OperationView, len(page)), Total: total, Limit: f.Limit, Offset: f.Offset}
+	for i, op := range page {
+		out.Operations[i] = a.view(op, false)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// queryInt parses an optional integer query parameter within [lo, hi].
+func queryInt(w http.ResponseWriter, q url.Values, name string, def, lo, hi int) (int, bool) {
+	s := q.Get(name)
+	if s == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		WriteError(w, CodeValidation, fmt.Sprintf("%s must be an integer between %d and %d", name, lo, hi), map[string]any{"field": name})
+		return 0, false
+	}
+	return n, true
+}

@@ -1,0 +1,192 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/atgraph/atg/auth"
+	"github.com/atgraph/atg/neo4jpool"
+)
+
+// QueryRequest is the body of POST /api/v1/query.
+type QueryRequest struct {
+	// Query is the Cypher statement (required).
+	Query string `json:"query"`
+	// Parameters are passed as Cypher parameters, never spliced into Query.
+	Parameters map[string]any `json:"parameters,omitempty"`
+	// Mode is "read" (default: a read transaction; the server refuses
+	// writes) or "write" (needs the write scope).
+	Mode string `json:"mode,omitempty"`
+	// TimeoutMS bounds the transaction, 1..600000; 0 means 30 s.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+}
+
+// QueryResponse is the result of POST /api/v1/query.
+type QueryResponse struct {
+	Columns         []string `json:"columns"`
+	Rows            [][]any  `json:"rows"`
+	RowCount        int      `json:"row_count"`
+	Truncated       bool     `json:"truncated"`
+	ExecutionTimeMS float64  `json:"execution_time_ms"`
+}
+
+// MaxQueryBytes bounds the length of a Cypher statement.
+const MaxQueryBytes = 1 << 20
+
+func (a *API) query(w http.ResponseWriter, r *http.Request) {
+	var req QueryRequest
+	if !decodeJSON(w, r, a.opts.MaxBodyBytes, &req) {
+		return
+	}
+	if req.Mode == "write" {
+		id, _ := auth.IdentityFrom(r.Context())
+		if !id.Has(auth.ScopeWrite) {
+			WriteError(w, CodeForbidden, "API key lacks the 'write' scope needed for mode \"write\"", nil)
+			return
+		}
+	}
+	resp, err := RunQuery(r.Context(), a.opts.DB, a.opts.DBEnvironment, req, a.opts.QueryMaxRows)
+	if err != nil {
+		var ae *Error
+		if errors.As(err, &ae) {
+			if ae.Code == CodeUnavailable {
+				a.log.Warn("query: database unavailable", "request_id", RequestIDFrom(r.Context()), "err", err)
+			}
+			writeAPIError(w, &Error{Code: ae.Code, Message: ae.Message, Details: ae.Details})
+			return
+		}
+		if r.Context().Err() != nil {
+			WriteError(w, CodeQuery, "request cancelled", nil)
+			return
+		}
+		a.internalError(w, r, "query failed", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// RunQuery validates req and runs it on environment env of db exactly as
+// POST /api/v1/query does (embedded clients use it to give the same
+// answers): a read transaction for mode read, at most maxRows rows (then
+// Truncated), Neo4j values converted to JSON-friendly values. Problems with
+// the request or the Cypher are an *Error (VALIDATION_ERROR, QUERY_ERROR
+// with details.neo4j_code, SERVICE_UNAVAILABLE); anything else is returned
+// as is. It does not check scopes.
+func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryRequest, maxRows int) (*QueryResponse, error) {
+	switch {
+	case strings.TrimSpace(req.Query) == "":
+		return nil, &Error{Code: CodeValidation, Message: "query is required", Details: map[string]any{"field": "query"}}
+	case len(req.Query) > MaxQueryBytes:
+		return nil, &Error{Code: CodeValidation, Message: fmt.Sprintf("query is longer than %d bytes", MaxQueryBytes), Details: map[string]any{"field": "query"}}
+	case req.TimeoutMS < 0 || req.TimeoutMS > MaxQueryTimeout.Milliseconds():
+		return nil, &Error{Code: CodeValidation, Message: fmt.Sprintf("timeout_ms must be between 1 and %d", MaxQueryTimeout.Milliseconds()), Details: map[string]any{"field": "timeout_ms"}}
+	}
+	mode := neo4j.AccessModeRead
+	switch req.Mode {
+	case "", "read":
+	case "write":
+		mode = neo4j.AccessModeWrite
+	default:
+		return nil, &Error{Code: CodeValidation, Message: `mode must be "read" or "write"`, Details: map[string]any{"field": "mode"}}
+	}
+	if maxRows <= 0 {
+		maxRows = DefaultQueryMaxRows
+	}
+	params := make(map[string]any, len(req.Parameters))
+	for k, v := range req.Parameters {
+		p, err := paramValue(v)
+		if err != nil {
+			return nil, &Error{Code: CodeValidation, Message: fmt.Sprintf("parameters.%s: %v", k, err), Details: map[string]any{"field": "parameters." + k}}
+		}
+		params[k] = p
+	}
+	timeout := DefaultQueryTimeout
+	if req.TimeoutMS > 0 {
+		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	resp, err := runQuery(ctx, db, env, mode, req.Query, params, timeout, maxRows)
+	if err != nil {
+		return nil, queryError(ctx, err, timeout)
+	}
+	return resp, nil
+}
+
+func runQuery(ctx context.Context, db *neo4jpool.Manager, env string, mode neo4j.AccessMode, query string, params map[string]any, timeout time.Duration, maxRows int) (*QueryResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout+2*time.Second) // the server's tx timeout fires first
+	defer cancel()
+	start := time.Now()
+	work := func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, query, params)
+		if err != nil {
+			return nil, err
+		}
+		keys, err := res.Keys()
+		if err != nil {
+			return nil, err
+		}
+		out := &QueryResponse{Columns: keys, Rows: [][]any{}}
+		for res.Next(ctx) {
+			if len(out.Rows) == maxRows {
+				out.Truncated = true
+				break
+			}
+			rec := res.Record()
+			row := make([]any, len(rec.Values))
+			for i, v := range rec.Values {
+				row[i] = jsonValue(v)
+			}
+			out.Rows = append(out.Rows, row)
+		}
+		if !out.Truncated {
+			if err := res.Err(); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	var v any
+	var err error
+	if mode == neo4j.AccessModeWrite {
+		v, err = db.ExecuteWrite(ctx, env, work, neo4j.WithTxTimeout(timeout))
+	} else {
+		v, err = db.ExecuteRead(ctx, env, work, neo4j.WithTxTimeout(timeout))
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := v.(*QueryResponse)
+	out.RowCount = len(out.Rows)
+	out.ExecutionTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return out, nil
+}
+
+// queryError maps a database error: the caller's Cypher errors are
+// QUERY_ERROR with Neo4j's code; an unreachable database is
+// SERVICE_UNAVAILABLE; anything else is returned unchanged.
+func queryError(ctx context.Context, err error, timeout time.Duration) error {
+	var ne *neo4j.Neo4jError
+	switch {
+	case errors.As(err, &ne) && strings.HasPrefix(ne.Code, "Neo.ClientError.Transaction.TransactionTimedOut"),
+		errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return &Error{Code: CodeQuery, Message: fmt.Sprintf("query did not finish within %d ms", timeout.Milliseconds()),
+			Details: map[string]any{"neo4j_code": neo4jCode(ne)}}
+	case errors.As(err, &ne) && strings.HasPrefix(ne.Code, "Neo.ClientError.") && !strings.HasPrefix(ne.Code, "Neo.ClientError.Security."):
+		return &Error{Code: CodeQuery, Message: ne.Msg, Details: map[string]any{"neo4j_code": ne.Code}}
+	case neo4jpool.IsUnavailable(err) || neo4jpool.IsAuthError(err):
+		return &Error{Code: CodeUnavailable, Message: "database unavailable"}
+	}
+	return err
+}
+
+func neo4jCode(ne *neo4j.Neo4jError) string {
+	if ne == nil {
+		return ""
+	}
+	return ne.Code
+}
