@@ -1,0 +1,42 @@
+# ATG for Go. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+GO ?= go
+STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+STATICCHECK_VERSION ?= v0.8.2
+FUZZTIME ?= 60s
+BENCHTIME ?= 1x
+
+.PHONY: help test run bench lint fuzz neo4j-start neo4j-stop build
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+test: ## the whole suite with the race detector, against real Neo4j (started if NEO4J_URI is unset)
+	scripts/with-neo4j.sh $(GO) test -race -count=1 -timeout 12m ./...
+
+run: ## a local Neo4j if none is configured, then atg-server in dev mode
+	scripts/with-neo4j.sh $(GO) run ./cmd/atg-server serve
+
+bench: ## the benchmarks, printing ratios against their baselines
+	scripts/with-neo4j.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 30m ./...
+
+lint: ## gofmt, go vet and staticcheck
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	@test -x "$(STATICCHECK)" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(STATICCHECK) ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+build: ## build the two commands into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+neo4j-start: ## start the local Neo4j (scripts/neo4j.sh)
+	scripts/neo4j.sh start
+
+neo4j-stop: ## stop the local Neo4j
+	scripts/neo4j.sh stop

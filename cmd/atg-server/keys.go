@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/atgraph/atg/auth"
+)
+
+// keysFileEnv names the environment variable giving the default keys file.
+const keysFileEnv = "ATG_KEYS_FILE"
+
+const keysUsage = `usage: atg-server keys <subcommand> [flags]
+
+subcommands:
+  create --env E --client-id C [--scopes read,write] [--expires-in 720h] [--json] [--file F]
+         create a key; prints the key once on stdout (store it now)
+  list   [--json] [--file F]
+         list key records (never keys or digests)
+  revoke ID [--file F]
+         revoke a key at once
+  rotate ID [--grace 24h] [--json] [--file F]
+         create a new key for the same client, environment and scopes and
+         let the old one work for the grace period; prints the new key once
+
+--file defaults to $ATG_KEYS_FILE. Durations take Go syntax (90m, 720h) or
+whole days (30d). A running server sees changes after SIGHUP or a restart.
+`
+
+// runKeys implements "atg-server keys".
+func runKeys(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, keysUsage)
+		return exitUsage
+	}
+	sub := map[string]func(context.Context, *env, []string) int{
+		"create": keysCreate,
+		"list":   keysList,
+		"revoke": keysRevoke,
+		"rotate": keysRotate,
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(e.stdout, keysUsage)
+		return exitOK
+	}
+	f, ok := sub[args[0]]
+	if !ok {
+		fmt.Fprintf(e.stderr, "atg-server keys: unknown subcommand %q\n\n%s", args[0], keysUsage)
+		return exitUsage
+	}
+	return f(ctx, e, args[1:])
+}
+
+// keysCmd holds what every keys subcommand shares: its name, flags and
+// the --file flag.
+type keysCmd struct {
+	e    *env
+	name string // e.g. "keys create"
+	fs   *flag.FlagSet
+	file string
+}
+
+func newKeysCmd(e *env, name, synopsis string) *keysCmd {
+	c := &keysCmd{e: e, name: "keys " + name}
+	c.fs = flag.NewFlagSet("atg-server "+c.name, flag.ContinueOnError)
+	c.fs.SetOutput(e.stderr)
+	c.fs.StringVar(&c.file, "file", "", "keys file (default $"+keysFileEnv+")")
+	c.fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: atg-server %s %s\n\nflags:\n", c.name, synopsis)
+		c.fs.PrintDefaults()
+	}
+	return c
+}
+
+// parse parses args, allowing flags before and after positional arguments
+// ("revoke ID --file F"), and checks the number of positional arguments.
+// It returns the positional arguments, or an exit status if parsing ended
+// the command (-h, bad flags, wrong count).
+func (c *keysCmd) parse(args []string, wantPositional int) ([]string, int, bool) {
+	var positional []string
+	for {
+		if err := c.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, false
+			}
+			return nil, exitUsage, false // the flag package printed the error and usage
+		}
+		rest := c.fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	if len(positional) != wantPositional {
+		switch {
+		case wantPositional == 0:
+			c.usageError("unexpected argument %q", positional[0])
+		case len(positional) == 0:
+			c.usageError("missing key ID (see \"atg-server keys list\")")
+		default:
+			c.usageError("expected one key ID, got %d arguments", len(positional))
+		}
+		return nil, exitUsage, false
+	}
+	return positional, 0, true
+}
+
+// usageError prints a usage error; the caller returns exitUsage.
+func (c *keysCmd) usageError(format string, args ...any) {
+	fmt.Fprintf(c.e.stderr, "atg-server %s: %s\n", c.name, fmt.Sprintf(format, args...))
+	fmt.Fprintf(c.e.stderr, "Run \"atg-server %s -h\" for usage.\n", c.name)
+}
+
+// fail prints a failure and returns its exit status: exitUsage for invalid
+// input, exitFailure otherwise.
+func (c *keysCmd) fail(err error) int {
+	fmt.Fprintf(c.e.stderr, "atg-server %s: %v\n", c.name, err)
+	if errors.Is(err, auth.ErrInvalidRecord) || errors.Is(err, auth.ErrInvalidScope) || errors.Is(err, auth.ErrInvalidEnvironment) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// open opens the keys file named by --file or $ATG_KEYS_FILE.
+func (c *keysCmd) open(ctx context.Context) (*auth.FileStore, int, bool) {
+	path := c.file
+	if path == "" {
+		path = c.e.getenv(keysFileEnv)
+	}
+	if path == "" {
+		c.usageError("no keys file: pass --file or set %s", keysFileEnv)
+		return nil, exitUsage, false
+	}
+	s, err := auth.OpenFileStore(ctx, path, auth.FileStoreOptions{Now: c.e.now})
+	if err != nil {
+		return nil, c.fail(err), false
+	}
+	return s, 0, true
+}
+
+// close closes s, reporting an error (exit status 1) if it fails.
+func (c *keysCmd) close(s *auth.FileStore, code int) int {
+	if err := s.Close(); err != nil {
+		fmt.Fprintf(c.e.stderr, "atg-server %s: %v\n", c.name, err)
+		if code == exitOK {
+			return exitFailure
+		}
+	}
+	return code
+}
+
+// durationFlag is a time.Duration flag that also accepts whole days ("30d").
+type durationFlag struct{ d *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil || *f.d == 0 {
+		return "0"
+	}
+	return f.d.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	d, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*f.d = d
+	return nil
+}
+
+// parseDuration parses a Go duration ("90m", "720h") or whole days ("30d").
+// Negative values are errors.
+func parseDuration(s string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n > 100*366 {
+			return 0, fmt.Errorf("invalid duration %q: use e.g. 30d, 720h or 90m", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("invalid duration %q: use e.g. 30d, 720h or 90m", s)
+		}
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+	}
+	return d, nil
+}
+
+// keyOutput is the --json output of create and rotate.
+type keyOutput struct {
+	Key    string      `json:"key"`
+	Record auth.Record `json:"record"`
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printKey prints a new key: alone on a line of stdout, or as JSON with its
+// record.
+func (c *keysCmd) printKey(key string, rec auth.Record, asJSON bool) error {
+	if asJSON {
+		return writeJSON(c.e.stdout, keyOutput{Key: key, Record: rec})
+	}
+	_, err := fmt.Fprintln(c.e.stdout, key)
+	return err
+}
+
+func keysCreate(ctx context.Context, e *env, args []string) int {
+	c := newKeysCmd(e, "create", "--env E --client-id C [--scopes read,write] [--expires-in 720h] [--json] [--file F]")
+	envName := c.fs.String("env", "", "environment of the key: dev, integration or production (required)")
+	clientID := c.fs.String("client-id", "", "client the key is issued to: 1-128 of A-Z a-z 0-9 . _ @ : - (required)")
+	scopes := c.fs.String("scopes", "read,write", "comma-separated scopes: read, write, admin (admin implies all)")
+	var expiresIn time.Duration
+	c.fs.Var(durationFlag{&expiresIn}, "expires-in", "`duration` the key is valid, e.g. 720h or 30d; 0 means it never expires")
+	asJSON := c.fs.Bool("json", false, `print {"key":…,"record":…} as JSON instead of the bare key`)
+	if _, code, ok := c.parse(args, 0); !ok {
+		return code
+	}
+	if *envName == "" || *clientID == "" {
+		c.usageError("--env and --client-id are required")
+		return exitUsage
+	}
+	environment, err := auth.ParseEnvironment(*envName)
+	if err != nil {
+		c.usageError("--env: %v", err)
+		return exitUsage
+	}
+	sc, err := auth.ParseScopes(*scopes)
+	if err != nil {
+		c.usageError("--scopes: %v", err)
+		return exitUsage
+	}
+	s, code, ok := c.open(ctx)
+	if !ok {
+		return code
+	}
+	key, rec, err := s.Create(ctx, auth.CreateOptions{ClientID: *clientID, Environment: environment, Scopes: sc, TTL: expiresIn})
+	if err != nil {
+		return c.close(s, c.fail(err))
+	}
+	if err := c.printKey(key, rec, *asJSON); err != nil {
+		return c.close(s, c.fail(err))
+	}
+	fmt.Fprintf(e.stderr, "Created key %s for client %s (environment %s, scopes %s, expires %s) in %s.\n",
+		rec.ID, rec.ClientID, rec.Environment, auth.FormatScopes(rec.Scopes), formatTime(rec.ExpiresAt, "never"), s.Path())
+	fmt.Fprintln(e.stderr, "Store the key now: it is shown only once. A running server sees it after SIGHUP or a restart.")
+	return c.close(s, exitOK)
+}
+
+func keysList(ctx context.Context, e *env, args []string) int {
+	c := newKeysCmd(e, "list", "[--json] [--file F]")
+	asJSON := c.fs.Bool("json", false, "print the records as a JSON array")
+	if _, code, ok := c.parse(args, 0); !ok {
+		return code
+	}
+	s, code, ok := c.open(ctx)
+	if !ok {
+		return code
+	}
+	recs, err := s.List(ctx)
+	if err != nil {
+		return c.close(s, c.fail(err))
+	}
+	if *asJSON {
+		if recs == nil {
+			recs = []auth.Record{}
+		}
+		if err := writeJSON(e.stdout, recs); err != nil {
+			return c.close(s, c.fail(err))
+		}
+		return c.close(s, exitOK)
+	}
+	if len(recs) == 0 {
+		fmt.Fprintf(e.stderr, "No keys in %s.\n", s.Path())
+		return c.close(s, exitOK)
+	}
+	now := e.now()
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCLIENT\tENVIRONMENT\tSCOPES\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.ClientID, r.Environment, auth.FormatScopes(r.Scopes),
+			r.Status(now), formatTime(&r.CreatedAt, "-"), formatTime(r.ExpiresAt, "never"), formatTime(r.LastUsedAt, "never"))
+	}
+	if err := tw.Flush(); err != nil {
+		return c.close(s, c.fail(err))
+	}
+	return c.close(s, exitOK)
+}
+
+func keysRevoke(ctx context.Context, e *env, args []string) int {
+	c := newKeysCmd(e, "revoke", "ID [--file F]")
+	pos, code, ok := c.parse(args, 1)
+	if !ok {
+		return code
+	}
+	s, code, ok := c.open(ctx)
+	if !ok {
+		return code
+	}
+	rec, err := s.Revoke(ctx, pos[0])
+	if err != nil {
+		return c.close(s, c.fail(err))
+	}
+	fmt.Fprintf(e.stdout, "Revoked key %s (client %s) at %s.\n", rec.ID, rec.ClientID, formatTime(rec.RevokedAt, "-"))
+	fmt.Fprintln(e.stderr, "A running server sees the change after SIGHUP or a restart.")
+	return c.close(s, exitOK)
+}
+
+func keysRotate(ctx context.Context, e *env, args []string) int {
+	c := newKeysCmd(e, "rotate", "ID [--grace 24h] [--json] [--file F]")
+	grace := 24 * time.Hour
+	c.fs.Var(durationFlag{&grace}, "grace", "`duration` the old key keeps working, e.g. 24h or 7d; 0 ends it now")
+	asJSON := c.fs.Bool("json", false, `print {"key":…,"record":…} as JSON instead of the bare key`)
+	pos, code, ok := c.parse(args, 1)
+	if !ok {
+		return code
+	}
+	s, code, ok := c.open(ctx)
+	if !ok {
+		return code
+	}
+	key, rec, err := s.Rotate(ctx, pos[0], grace)
+	if err != nil {
+		return c.close(s, c.fail(err))
+	}
+	if err := c.printKey(key, rec, *asJSON); err != nil {
+		return c.close(s, c.fail(err))
+	}
+	oldEnd := "-"
+	if recs, err := s.List(ctx); err == nil {
+		for _, r := range recs {
+			if r.ID == pos[0] {
+				oldEnd = formatTime(r.ExpiresAt, "never")
+			}
+		}
+	}
+	fmt.Fprintf(e.stderr, "Rotated key %s: new key %s for client %s (environment %s, scopes %s, expires %s); the old key stops working after %s.\n",
+		pos[0], rec.ID, rec.ClientID, rec.Environment, auth.FormatScopes(rec.Scopes), formatTime(rec.ExpiresAt, "never"), oldEnd)
+	fmt.Fprintln(e.stderr, "Store the key now: it is shown only once. A running server sees it after SIGHUP or a restart.")
+	return c.close(s, exitOK)
+}
+
+// formatTime formats t as RFC 3339 UTC to the second, or returns none when t
+// is nil.
+func formatTime(t *time.Time, none string) string {
+	if t == nil {
+		return none
+	}
+	return t.UTC().Format(time.RFC3339)
+}

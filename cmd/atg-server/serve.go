@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/atgraph/atg"
+)
+
+const serveUsage = `usage: atg-server serve [--env-file .env] [--log-format text|json] [--log-level info]
+
+Serves the HTTP API as configured by the ATG_*, ENVIRONMENT and NEO4J_*
+variables (the real environment wins over the .env file). In dev with no
+key configured it prints a fresh dev API key once. SIGHUP reloads
+ATG_KEYS_FILE; SIGINT or SIGTERM shut down gracefully within
+ATG_SHUTDOWN_TIMEOUT.
+`
+
+// serveFlags are the flags shared by serve and check.
+type serveFlags struct {
+	fs        *flag.FlagSet
+	envFile   string
+	logFormat string
+	logLevel  string
+}
+
+func newServeFlags(e *env, name, usageText string) *serveFlags {
+	f := &serveFlags{fs: flag.NewFlagSet("atg-server "+name, flag.ContinueOnError)}
+	f.fs.SetOutput(e.stderr)
+	f.fs.Usage = func() { fmt.Fprint(e.stderr, usageText) }
+	f.fs.StringVar(&f.envFile, "env-file", ".env", "optional .env file (missing is fine)")
+	f.fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	f.fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return f
+}
+
+// parse parses args; ok is false when the command must exit with code.
+func (f *serveFlags) parse(args []string) (code int, ok bool) {
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if f.fs.NArg() > 0 {
+		fmt.Fprintf(f.fs.Output(), "%s: unexpected argument %q\n", f.fs.Name(), f.fs.Arg(0))
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func (f *serveFlags) logger(e *env) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+}
+
+// loadConfig loads and validates the server configuration, printing every
+// problem on its own line.
+func loadConfig(e *env, envFile string) (atg.ServerConfig, bool) {
+	cfg, err := atg.LoadServerConfig(atg.LoadOptions{DotenvFile: envFile, Environ: e.environ})
+	if err != nil {
+		var ce *atg.ConfigError
+		if errors.As(err, &ce) {
+			fmt.Fprintf(e.stderr, "atg-server: invalid %s configuration:\n", ce.What)
+			for _, p := range ce.Problems {
+				fmt.Fprintf(e.stderr, "  %v\n", p)
+			}
+		} else {
+			fmt.Fprintf(e.stderr, "atg-server: %v\n", err)
+		}
+		return cfg, false
+	}
+	return cfg, true
+}
+
+// runServe implements "atg-server serve" (also the default command).
+func runServe(ctx context.Context, e *env, args []string) int {
+	f := newServeFlags(e, "serve", serveUsage)
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	log, err := f.logger(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "atg-server serve: %v\n", err)
+		return exitUsage
+	}
+	cfg, ok := loadConfig(e, f.envFile)
+	if !ok {
+		return exitUsage
+	}
+	log.Info("configuration loaded", "config", cfg)
+
+	srv := &atg.Server{Config: cfg, Logger: log}
+	if err := srv.Start(ctx); err != nil {
+		fmt.Fprintf(e.stderr, "atg-server: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "atg-server %s listening on %s (environment %s)\n", atg.Version, srv.URL(), cfg.Environment)
+	if key := srv.DevKey(); key != "" {
+		fmt.Fprintf(e.stdout, "No API key configured: generated a dev key, valid until this process exits (shown once):\n%s\n", key)
+		fmt.Fprintf(e.stdout, "Try: curl -H \"Authorization: Bearer $KEY\" %s/api/v1/status\n", srv.URL())
+	}
+
+	hup := e.hup
+	if hup == nil {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		hup = ch
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Wait() }()
+	for {
+		select {
+		case <-hup:
+			if err := srv.ReloadKeys(ctx); err != nil {
+				log.Error("SIGHUP: keys not reloaded; keeping the previous keys", "err", err)
+			} else {
+				log.Info("SIGHUP: keys reloaded")
+			}
+		case err := <-served:
+			log.Error("server stopped serving", "err", err)
+			_ = srv.Shutdown(context.Background())
+			return exitFailure
+		case <-ctx.Done():
+			log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				log.Error("shutdown incomplete", "err", err)
+				return exitFailure
+			}
+			log.Info("stopped")
+			return exitOK
+		}
+	}
+}

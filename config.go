@@ -1,0 +1,438 @@
+package atg
+
+import (
+	"fmt"
+	"maps"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/atgraph/atg/auth"
+	"github.com/atgraph/atg/neo4jpool"
+)
+
+// Defaults applied when a variable is unset or empty.
+const (
+	DefaultRequestTimeout     = 3600 * time.Second // ATG_REQUEST_TIMEOUT
+	DefaultServerHost         = "0.0.0.0"          // ATG_SERVER_HOST
+	DefaultServerPort         = 8000               // ATG_SERVER_PORT
+	DefaultServerWorkers      = 4                  // ATG_SERVER_WORKERS
+	DefaultMaxConcurrentOps   = 3                  // ATG_MAX_CONCURRENT_OPS
+	DefaultMaxBodyBytes       = 32 << 20           // ATG_MAX_BODY_BYTES (32 MiB)
+	DefaultQueryMaxRows       = 10000              // ATG_QUERY_MAX_ROWS
+	DefaultOperationRetention = 24 * time.Hour     // ATG_OPERATION_RETENTION
+	DefaultShutdownTimeout    = 30 * time.Second   // ATG_SHUTDOWN_TIMEOUT
+	DefaultEnvironment        = auth.Dev           // ENVIRONMENT
+)
+
+// LoadOptions says where configuration values come from. The zero value reads
+// the process environment only.
+type LoadOptions struct {
+	// DotenvFile is an optional .env file (see ReadDotenv). Variables in the
+	// real environment win over the file. A missing file is not an error.
+	DotenvFile string
+	// Environ, when non-nil, replaces the process environment (tests,
+	// embedding). It is never modified.
+	Environ map[string]string
+}
+
+// lookup merges the .env file and the environment, the environment winning.
+// Neither the process environment nor opts.Environ is modified.
+func (o LoadOptions) lookup() (map[string]string, error) {
+	vars := map[string]string{}
+	if o.DotenvFile != "" {
+		fromFile, err := ReadDotenv(o.DotenvFile)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(vars, fromFile)
+	}
+	if o.Environ != nil {
+		maps.Copy(vars, o.Environ)
+		return vars, nil
+	}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	return vars, nil
+}
+
+// ClientConfig configures a Client: local (embedded) or remote execution.
+// Build one with LoadClientConfig or by hand followed by Validate.
+// Formatting it (fmt, JSON, slog) shows the API key as "atg_dev_***".
+type ClientConfig struct {
+	// RemoteMode sends operations to an atg-server (ATG_REMOTE_MODE: true,
+	// 1, yes, on / false, 0, no, off, any case; default false).
+	RemoteMode bool
+	// ServiceURL is the server's base URL, http or https with a host
+	// (ATG_SERVICE_URL; required in remote mode).
+	ServiceURL string
+	// APIKey authenticates to the server (ATG_API_KEY; required in remote
+	// mode). Its format is checked by the server, not here.
+	APIKey string `json:"-"`
+	// RequestTimeout bounds one HTTP request (ATG_REQUEST_TIMEOUT in seconds,
+	// or a Go duration such as "90s"; > 0; default 3600 s).
+	RequestTimeout time.Duration
+}
+
+type rawClientConfig struct {
+	RemoteMode     string `env:"ATG_REMOTE_MODE"`
+	ServiceURL     string `env:"ATG_SERVICE_URL"`
+	APIKey         string `env:"ATG_API_KEY"`
+	RequestTimeout string `env:"ATG_REQUEST_TIMEOUT"`
+}
+
+// LoadClientConfig reads a ClientConfig from the environment (and optional
+// .env file), applies defaults and validates it. All invalid values are
+// reported together in a *ConfigError.
+func LoadClientConfig(opts LoadOptions) (ClientConfig, error) {
+	vars, err := opts.lookup()
+	if err != nil {
+		return ClientConfig{}, err
+	}
+	var raw rawClientConfig
+	if err := env.ParseWithOptions(&raw, env.Options{Environment: vars}); err != nil {
+		return ClientConfig{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	var p problems
+	cfg := ClientConfig{ServiceURL: strings.TrimSpace(raw.ServiceURL), APIKey: strings.TrimSpace(raw.APIKey)}
+	cfg.RemoteMode = parseBool(&p, "ATG_REMOTE_MODE", raw.RemoteMode, false)
+	cfg.RequestTimeout = parseSeconds(&p, "ATG_REQUEST_TIMEOUT", raw.RequestTimeout, DefaultRequestTimeout)
+	if len(p.list) > 0 {
+		return cfg, p.err("client")
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks c: in remote mode ServiceURL and APIKey are required and the
+// URL must be http(s) with a host; RequestTimeout must be positive.
+func (c ClientConfig) Validate() error {
+	var p problems
+	if c.RemoteMode {
+		if c.ServiceURL == "" {
+			p.add("ATG_SERVICE_URL", "", "required when remote mode is enabled")
+		}
+		if c.APIKey == "" {
+			p.add("ATG_API_KEY", "", "API key is required when remote mode is enabled")
+		}
+	}
+	if c.ServiceURL != "" && !validServiceURL(c.ServiceURL) {
+		p.add("ATG_SERVICE_URL", c.ServiceURL, "invalid URL format: must start with https:// or http:// and name a host")
+	}
+	if c.RequestTimeout <= 0 {
+		p.add("ATG_REQUEST_TIMEOUT", c.RequestTimeout.String(), "request timeout must be positive")
+	}
+	return p.err("client")
+}
+
+func validServiceURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" && u.User == nil
+}
+
+// ServerConfig configures atg-server. Build one with LoadServerConfig or by
+// hand followed by Validate. Formatting it (fmt, JSON, slog) never shows an
+// API key or the Neo4j password.
+type ServerConfig struct {
+	// Host is the address to listen on (ATG_SERVER_HOST; default 0.0.0.0).
+	Host string
+	// Port is the TCP port to listen on (ATG_SERVER_PORT; 1..65535;
+	// default 8000).
+	Port int
+	// Workers is the original's worker-process count (ATG_SERVER_WORKERS;
+	// >= 1; default 4). One Go process serves every request, so this is
+	// validated and reported, not used to fork.
+	Workers int
+	// MaxConcurrentOps is how many operations run at once; the rest wait as
+	// queued (ATG_MAX_CONCURRENT_OPS; >= 1; default 3).
+	MaxConcurrentOps int
+	// Environment is dev, integration or production (ENVIRONMENT; default dev).
+	Environment auth.Environment
+	// APIKeys are plaintext keys accepted by the server (ATG_API_KEYS, a
+	// comma list; items trimmed, empties dropped). Never printed.
+	APIKeys []string `json:"-"`
+	// KeysFile is a JSON file of hashed key records managed with
+	// `atg-server keys` (ATG_KEYS_FILE; optional).
+	KeysFile string
+	// TargetTenantID is the tenant this server's graph describes
+	// (ATG_TARGET_TENANT_ID; a UUID; in dev and integration also
+	// "<prefix>-<uuid>"; optional).
+	TargetTenantID string
+	// UseManagedIdentity selects Azure managed identity for tenant access by
+	// operations that need it (ATG_USE_MANAGED_IDENTITY; default true).
+	UseManagedIdentity bool
+	// MaxBodyBytes caps request bodies (ATG_MAX_BODY_BYTES; bytes, or with a
+	// KiB/MiB/GiB suffix; >= 1 KiB; default 32 MiB).
+	MaxBodyBytes int64
+	// QueryMaxRows caps the rows a query returns before truncated is set
+	// (ATG_QUERY_MAX_ROWS; >= 1; default 10000).
+	QueryMaxRows int
+	// OperationRetention is how long finished operations are kept
+	// (ATG_OPERATION_RETENTION; a Go duration or seconds; > 0; default 24h).
+	OperationRetention time.Duration
+	// ShutdownTimeout bounds graceful shutdown (ATG_SHUTDOWN_TIMEOUT; > 0;
+	// default 30s).
+	ShutdownTimeout time.Duration
+	// Neo4j is the database for Environment (NEO4J_* variables; see
+	// LoadNeo4jConfig).
+	Neo4j neo4jpool.Config
+}
+
+type rawServerConfig struct {
+	Host               string `env:"ATG_SERVER_HOST"`
+	Port               string `env:"ATG_SERVER_PORT"`
+	Workers            string `env:"ATG_SERVER_WORKERS"`
+	MaxConcurrentOps   string `env:"ATG_MAX_CONCURRENT_OPS"`
+	Environment        string `env:"ENVIRONMENT"`
+	APIKeys            string `env:"ATG_API_KEYS"`
+	KeysFile           string `env:"ATG_KEYS_FILE"`
+	TargetTenantID     string `env:"ATG_TARGET_TENANT_ID"`
+	UseManagedIdentity string `env:"ATG_USE_MANAGED_IDENTITY"`
+	MaxBodyBytes       string `env:"ATG_MAX_BODY_BYTES"`
+	QueryMaxRows       string `env:"ATG_QUERY_MAX_ROWS"`
+	OperationRetention string `env:"ATG_OPERATION_RETENTION"`
+	ShutdownTimeout    string `env:"ATG_SHUTDOWN_TIMEOUT"`
+}
+
+// LoadServerConfig reads a ServerConfig, including the Neo4j configuration of
+// its environment, from the environment (and optional .env file), applies
+// defaults and validates it. All invalid values are reported together in a
+// *ConfigError.
+func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
+	vars, err := opts.lookup()
+	if err != nil {
+		return ServerConfig{}, err
+	}
+	var raw rawServerConfig
+	if err := env.ParseWithOptions(&raw, env.Options{Environment: vars}); err != nil {
+		return ServerConfig{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	var p problems
+	cfg := ServerConfig{
+		Host:           strings.TrimSpace(raw.Host),
+		KeysFile:       strings.TrimSpace(raw.KeysFile),
+		TargetTenantID: strings.TrimSpace(raw.TargetTenantID),
+		APIKeys:        splitList(raw.APIKeys),
+	}
+	if cfg.Host == "" {
+		cfg.Host = DefaultServerHost
+	}
+	cfg.Port = parseInt(&p, "ATG_SERVER_PORT", raw.Port, DefaultServerPort)
+	cfg.Workers = parseInt(&p, "ATG_SERVER_WORKERS", raw.Workers, DefaultServerWorkers)
+	cfg.MaxConcurrentOps = parseInt(&p, "ATG_MAX_CONCURRENT_OPS", raw.MaxConcurrentOps, DefaultMaxConcurrentOps)
+	cfg.UseManagedIdentity = parseBool(&p, "ATG_USE_MANAGED_IDENTITY", raw.UseManagedIdentity, true)
+	cfg.MaxBodyBytes = parseBytes(&p, "ATG_MAX_BODY_BYTES", raw.MaxBodyBytes, DefaultMaxBodyBytes)
+	cfg.QueryMaxRows = parseInt(&p, "ATG_QUERY_MAX_ROWS", raw.QueryMaxRows, DefaultQueryMaxRows)
+	cfg.OperationRetention = parseSeconds(&p, "ATG_OPERATION_RETENTION", raw.OperationRetention, DefaultOperationRetention)
+	cfg.ShutdownTimeout = parseSeconds(&p, "ATG_SHUTDOWN_TIMEOUT", raw.ShutdownTimeout, DefaultShutdownTimeout)
+
+	cfg.Environment = DefaultEnvironment
+	envOK := true
+	if s := strings.TrimSpace(raw.Environment); s != "" {
+		e, err := auth.ParseEnvironment(s)
+		if err != nil {
+			p.add("ENVIRONMENT", s, "must be dev, integration or production")
+			envOK = false
+		} else {
+			cfg.Environment = e
+		}
+	}
+	if envOK {
+		neo, err := loadNeo4j(vars, cfg.Environment)
+		cfg.Neo4j = neo
+		if ce, ok := err.(*ConfigError); ok {
+			p.list = append(p.list, ce.Problems...)
+		} else {
+			p.addErr(err)
+		}
+	}
+	if len(p.list) > 0 {
+		// Report range problems of the values that did parse, too.
+		p.list = append(p.list, cfg.validateServer(envOK)...)
+		return cfg, p.err("server")
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks every field of c, including the Neo4j configuration, and
+// returns a *ConfigError listing all problems.
+func (c ServerConfig) Validate() error {
+	var p problems
+	p.list = append(p.list, c.validateServer(true)...)
+	if err := validateNeo4j(c.Neo4j); err != nil {
+		if ce, ok := err.(*ConfigError); ok {
+			p.list = append(p.list, ce.Problems...)
+		} else {
+			p.addErr(err)
+		}
+	}
+	return p.err("server")
+}
+
+// validateServer returns the problems with the server-only fields, in the
+// original's order: port, workers, tenant, production keys.
+func (c ServerConfig) validateServer(checkEnv bool) []error {
+	var p problems
+	if c.Port < 1 || c.Port > 65535 {
+		p.add("ATG_SERVER_PORT", strconv.Itoa(c.Port), "port must be between 1 and 65535")
+	}
+	if c.Workers < 1 {
+		p.add("ATG_SERVER_WORKERS", strconv.Itoa(c.Workers), "workers must be at least 1")
+	}
+	if c.MaxConcurrentOps < 1 {
+		p.add("ATG_MAX_CONCURRENT_OPS", strconv.Itoa(c.MaxConcurrentOps), "must be at least 1")
+	}
+	if c.MaxBodyBytes < 1024 {
+		p.add("ATG_MAX_BODY_BYTES", strconv.FormatInt(c.MaxBodyBytes, 10), "must be at least 1024 bytes")
+	}
+	if c.QueryMaxRows < 1 {
+		p.add("ATG_QUERY_MAX_ROWS", strconv.Itoa(c.QueryMaxRows), "must be at least 1")
+	}
+	if c.OperationRetention <= 0 {
+		p.add("ATG_OPERATION_RETENTION", c.OperationRetention.String(), "must be positive")
+	}
+	if c.ShutdownTimeout <= 0 {
+		p.add("ATG_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive")
+	}
+	if !checkEnv {
+		return p.list
+	}
+	if _, err := auth.ParseEnvironment(string(c.Environment)); err != nil {
+		p.add("ENVIRONMENT", string(c.Environment), "must be dev, integration or production")
+		return p.list
+	}
+	if c.TargetTenantID != "" && !validTenantID(c.TargetTenantID, c.Environment) {
+		rule := "invalid tenant ID format: must be a valid UUID"
+		if c.Environment != auth.Production {
+			rule += " or <prefix>-<uuid>"
+		}
+		p.add("ATG_TARGET_TENANT_ID", c.TargetTenantID, rule)
+	}
+	for i, k := range c.APIKeys {
+		name := fmt.Sprintf("ATG_API_KEYS[%d]", i+1)
+		keyEnv, err := auth.ParseKey(k)
+		switch {
+		case err != nil:
+			p.add(name, "", err.Error())
+		case c.Environment == auth.Production && keyEnv != auth.Production:
+			p.add(name, auth.Redact(k), fmt.Sprintf("environment mismatch: a %s key cannot be used in production; expected prefix atg_production_", keyEnv))
+		}
+	}
+	if c.Environment == auth.Production && len(c.APIKeys) == 0 && c.KeysFile == "" {
+		p.add("ATG_API_KEYS", "", "at least one API key is required in production (set ATG_API_KEYS or ATG_KEYS_FILE)")
+	}
+	return p.list
+}
+
+var (
+	uuidPattern         = `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`
+	tenantUUID          = regexp.MustCompile(`^` + uuidPattern + `$`)
+	tenantPrefixedUUIDs = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*-` + uuidPattern + `$`)
+)
+
+// validTenantID accepts a UUID; in dev and integration also "<prefix>-<uuid>".
+func validTenantID(id string, e auth.Environment) bool {
+	if tenantUUID.MatchString(id) {
+		return true
+	}
+	return e != auth.Production && tenantPrefixedUUIDs.MatchString(id)
+}
+
+// splitList splits a comma list, trimming items and dropping empty ones.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// parseBool accepts true/1/yes/on and false/0/no/off in any case; empty
+// means def.
+func parseBool(p *problems, name, raw string, def bool) bool {
+	switch strings.ToLower(strings.TrimSpace(raw)) {
+	case "":
+		return def
+	case "true", "1", "yes", "on":
+		return true
+	case "false", "0", "no", "off":
+		return false
+	}
+	p.add(name, raw, "must be a boolean: true, 1, yes, on, false, 0, no or off")
+	return def
+}
+
+// parseInt parses a decimal integer; empty means def.
+func parseInt(p *problems, name, raw string, def int) int {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return def
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil {
+		p.add(name, raw, "must be an integer")
+		return def
+	}
+	return n
+}
+
+// parseSeconds accepts a number of seconds ("1800", "0.5") or a Go duration
+// ("30m", "90s"); empty means def. Range checks are left to Validate.
+func parseSeconds(p *problems, name, raw string, def time.Duration) time.Duration {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return def
+	}
+	if f, err := strconv.ParseFloat(raw, 64); err == nil {
+		if f > float64(1<<62)/float64(time.Second) || f < -float64(1<<62)/float64(time.Second) {
+			p.add(name, raw, "duration is out of range")
+			return def
+		}
+		return time.Duration(f * float64(time.Second))
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil {
+		p.add(name, raw, `must be a number of seconds or a duration such as "30s" or "5m"`)
+		return def
+	}
+	return d
+}
+
+// parseBytes accepts a byte count with an optional KiB, MiB or GiB suffix
+// (also KB/MB/GB, read as binary units); empty means def.
+func parseBytes(p *problems, name, raw string, def int64) int64 {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return def
+	}
+	mult := int64(1)
+	upper := strings.ToUpper(raw)
+	for _, s := range []struct {
+		suffix string
+		mult   int64
+	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(upper, s.suffix) {
+			mult = s.mult
+			raw = strings.TrimSpace(raw[:len(raw)-len(s.suffix)])
+			break
+		}
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n > (1<<62)/mult {
+		p.add(name, raw, "must be a byte count such as 33554432 or 32MiB")
+		return def
+	}
+	return n * mult
+}

@@ -1,0 +1,143 @@
+package atg
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/atgraph/atg/auth"
+	"github.com/atgraph/atg/neo4jpool"
+)
+
+// Every config type prints through one redacted view, whatever the verb
+// (%v, %+v, %#v, %s, %d, ...), encoding/json or log/slog is used.
+
+// redactKey shows an API key as "atg_dev_***"; an empty key stays empty.
+func redactKey(k string) string {
+	if k == "" {
+		return ""
+	}
+	return auth.Redact(k)
+}
+
+// redactTenant shows a tenant ID as "12345678-****-****-****-123456789012",
+// or "***" when it is shorter than 20 characters.
+func redactTenant(id string) string {
+	switch {
+	case id == "":
+		return ""
+	case len(id) < 20:
+		return "***"
+	}
+	return id[:8] + "-****-****-****-" + id[len(id)-12:]
+}
+
+type clientView struct {
+	RemoteMode     bool    `json:"remote_mode"`
+	ServiceURL     *string `json:"service_url"`
+	APIKey         *string `json:"api_key"`
+	RequestTimeout float64 `json:"request_timeout"`
+}
+
+func (c ClientConfig) view() clientView {
+	v := clientView{RemoteMode: c.RemoteMode, RequestTimeout: c.RequestTimeout.Seconds()}
+	if c.ServiceURL != "" {
+		v.ServiceURL = &c.ServiceURL
+	}
+	if k := redactKey(c.APIKey); k != "" {
+		v.APIKey = &k
+	}
+	return v
+}
+
+// String returns c with the API key redacted.
+func (c ClientConfig) String() string {
+	return fmt.Sprintf("atg.ClientConfig{RemoteMode:%t ServiceURL:%s APIKey:%s RequestTimeout:%s}",
+		c.RemoteMode, c.ServiceURL, redactKey(c.APIKey), c.RequestTimeout)
+}
+
+// GoString implements fmt.GoStringer (%#v) with the API key redacted.
+func (c ClientConfig) GoString() string { return c.String() }
+
+// Format implements fmt.Formatter: every verb prints the redacted form.
+func (c ClientConfig) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// MarshalJSON encodes c with the API key redacted and request_timeout in
+// seconds.
+func (c ClientConfig) MarshalJSON() ([]byte, error) { return json.Marshal(c.view()) }
+
+// LogValue implements slog.LogValuer with the API key redacted.
+func (c ClientConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("remote_mode", c.RemoteMode),
+		slog.String("service_url", c.ServiceURL),
+		slog.String("api_key", redactKey(c.APIKey)),
+		slog.Duration("request_timeout", c.RequestTimeout),
+	)
+}
+
+type serverView struct {
+	Host               string           `json:"host"`
+	Port               int              `json:"port"`
+	Workers            int              `json:"workers"`
+	MaxConcurrentOps   int              `json:"max_concurrent_ops"`
+	Environment        auth.Environment `json:"environment"`
+	APIKeys            []string         `json:"api_keys"`
+	KeysFile           string           `json:"keys_file,omitempty"`
+	TargetTenantID     string           `json:"target_tenant_id,omitempty"`
+	UseManagedIdentity bool             `json:"use_managed_identity"`
+	MaxBodyBytes       int64            `json:"max_body_bytes"`
+	QueryMaxRows       int              `json:"query_max_rows"`
+	OperationRetention string           `json:"operation_retention"`
+	ShutdownTimeout    string           `json:"shutdown_timeout"`
+	Neo4j              neo4jpool.Config `json:"neo4j"`
+}
+
+func (c ServerConfig) view() serverView {
+	keys := make([]string, len(c.APIKeys))
+	for i, k := range c.APIKeys {
+		keys[i] = redactKey(k)
+	}
+	return serverView{
+		Host: c.Host, Port: c.Port, Workers: c.Workers, MaxConcurrentOps: c.MaxConcurrentOps,
+		Environment: c.Environment, APIKeys: keys, KeysFile: c.KeysFile,
+		TargetTenantID: redactTenant(c.TargetTenantID), UseManagedIdentity: c.UseManagedIdentity,
+		MaxBodyBytes: c.MaxBodyBytes, QueryMaxRows: c.QueryMaxRows,
+		OperationRetention: c.OperationRetention.String(), ShutdownTimeout: c.ShutdownTimeout.String(),
+		Neo4j: c.Neo4j,
+	}
+}
+
+// String returns c with API keys, the tenant ID and the Neo4j password
+// redacted.
+func (c ServerConfig) String() string {
+	v := c.view()
+	return fmt.Sprintf("atg.ServerConfig{Host:%s Port:%d Workers:%d MaxConcurrentOps:%d Environment:%s APIKeys:[%s] KeysFile:%s TargetTenantID:%s UseManagedIdentity:%t MaxBodyBytes:%d QueryMaxRows:%d OperationRetention:%s ShutdownTimeout:%s Neo4j:%s}",
+		v.Host, v.Port, v.Workers, v.MaxConcurrentOps, v.Environment, strings.Join(v.APIKeys, " "), v.KeysFile,
+		v.TargetTenantID, v.UseManagedIdentity, v.MaxBodyBytes, v.QueryMaxRows, v.OperationRetention,
+		v.ShutdownTimeout, c.Neo4j.String())
+}
+
+// GoString implements fmt.GoStringer (%#v) with secrets redacted.
+func (c ServerConfig) GoString() string { return c.String() }
+
+// Format implements fmt.Formatter: every verb prints the redacted form.
+func (c ServerConfig) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// MarshalJSON encodes c with secrets redacted.
+func (c ServerConfig) MarshalJSON() ([]byte, error) { return json.Marshal(c.view()) }
+
+// LogValue implements slog.LogValuer with secrets redacted.
+func (c ServerConfig) LogValue() slog.Value {
+	v := c.view()
+	return slog.GroupValue(
+		slog.String("host", v.Host), slog.Int("port", v.Port), slog.Int("workers", v.Workers),
+		slog.Int("max_concurrent_ops", v.MaxConcurrentOps), slog.String("environment", string(v.Environment)),
+		slog.Any("api_keys", v.APIKeys), slog.String("keys_file", v.KeysFile),
+		slog.String("target_tenant_id", v.TargetTenantID), slog.Bool("use_managed_identity", v.UseManagedIdentity),
+		slog.Int64("max_body_bytes", v.MaxBodyBytes), slog.Int("query_max_rows", v.QueryMaxRows),
+		slog.String("operation_retention", v.OperationRetention), slog.String("shutdown_timeout", v.ShutdownTimeout),
+		slog.Any("neo4j", c.Neo4j),
+	)
+}

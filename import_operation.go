@@ -1,0 +1,128 @@
+package atg
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/atgraph/atg/neo4jpool"
+	"github.com/atgraph/atg/operations"
+)
+
+// ImportTypeName is the name of the built-in graph import operation.
+const ImportTypeName = "import"
+
+// ImportParams are the parameters of the import operation: a graph document
+// {"nodes":[{"id","labels","properties"}],"relationships":[{"type","from",
+// "to","properties"}],"chunk_size":N}.
+type ImportParams = neo4jpool.Graph
+
+// ImportType returns the built-in "import" operation: it MERGEs a graph
+// document into environment env of m in chunks (one transaction per chunk,
+// nodes first), reporting progress after each committed chunk. Its result
+// is a neo4jpool.ImportResult (nodes, relationships, chunks written). The
+// document's shape, identifiers and chunk size are checked at submit.
+func ImportType(m *neo4jpool.Manager, env string) operations.Type {
+	return operations.Type{
+		Name:        ImportTypeName,
+		Description: "MERGE a graph document {nodes, relationships, chunk_size} in committed chunks",
+		Validate: func(params json.RawMessage) error {
+			_, err := decodeImportParams(params)
+			return err
+		},
+		Run: func(ctx context.Context, params json.RawMessage, r operations.Reporter) (any, error) {
+			g, err := decodeImportParams(params)
+			if err != nil {
+				return nil, err
+			}
+			im := neo4jpool.Importer{Manager: m, Env: env}
+			nodes, rels := int64(len(g.Nodes)), int64(len(g.Relationships))
+			res, err := im.Import(ctx, g, func(p neo4jpool.ImportProgress) {
+				done := int64(p.Done)
+				if p.Phase == neo4jpool.PhaseRelationships {
+					done += nodes
+				}
+				r.Progress(operations.Progress{
+					Phase: p.Phase, Done: done, Total: nodes + rels,
+					Message: fmt.Sprintf("%s: %d of %d written (%d chunks committed)", p.Phase, p.Done, p.Total, p.Chunks),
+				})
+			})
+			if err != nil {
+				return nil, importError(err, res)
+			}
+			return res, nil
+		},
+	}
+}
+
+// decodeImportParams decodes and validates a graph document strictly:
+// unknown fields are rejected, numbers keep their exact value.
+func decodeImportParams(params json.RawMessage) (neo4jpool.Graph, error) {
+	var g neo4jpool.Graph
+	dec := json.NewDecoder(bytes.NewReader(params))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&g); err != nil {
+		return g, &operations.ValidationError{Message: "not a graph document: " + strings.TrimPrefix(err.Error(), "json: ")}
+	}
+	if err := neo4jpool.ValidateGraph(g); err != nil {
+		var ve *neo4jpool.ValidationError
+		if errors.As(err, &ve) && len(ve.Problems) > 0 {
+			msgs := make([]string, len(ve.Problems))
+			for i, p := range ve.Problems {
+				msgs[i] = p.Path + ": " + p.Message
+			}
+			msg := strings.Join(msgs, "; ")
+			if ve.Total > len(ve.Problems) {
+				msg += fmt.Sprintf(" (and %d more)", ve.Total-len(ve.Problems))
+			}
+			return g, &operations.ValidationError{Field: ve.Problems[0].Path, Message: msg}
+		}
+		return g, &operations.ValidationError{Message: err.Error()}
+	}
+	return g, nil
+}
+
+// importError describes a stopped import to its owner: what was committed
+// (so it can be resumed or re-run; imports are idempotent) and a code.
+func importError(err error, res neo4jpool.ImportResult) error {
+	var ie *neo4jpool.ImportError
+	phase := ""
+	if errors.As(err, &ie) {
+		res, phase = ie.Result, ie.Phase
+	}
+	details := map[string]any{
+		"phase": phase, "nodes_committed": res.Nodes, "relationships_committed": res.Relationships, "chunks_committed": res.Chunks,
+	}
+	code, msg := "IMPORT_FAILED", "import failed"
+	switch {
+	case errors.Is(err, context.Canceled):
+		code, msg = operations.CodeCancelled, "import cancelled"
+	case neo4jpool.IsUnavailable(err):
+		code, msg = operations.CodeUnavailable, "database unavailable"
+	default:
+		if c := neo4jCode(err); c != "" {
+			details["neo4j_code"] = c
+			msg = "import failed: " + c
+		}
+	}
+	return &operations.Error{
+		Code:    code,
+		Message: fmt.Sprintf("%s after %d chunk(s) were committed (%d nodes, %d relationships); importing the same document again is safe", msg, res.Chunks, res.Nodes, res.Relationships),
+		Details: details, Err: err,
+	}
+}
+
+// neo4jCode returns the Neo4j status code in err's chain, or "".
+func neo4jCode(err error) string {
+	var ne *neo4j.Neo4jError
+	if errors.As(err, &ne) {
+		return ne.Code
+	}
+	return ""
+}

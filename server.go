@@ -1,0 +1,357 @@
+package atg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/atgraph/atg/auth"
+	"github.com/atgraph/atg/neo4jpool"
+	"github.com/atgraph/atg/operations"
+	"github.com/atgraph/atg/transport"
+)
+
+// ErrServerClosed is returned by Server methods after Shutdown. It matches
+// net.ErrClosed.
+var ErrServerClosed = fmt.Errorf("atg: server closed: %w", net.ErrClosed)
+
+// HTTP server timeouts. Event streams extend their own write deadline per
+// event, so they may outlive WriteTimeout.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 5 * time.Minute
+	WriteTimeout      = transport.MaxQueryTimeout + time.Minute
+	IdleTimeout       = 2 * time.Minute
+)
+
+// Server is an atg-server: the v1 HTTP API over one environment's Neo4j,
+// with API-key authentication and the operations engine. Set Config (and
+// optionally the other fields), then Start; Shutdown stops it.
+//
+// With no key configured in dev, Start generates one ephemeral dev key
+// (see DevKey); in other environments it refuses to start without keys. It
+// never serves without authentication. Start succeeds even when Neo4j is
+// unreachable: /readyz then answers 503 with the reason.
+type Server struct {
+	// Config is the validated server configuration (see LoadServerConfig).
+	Config ServerConfig
+	// Logger receives the server's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Types are operation types to register besides the built-in "import".
+	Types []operations.Type
+	// KeyStore, when set, replaces the stores built from Config.APIKeys
+	// and Config.KeysFile.
+	KeyStore auth.KeyStore
+	// Listener, when set, is served instead of listening on
+	// Config.Host:Config.Port (tests use a random port this way).
+	Listener net.Listener
+	// OnAuthFailure, when set, is called after each failed authentication.
+	OnAuthFailure func(r *http.Request, reason error)
+
+	mu        sync.Mutex
+	state     int // 0 new, 1 started, 2 shut down
+	devKey    string
+	log       *slog.Logger
+	db        *neo4jpool.Manager
+	engine    *operations.Engine
+	api       *transport.API
+	fileStore *auth.FileStore
+	http      *http.Server
+	ln        net.Listener
+	served    chan error
+}
+
+// Start builds the server and starts serving in the background. It
+// returns once the listener is open.
+func (s *Server) Start(ctx context.Context) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case 1:
+		return errors.New("atg: server already started")
+	case 2:
+		return ErrServerClosed
+	}
+	if err := s.Config.Validate(); err != nil {
+		return err
+	}
+	s.log = s.Logger
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	cfg := s.Config
+	env := string(cfg.Environment)
+	defer func() {
+		if err != nil {
+			s.cleanup(context.Background())
+		}
+	}()
+
+	store, err := s.keyStore(ctx)
+	if err != nil {
+		return err
+	}
+	authn, err := auth.NewAuthenticator(store, cfg.Environment)
+	if err != nil {
+		return err
+	}
+	mw := &auth.Middleware{Authenticator: authn, Logger: s.log, OnFailure: s.OnAuthFailure}
+
+	s.db = neo4jpool.NewManager(neo4jpool.Options{Logger: s.log})
+	if err := s.db.Configure(ctx, env, cfg.Neo4j); err != nil {
+		return err
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	h := s.db.Check(checkCtx, env)
+	cancel()
+	if h.Healthy {
+		s.log.Info("neo4j is reachable", "uri", neo4jpool.RedactURI(cfg.Neo4j.URI), "version", h.ServerVersion,
+			"edition", h.Edition, "database", h.Database, "latency_ms", h.Latency.Milliseconds())
+	} else {
+		s.log.Warn("neo4j is not reachable: serving anyway, /readyz answers 503 until it is; start one with `scripts/neo4j.sh start` (then `eval \"$(scripts/neo4j.sh env)\"`) or point NEO4J_URI, NEO4J_USER and NEO4J_PASSWORD at yours",
+			"uri", neo4jpool.RedactURI(cfg.Neo4j.URI), "err", h.Err)
+	}
+
+	reg := &operations.Registry{}
+	if err := reg.Register(ImportType(s.db, env)); err != nil {
+		return err
+	}
+	for _, t := range s.Types {
+		if err := reg.Register(t); err != nil {
+			return err
+		}
+	}
+	s.engine, err = operations.New(operations.Config{
+		Registry: reg, MaxConcurrent: cfg.MaxConcurrentOps, Retention: cfg.OperationRetention, Logger: s.log,
+		ClassifyError: classifyOperationError,
+	})
+	if err != nil {
+		return err
+	}
+	s.api, err = transport.NewAPI(transport.Options{
+		Environment: env, Version: Version, Authenticate: mw.Wrap, Engine: s.engine, DB: s.db,
+		Logger: s.log, MaxBodyBytes: cfg.MaxBodyBytes, QueryMaxRows: cfg.QueryMaxRows,
+		Collectors: []prometheus.Collector{s.db.Collector()},
+	})
+	if err != nil {
+		return err
+	}
+	s.ln = s.Listener
+	if s.ln == nil {
+		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+		if s.ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("atg: listen on %s: %w", addr, err)
+		}
+	}
+	s.http = &http.Server{
+		Handler: s.api, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.served = make(chan error, 1)
+	go func(srv *http.Server, ln net.Listener) { s.served <- srv.Serve(ln) }(s.http, s.ln)
+	s.state = 1
+	s.log.Info("atg-server listening", "url", s.urlLocked(), "environment", env, "version", Version,
+		"workers", cfg.Workers, "max_concurrent_ops", cfg.MaxConcurrentOps)
+	if cfg.Workers != 1 {
+		s.log.Info("ATG_SERVER_WORKERS is reported, not used: one Go process serves every request", "workers", cfg.Workers)
+	}
+	return nil
+}
+
+// keyStore builds the key store from the configuration.
+func (s *Server) keyStore(ctx context.Context) (auth.KeyStore, error) {
+	cfg := s.Config
+	if s.KeyStore != nil {
+		return s.KeyStore, nil
+	}
+	var chain keyChain
+	if len(cfg.APIKeys) > 0 {
+		mem, err := auth.NewMemoryStoreFromKeys(cfg.APIKeys)
+		if err != nil {
+			return nil, fmt.Errorf("ATG_API_KEYS: %w", err)
+		}
+		chain = append(chain, mem)
+	}
+	if cfg.KeysFile != "" {
+		fs, err := auth.OpenFileStore(ctx, cfg.KeysFile, auth.FileStoreOptions{FlushInterval: time.Minute,
+			OnError: func(err error) { s.log.Warn("keys file: flush last_used_at", "err", err) }})
+		if err != nil {
+			return nil, fmt.Errorf("ATG_KEYS_FILE: %w", err)
+		}
+		s.fileStore = fs
+		chain = append(chain, fs)
+	}
+	recs, err := chain.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	usable := 0
+	for _, r := range recs {
+		switch {
+		case r.Environment != cfg.Environment:
+			s.log.Warn("API key of another environment will never authenticate here", "key_id", r.ID, "client_id", r.ClientID,
+				"key_environment", r.Environment, "server_environment", cfg.Environment)
+		case r.RevokedAt == nil && (r.ExpiresAt == nil || r.ExpiresAt.After(time.Now())):
+			usable++
+		}
+	}
+	if usable > 0 {
+		return chain, nil
+	}
+	if cfg.Environment != auth.Dev {
+		return nil, fmt.Errorf("atg: no usable %s API key: set ATG_API_KEYS or create one with `atg-server keys create --env %s` (ATG_KEYS_FILE)",
+			cfg.Environment, cfg.Environment)
+	}
+	dev := auth.NewMemoryStore()
+	key, _, err := dev.Create(ctx, auth.CreateOptions{ClientID: "dev", Environment: auth.Dev,
+		Scopes: []auth.Scope{auth.ScopeRead, auth.ScopeWrite, auth.ScopeAdmin}})
+	if err != nil {
+		return nil, err
+	}
+	s.devKey = key
+	return append(chain, dev), nil
+}
+
+func classifyOperationError(err error) *operations.Error {
+	if neo4jpool.IsUnavailable(err) {
+		return &operations.Error{Code: operations.CodeUnavailable, Message: "database unavailable", Err: err}
+	}
+	return nil
+}
+
+// DevKey returns the ephemeral dev key Start generated because no key was
+// configured in dev, or "". It is valid until the process exits.
+func (s *Server) DevKey() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.devKey
+}
+
+// URL returns the base URL the server listens on, e.g. http://127.0.0.1:8000.
+// A wildcard host is shown as 127.0.0.1.
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.urlLocked()
+}
+
+func (s *Server) urlLocked() string {
+	if s.ln == nil {
+		return ""
+	}
+	addr, ok := s.ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return "http://" + s.ln.Addr().String()
+	}
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+}
+
+// Handler returns the server's HTTP handler (after Start).
+func (s *Server) Handler() http.Handler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.api
+}
+
+// Manager returns the Neo4j manager (after Start).
+func (s *Server) Manager() *neo4jpool.Manager {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db
+}
+
+// Engine returns the operations engine (after Start).
+func (s *Server) Engine() *operations.Engine {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.engine
+}
+
+// ReloadKeys re-reads ATG_KEYS_FILE (the server calls it on SIGHUP). A bad
+// file keeps the previous keys and returns the error.
+func (s *Server) ReloadKeys(ctx context.Context) error {
+	s.mu.Lock()
+	fs := s.fileStore
+	s.mu.Unlock()
+	if fs == nil {
+		return nil
+	}
+	return fs.Reload(ctx)
+}
+
+// Wait blocks until the server stops serving and returns why (nil after a
+// clean Shutdown).
+func (s *Server) Wait() error {
+	s.mu.Lock()
+	served := s.served
+	s.mu.Unlock()
+	if served == nil {
+		return errors.New("atg: server not started")
+	}
+	err := <-served
+	served <- err // let other waiters see it too
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the server gracefully within ctx: running and queued
+// operations end cancelled with reason "server shutdown" (their work stops
+// through its context), the listener closes, open requests finish, and the
+// Neo4j drivers close. A second call returns an error matching net.ErrClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == 2 {
+		return ErrServerClosed
+	}
+	if s.state == 0 {
+		s.state = 2
+		return nil
+	}
+	s.state = 2
+	return s.cleanup(ctx)
+}
+
+// cleanup releases whatever Start built, in dependency order.
+func (s *Server) cleanup(ctx context.Context) error {
+	var errs []error
+	if s.engine != nil {
+		if err := s.engine.Close(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if s.http != nil {
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("atg: http shutdown: %w", err))
+			_ = s.http.Close()
+		}
+	} else if s.ln != nil && s.Listener == nil {
+		_ = s.ln.Close()
+	}
+	if s.db != nil {
+		if err := s.db.CloseAll(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if s.fileStore != nil {
+		if err := s.fileStore.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
