@@ -142,7 +142,9 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			return nil
 		}
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		dec := json.NewDecoder(resp.Body)
+		dec.UseNumber() // 64-bit integers in rows and results stay exact
+		if err := dec.Decode(out); err != nil {
 			return fmt.Errorf("transport: decode %s %s response: %w", req.method, req.path, err)
 		}
 		return nil

@@ -93,6 +93,10 @@ type envelope struct {
 	Error *Error `json:"error"`
 }
 
+// StatusOf returns the HTTP status that goes with an error code (500 for
+// unknown codes).
+func StatusOf(code string) int { return statusOf(code) }
+
 // statusOf returns the HTTP status that goes with a code.
 func statusOf(code string) int {
 	switch code {

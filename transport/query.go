@@ -81,11 +81,11 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryRequest, maxRows int) (*QueryResponse, error) {
 	switch {
 	case strings.TrimSpace(req.Query) == "":
-		return nil, &Error{Code: CodeValidation, Message: "query is required", Details: map[string]any{"field": "query"}}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: "query is required", Details: map[string]any{"field": "query"}}
 	case len(req.Query) > MaxQueryBytes:
-		return nil, &Error{Code: CodeValidation, Message: fmt.Sprintf("query is longer than %d bytes", MaxQueryBytes), Details: map[string]any{"field": "query"}}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: fmt.Sprintf("query is longer than %d bytes", MaxQueryBytes), Details: map[string]any{"field": "query"}}
 	case req.TimeoutMS < 0 || req.TimeoutMS > MaxQueryTimeout.Milliseconds():
-		return nil, &Error{Code: CodeValidation, Message: fmt.Sprintf("timeout_ms must be between 1 and %d", MaxQueryTimeout.Milliseconds()), Details: map[string]any{"field": "timeout_ms"}}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: fmt.Sprintf("timeout_ms must be between 1 and %d", MaxQueryTimeout.Milliseconds()), Details: map[string]any{"field": "timeout_ms"}}
 	}
 	mode := neo4j.AccessModeRead
 	switch req.Mode {
@@ -93,7 +93,7 @@ func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryR
 	case "write":
 		mode = neo4j.AccessModeWrite
 	default:
-		return nil, &Error{Code: CodeValidation, Message: `mode must be "read" or "write"`, Details: map[string]any{"field": "mode"}}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: `mode must be "read" or "write"`, Details: map[string]any{"field": "mode"}}
 	}
 	if maxRows <= 0 {
 		maxRows = DefaultQueryMaxRows
@@ -102,7 +102,7 @@ func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryR
 	for k, v := range req.Parameters {
 		p, err := paramValue(v)
 		if err != nil {
-			return nil, &Error{Code: CodeValidation, Message: fmt.Sprintf("parameters.%s: %v", k, err), Details: map[string]any{"field": "parameters." + k}}
+			return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: fmt.Sprintf("parameters.%s: %v", k, err), Details: map[string]any{"field": "parameters." + k}}
 		}
 		params[k] = p
 	}
@@ -112,7 +112,12 @@ func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryR
 	}
 	resp, err := runQuery(ctx, db, env, mode, req.Query, params, timeout, maxRows)
 	if err != nil {
-		return nil, queryError(ctx, err, timeout)
+		err = queryError(ctx, err, timeout)
+		var ae *Error
+		if errors.As(err, &ae) {
+			ae.Status = statusOf(ae.Code)
+		}
+		return nil, err
 	}
 	return resp, nil
 }
