@@ -4,7 +4,7 @@ GO ?= go
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME ?= 60s
-BENCHTIME ?= 1x
+BENCHTIME ?= 1s
 
 .PHONY: help test run bench lint fuzz neo4j-start neo4j-stop build
 
@@ -15,7 +15,8 @@ test: ## the whole suite with the race detector, against real Neo4j (started if 
 	scripts/with-neo4j.sh $(GO) test -race -count=1 -timeout 12m ./...
 
 run: ## a local Neo4j if none is configured, then atg-server in dev mode
-	scripts/with-neo4j.sh $(GO) run ./cmd/atg-server serve
+	$(GO) build -o bin/atg-server ./cmd/atg-server
+	scripts/with-neo4j.sh bin/atg-server serve
 
 bench: ## the benchmarks, printing ratios against their baselines
 	scripts/with-neo4j.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 30m ./...

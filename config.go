@@ -3,6 +3,7 @@ package atg
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/neo4jpool"
+	"github.com/atgraph/atg/transport"
 )
 
 // Defaults applied when a variable is unset or empty.
@@ -28,6 +30,10 @@ const (
 	DefaultOperationRetention = 24 * time.Hour     // ATG_OPERATION_RETENTION
 	DefaultShutdownTimeout    = 30 * time.Second   // ATG_SHUTDOWN_TIMEOUT
 	DefaultEnvironment        = auth.Dev           // ENVIRONMENT
+	DefaultRateLimitRPM       = 100                // ATG_RATE_LIMIT_RPM
+	DefaultRateLimitBurst     = 20                 // ATG_RATE_LIMIT_BURST
+	DefaultMaxOpsPerKey       = 10                 // ATG_MAX_OPS_PER_KEY
+	DefaultAuthFailuresPerMin = 20                 // ATG_AUTH_FAILURES_PER_MINUTE
 )
 
 // LoadOptions says where configuration values come from. The zero value reads
@@ -183,6 +189,31 @@ type ServerConfig struct {
 	// ShutdownTimeout bounds graceful shutdown (ATG_SHUTDOWN_TIMEOUT; > 0;
 	// default 30s).
 	ShutdownTimeout time.Duration
+	// RateLimitRPM is how many requests a minute one API key may make
+	// (ATG_RATE_LIMIT_RPM; >= 0, 0 turns the limit off; default 100).
+	RateLimitRPM int
+	// RateLimitBurst is how many requests a key may make at once before the
+	// per-minute rate applies (ATG_RATE_LIMIT_BURST; >= 1; default 20).
+	RateLimitBurst int
+	// MaxOpsPerKey caps the operations one client may have queued or
+	// running (ATG_MAX_OPS_PER_KEY; >= 0, 0 turns it off; default 10).
+	MaxOpsPerKey int
+	// AuthFailuresPerMinute is how many failed authentications one remote
+	// address may make a minute before it gets 429
+	// (ATG_AUTH_FAILURES_PER_MINUTE; >= 0, 0 turns it off; default 20).
+	AuthFailuresPerMinute int
+	// TLSCertFile and TLSKeyFile, set together, make the server speak
+	// HTTPS (TLS 1.2 or newer); both are re-read on SIGHUP
+	// (ATG_TLS_CERT_FILE, ATG_TLS_KEY_FILE).
+	TLSCertFile, TLSKeyFile string
+	// TrustedProxies are the addresses and CIDR prefixes whose
+	// X-Forwarded-For and X-Forwarded-Proto headers are believed
+	// (ATG_TRUSTED_PROXIES, a comma list). In production without TLS, the
+	// server accepts requests only from them, with X-Forwarded-Proto: https.
+	TrustedProxies []netip.Prefix
+	// AuditLog is where the audit trail goes: "" or "stderr", "stdout", or
+	// a file path appended to (ATG_AUDIT_LOG; default stderr).
+	AuditLog string
 	// Neo4j is the database for Environment (NEO4J_* variables; see
 	// LoadNeo4jConfig).
 	Neo4j neo4jpool.Config
@@ -202,6 +233,14 @@ type rawServerConfig struct {
 	QueryMaxRows       string `env:"ATG_QUERY_MAX_ROWS"`
 	OperationRetention string `env:"ATG_OPERATION_RETENTION"`
 	ShutdownTimeout    string `env:"ATG_SHUTDOWN_TIMEOUT"`
+	RateLimitRPM       string `env:"ATG_RATE_LIMIT_RPM"`
+	RateLimitBurst     string `env:"ATG_RATE_LIMIT_BURST"`
+	MaxOpsPerKey       string `env:"ATG_MAX_OPS_PER_KEY"`
+	AuthFailures       string `env:"ATG_AUTH_FAILURES_PER_MINUTE"`
+	TLSCertFile        string `env:"ATG_TLS_CERT_FILE"`
+	TLSKeyFile         string `env:"ATG_TLS_KEY_FILE"`
+	TrustedProxies     string `env:"ATG_TRUSTED_PROXIES"`
+	AuditLog           string `env:"ATG_AUDIT_LOG"`
 }
 
 // LoadServerConfig reads a ServerConfig, including the Neo4j configuration of
@@ -235,6 +274,17 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 	cfg.QueryMaxRows = parseInt(&p, "ATG_QUERY_MAX_ROWS", raw.QueryMaxRows, DefaultQueryMaxRows)
 	cfg.OperationRetention = parseSeconds(&p, "ATG_OPERATION_RETENTION", raw.OperationRetention, DefaultOperationRetention)
 	cfg.ShutdownTimeout = parseSeconds(&p, "ATG_SHUTDOWN_TIMEOUT", raw.ShutdownTimeout, DefaultShutdownTimeout)
+	cfg.RateLimitRPM = parseInt(&p, "ATG_RATE_LIMIT_RPM", raw.RateLimitRPM, DefaultRateLimitRPM)
+	cfg.RateLimitBurst = parseInt(&p, "ATG_RATE_LIMIT_BURST", raw.RateLimitBurst, DefaultRateLimitBurst)
+	cfg.MaxOpsPerKey = parseInt(&p, "ATG_MAX_OPS_PER_KEY", raw.MaxOpsPerKey, DefaultMaxOpsPerKey)
+	cfg.AuthFailuresPerMinute = parseInt(&p, "ATG_AUTH_FAILURES_PER_MINUTE", raw.AuthFailures, DefaultAuthFailuresPerMin)
+	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(raw.TLSCertFile), strings.TrimSpace(raw.TLSKeyFile)
+	cfg.AuditLog = strings.TrimSpace(raw.AuditLog)
+	if tp, err := transport.ParseTrustedProxies(raw.TrustedProxies); err != nil {
+		p.add("ATG_TRUSTED_PROXIES", raw.TrustedProxies, "must be a comma list of IP addresses and CIDR prefixes: "+err.Error())
+	} else {
+		cfg.TrustedProxies = tp
+	}
 
 	cfg.Environment = DefaultEnvironment
 	envOK := true
@@ -304,6 +354,21 @@ func (c ServerConfig) validateServer(checkEnv bool) []error {
 	if c.ShutdownTimeout <= 0 {
 		p.add("ATG_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive")
 	}
+	if c.RateLimitRPM < 0 {
+		p.add("ATG_RATE_LIMIT_RPM", strconv.Itoa(c.RateLimitRPM), "must be >= 0 (0 turns the limit off)")
+	}
+	if c.RateLimitRPM > 0 && c.RateLimitBurst < 1 {
+		p.add("ATG_RATE_LIMIT_BURST", strconv.Itoa(c.RateLimitBurst), "must be at least 1")
+	}
+	if c.MaxOpsPerKey < 0 {
+		p.add("ATG_MAX_OPS_PER_KEY", strconv.Itoa(c.MaxOpsPerKey), "must be >= 0 (0 turns the limit off)")
+	}
+	if c.AuthFailuresPerMinute < 0 {
+		p.add("ATG_AUTH_FAILURES_PER_MINUTE", strconv.Itoa(c.AuthFailuresPerMinute), "must be >= 0 (0 turns the limit off)")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		p.add("ATG_TLS_CERT_FILE", c.TLSCertFile, "ATG_TLS_CERT_FILE and ATG_TLS_KEY_FILE must be set together")
+	}
 	if !checkEnv {
 		return p.list
 	}
@@ -327,6 +392,9 @@ func (c ServerConfig) validateServer(checkEnv bool) []error {
 		case c.Environment == auth.Production && keyEnv != auth.Production:
 			p.add(name, auth.Redact(k), fmt.Sprintf("environment mismatch: a %s key cannot be used in production; expected prefix atg_production_", keyEnv))
 		}
+	}
+	if c.Environment == auth.Production && c.TLSCertFile == "" && len(c.TrustedProxies) == 0 {
+		p.add("ATG_TLS_CERT_FILE", "", "production refuses plain HTTP: set ATG_TLS_CERT_FILE and ATG_TLS_KEY_FILE, or ATG_TRUSTED_PROXIES for a TLS-terminating proxy")
 	}
 	if c.Environment == auth.Production && len(c.APIKeys) == 0 && c.KeysFile == "" {
 		p.add("ATG_API_KEYS", "", "at least one API key is required in production (set ATG_API_KEYS or ATG_KEYS_FILE)")

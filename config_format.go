@@ -91,6 +91,13 @@ type serverView struct {
 	QueryMaxRows       int              `json:"query_max_rows"`
 	OperationRetention string           `json:"operation_retention"`
 	ShutdownTimeout    string           `json:"shutdown_timeout"`
+	RateLimitRPM       int              `json:"rate_limit_rpm"`
+	RateLimitBurst     int              `json:"rate_limit_burst"`
+	MaxOpsPerKey       int              `json:"max_ops_per_key"`
+	AuthFailuresPerMin int              `json:"auth_failures_per_minute"`
+	TLS                bool             `json:"tls"`
+	TrustedProxies     []string         `json:"trusted_proxies,omitempty"`
+	AuditLog           string           `json:"audit_log,omitempty"`
 	Neo4j              neo4jpool.Config `json:"neo4j"`
 }
 
@@ -99,12 +106,18 @@ func (c ServerConfig) view() serverView {
 	for i, k := range c.APIKeys {
 		keys[i] = redactKey(k)
 	}
+	var proxies []string
+	for _, p := range c.TrustedProxies {
+		proxies = append(proxies, p.String())
+	}
 	return serverView{
 		Host: c.Host, Port: c.Port, Workers: c.Workers, MaxConcurrentOps: c.MaxConcurrentOps,
 		Environment: c.Environment, APIKeys: keys, KeysFile: c.KeysFile,
 		TargetTenantID: redactTenant(c.TargetTenantID), UseManagedIdentity: c.UseManagedIdentity,
 		MaxBodyBytes: c.MaxBodyBytes, QueryMaxRows: c.QueryMaxRows,
 		OperationRetention: c.OperationRetention.String(), ShutdownTimeout: c.ShutdownTimeout.String(),
+		RateLimitRPM: c.RateLimitRPM, RateLimitBurst: c.RateLimitBurst, MaxOpsPerKey: c.MaxOpsPerKey,
+		AuthFailuresPerMin: c.AuthFailuresPerMinute, TLS: c.TLSCertFile != "", TrustedProxies: proxies, AuditLog: c.AuditLog,
 		Neo4j: c.Neo4j,
 	}
 }
@@ -113,10 +126,11 @@ func (c ServerConfig) view() serverView {
 // redacted.
 func (c ServerConfig) String() string {
 	v := c.view()
-	return fmt.Sprintf("atg.ServerConfig{Host:%s Port:%d Workers:%d MaxConcurrentOps:%d Environment:%s APIKeys:[%s] KeysFile:%s TargetTenantID:%s UseManagedIdentity:%t MaxBodyBytes:%d QueryMaxRows:%d OperationRetention:%s ShutdownTimeout:%s Neo4j:%s}",
+	return fmt.Sprintf("atg.ServerConfig{Host:%s Port:%d Workers:%d MaxConcurrentOps:%d Environment:%s APIKeys:[%s] KeysFile:%s TargetTenantID:%s UseManagedIdentity:%t MaxBodyBytes:%d QueryMaxRows:%d OperationRetention:%s ShutdownTimeout:%s RateLimitRPM:%d RateLimitBurst:%d MaxOpsPerKey:%d AuthFailuresPerMinute:%d TLS:%t TrustedProxies:[%s] AuditLog:%s Neo4j:%s}",
 		v.Host, v.Port, v.Workers, v.MaxConcurrentOps, v.Environment, strings.Join(v.APIKeys, " "), v.KeysFile,
 		v.TargetTenantID, v.UseManagedIdentity, v.MaxBodyBytes, v.QueryMaxRows, v.OperationRetention,
-		v.ShutdownTimeout, c.Neo4j.String())
+		v.ShutdownTimeout, v.RateLimitRPM, v.RateLimitBurst, v.MaxOpsPerKey, v.AuthFailuresPerMin, v.TLS,
+		strings.Join(v.TrustedProxies, " "), v.AuditLog, c.Neo4j.String())
 }
 
 // GoString implements fmt.GoStringer (%#v) with secrets redacted.
@@ -138,6 +152,9 @@ func (c ServerConfig) LogValue() slog.Value {
 		slog.String("target_tenant_id", v.TargetTenantID), slog.Bool("use_managed_identity", v.UseManagedIdentity),
 		slog.Int64("max_body_bytes", v.MaxBodyBytes), slog.Int("query_max_rows", v.QueryMaxRows),
 		slog.String("operation_retention", v.OperationRetention), slog.String("shutdown_timeout", v.ShutdownTimeout),
+		slog.Int("rate_limit_rpm", v.RateLimitRPM), slog.Int("rate_limit_burst", v.RateLimitBurst),
+		slog.Int("max_ops_per_key", v.MaxOpsPerKey), slog.Int("auth_failures_per_minute", v.AuthFailuresPerMin),
+		slog.Bool("tls", v.TLS), slog.Any("trusted_proxies", v.TrustedProxies), slog.String("audit_log", v.AuditLog),
 		slog.Any("neo4j", c.Neo4j),
 	)
 }

@@ -264,6 +264,7 @@ func TestLoadServerConfig(t *testing.T) {
 			Host: "0.0.0.0", Port: 8000, Workers: 4, MaxConcurrentOps: 3, Environment: auth.Dev,
 			UseManagedIdentity: true, MaxBodyBytes: 32 << 20, QueryMaxRows: 10000,
 			OperationRetention: 24 * time.Hour, ShutdownTimeout: 30 * time.Second,
+			RateLimitRPM: 100, RateLimitBurst: 20, MaxOpsPerKey: 10, AuthFailuresPerMinute: 20,
 			Neo4j: neo4jpool.Config{URI: "bolt://localhost:7687", User: "neo4j", Password: goodPassword,
 				MaxPoolSize: 50, ConnectionTimeout: 30 * time.Second, MaxTransactionRetryTime: 30 * time.Second},
 		}
@@ -299,7 +300,8 @@ func TestLoadServerConfig(t *testing.T) {
 	} {
 		t.Run("SC-8/9 tenant "+tc.env+" "+tc.tenant, func(t *testing.T) {
 			t.Parallel()
-			e := serverEnv("ENVIRONMENT", tc.env, "ATG_TARGET_TENANT_ID", tc.tenant, "NEO4J_URI", "neo4j+s://db.example.com", "ATG_API_KEYS", productionKey)
+			e := serverEnv("ENVIRONMENT", tc.env, "ATG_TARGET_TENANT_ID", tc.tenant, "NEO4J_URI", "neo4j+s://db.example.com", "ATG_API_KEYS", productionKey,
+				"ATG_TRUSTED_PROXIES", "10.0.0.0/8")
 			if tc.env != "production" {
 				e["ATG_API_KEYS"] = ""
 			}
@@ -343,6 +345,13 @@ func TestServerConfigErrors(t *testing.T) {
 		{"retention zero", serverEnv("ATG_OPERATION_RETENTION", "0s"), "ATG_OPERATION_RETENTION", []string{"positive"}},
 		{"shutdown garbage", serverEnv("ATG_SHUTDOWN_TIMEOUT", "later"), "ATG_SHUTDOWN_TIMEOUT", []string{"duration"}},
 		{"query rows zero", serverEnv("ATG_QUERY_MAX_ROWS", "0"), "ATG_QUERY_MAX_ROWS", []string{"at least 1"}},
+		{"negative rate limit", serverEnv("ATG_RATE_LIMIT_RPM", "-1"), "ATG_RATE_LIMIT_RPM", []string{">= 0"}},
+		{"zero burst", serverEnv("ATG_RATE_LIMIT_BURST", "0"), "ATG_RATE_LIMIT_BURST", []string{"at least 1"}},
+		{"ops per key garbage", serverEnv("ATG_MAX_OPS_PER_KEY", "ten"), "ATG_MAX_OPS_PER_KEY", []string{"integer"}},
+		{"auth failures negative", serverEnv("ATG_AUTH_FAILURES_PER_MINUTE", "-3"), "ATG_AUTH_FAILURES_PER_MINUTE", []string{">= 0"}},
+		{"cert without key", serverEnv("ATG_TLS_CERT_FILE", "/x.pem"), "ATG_TLS_CERT_FILE", []string{"together"}},
+		{"bad proxies", serverEnv("ATG_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"), "ATG_TRUSTED_PROXIES", []string{"CIDR"}},
+		{"production over plain HTTP", serverEnv("ENVIRONMENT", "production", "ATG_API_KEYS", productionKey, "NEO4J_URI", "bolt://db:7687"), "ATG_TLS_CERT_FILE", []string{"plain HTTP"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
@@ -58,6 +59,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	state     int // 0 new, 1 started, 2 shut down
+	tls       *certReloader
+	audit     *audit.Logger
 	devKey    string
 	log       *slog.Logger
 	db        *neo4jpool.Manager
@@ -95,6 +98,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 
+	if s.audit, err = audit.Open(cfg.AuditLog); err != nil {
+		return err
+	}
+	if cfg.TLSCertFile != "" {
+		if s.tls, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return err
+		}
+	}
 	store, err := s.keyStore(ctx)
 	if err != nil {
 		return err
@@ -103,7 +114,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	mw := &auth.Middleware{Authenticator: authn, Logger: s.log, OnFailure: s.OnAuthFailure}
+	mw := &auth.Middleware{Authenticator: authn, Logger: s.log, OnFailure: func(r *http.Request, reason error) {
+		s.api.AuditAuthFailure(r, reason)
+		if s.OnAuthFailure != nil {
+			s.OnAuthFailure(r, reason)
+		}
+	}}
 
 	s.db = neo4jpool.NewManager(neo4jpool.Options{Logger: s.log})
 	if err := s.db.Configure(ctx, env, cfg.Neo4j); err != nil {
@@ -131,7 +147,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.engine, err = operations.New(operations.Config{
 		Registry: reg, MaxConcurrent: cfg.MaxConcurrentOps, Retention: cfg.OperationRetention, Logger: s.log,
-		ClassifyError: classifyOperationError,
+		ClassifyError: classifyOperationError, MaxActivePerClient: cfg.MaxOpsPerKey, OnFinish: s.auditFinish,
 	})
 	if err != nil {
 		return err
@@ -139,7 +155,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.api, err = transport.NewAPI(transport.Options{
 		Environment: env, Version: Version, Authenticate: mw.Wrap, Engine: s.engine, DB: s.db,
 		Logger: s.log, MaxBodyBytes: cfg.MaxBodyBytes, QueryMaxRows: cfg.QueryMaxRows,
-		Collectors: []prometheus.Collector{s.db.Collector()},
+		Collectors:   []prometheus.Collector{s.db.Collector()},
+		RateLimitRPM: cfg.RateLimitRPM, RateLimitBurst: cfg.RateLimitBurst, AuthFailuresPerMinute: cfg.AuthFailuresPerMinute,
+		TrustedProxies: cfg.TrustedProxies, RequireHTTPS: cfg.Environment == auth.Production, Audit: s.audit,
 	})
 	if err != nil {
 		return err
@@ -157,7 +175,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.served = make(chan error, 1)
-	go func(srv *http.Server, ln net.Listener) { s.served <- srv.Serve(ln) }(s.http, s.ln)
+	if s.tls != nil {
+		s.http.TLSConfig = s.tls.tlsConfig()
+		go func(srv *http.Server, ln net.Listener) { s.served <- srv.ServeTLS(ln, "", "") }(s.http, s.ln)
+	} else {
+		go func(srv *http.Server, ln net.Listener) { s.served <- srv.Serve(ln) }(s.http, s.ln)
+	}
 	s.state = 1
 	s.log.Info("atg-server listening", "url", s.urlLocked(), "environment", env, "version", Version,
 		"workers", cfg.Workers, "max_concurrent_ops", cfg.MaxConcurrentOps)
@@ -256,7 +279,11 @@ func (s *Server) urlLocked() string {
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	scheme := "http://"
+	if s.tls != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
 // Handler returns the server's HTTP handler (after Start).
@@ -280,16 +307,33 @@ func (s *Server) Engine() *operations.Engine {
 	return s.engine
 }
 
-// ReloadKeys re-reads ATG_KEYS_FILE (the server calls it on SIGHUP). A bad
-// file keeps the previous keys and returns the error.
-func (s *Server) ReloadKeys(ctx context.Context) error {
+// Reload re-reads ATG_KEYS_FILE and the TLS certificate and key (atg-server
+// calls it on SIGHUP). Whatever fails to load keeps its previous state; the
+// errors are returned together.
+func (s *Server) Reload(ctx context.Context) error {
 	s.mu.Lock()
-	fs := s.fileStore
+	fs, certs := s.fileStore, s.tls
 	s.mu.Unlock()
-	if fs == nil {
-		return nil
+	var errs []error
+	if fs != nil {
+		errs = append(errs, fs.Reload(ctx))
 	}
-	return fs.Reload(ctx)
+	if certs != nil {
+		errs = append(errs, certs.Reload())
+	}
+	return errors.Join(errs...)
+}
+
+// auditFinish records an operation reaching its terminal state.
+func (s *Server) auditFinish(op operations.Operation) {
+	details := map[string]any{"operation_id": op.ID, "type": op.Type}
+	if op.Error != nil {
+		details["error_code"] = op.Error.Code
+	}
+	if op.StartedAt != nil && op.FinishedAt != nil {
+		details["duration_seconds"] = op.FinishedAt.Sub(*op.StartedAt).Seconds()
+	}
+	s.audit.Log(audit.Record{Event: audit.EventOperationFinish, ClientID: op.ClientID, Outcome: string(op.Status), Details: details})
 }
 
 // Wait blocks until the server stops serving and returns why (nil after a
@@ -352,6 +396,9 @@ func (s *Server) cleanup(ctx context.Context) error {
 		if err := s.fileStore.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.audit.Close(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

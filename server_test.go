@@ -3,13 +3,23 @@ package atg
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +57,8 @@ func testServer(t *testing.T, mutate func(*Server)) (*Server, string, string) {
 			Host: "127.0.0.1", Port: 8000, Workers: 1, MaxConcurrentOps: 2, Environment: auth.Dev,
 			MaxBodyBytes: DefaultMaxBodyBytes, QueryMaxRows: DefaultQueryMaxRows,
 			OperationRetention: time.Hour, ShutdownTimeout: 10 * time.Second,
-			Neo4j: neo4jpool.Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database}.WithDefaults(),
+			AuditLog: filepath.Join(t.TempDir(), "audit.log"),
+			Neo4j:    neo4jpool.Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database}.WithDefaults(),
 		},
 		Logger: quietLog, KeyStore: store, Listener: ln,
 	}
@@ -344,5 +355,93 @@ func TestDevServerGeneratesOneKeyAndOthersRefuseWithoutKeys(t *testing.T) {
 	err := (&Server{Config: integ, Logger: quietLog, Listener: ln2}).Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "no usable integration API key") {
 		t.Errorf("integration without keys: %v", err)
+	}
+}
+
+// writeCert writes a fresh self-signed certificate for 127.0.0.1 with the
+// given serial number to certFile and keyFile.
+func writeCert(t *testing.T, certFile, keyFile string, serial int64) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "atg test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTLSServesAndReloads serves HTTPS (TLS 1.2+) from certificate files
+// and picks up a renewed certificate on Reload without a restart.
+func TestTLSServesAndReloads(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCert(t, certFile, keyFile, 1001)
+	srv, key, _ := testServer(t, func(s *Server) {
+		s.Config.TLSCertFile, s.Config.TLSKeyFile = certFile, keyFile
+	})
+	if !strings.HasPrefix(srv.URL(), "https://") {
+		t.Fatalf("URL %s", srv.URL())
+	}
+	serial := func(maxVersion uint16) (*big.Int, error) {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MaxVersion: maxVersion}}} //nolint:gosec // test of our own self-signed cert
+		defer c.CloseIdleConnections()
+		req, _ := http.NewRequest("GET", srv.URL()+"/api/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return resp.TLS.PeerCertificates[0].SerialNumber, nil
+	}
+	if got, err := serial(0); err != nil || got.Int64() != 1001 {
+		t.Fatalf("first certificate: %v %v", got, err)
+	}
+	if _, err := serial(tls.VersionTLS11); err == nil {
+		t.Error("TLS 1.1 was accepted")
+	}
+	writeCert(t, certFile, keyFile, 1002)
+	if err := srv.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := serial(0); err != nil || got.Int64() != 1002 {
+		t.Errorf("after reload: %v %v", got, err)
+	}
+	// A broken file keeps the working certificate.
+	if err := os.WriteFile(certFile, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "ATG_TLS_CERT_FILE") {
+		t.Errorf("reload of a broken certificate: %v", err)
+	}
+	if got, err := serial(0); err != nil || got.Int64() != 1002 {
+		t.Errorf("after a failed reload: %v %v", got, err)
+	}
+	// Plain HTTP to the TLS port is refused.
+	resp, err := http.Get("http://" + strings.TrimPrefix(srv.URL(), "https://") + "/livez")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Error("plain HTTP served on the TLS port")
+		}
 	}
 }

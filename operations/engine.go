@@ -42,9 +42,17 @@ type Config struct {
 	// behind before it is cut off (it can resume from history); <= 0 means
 	// DefaultSubscriberBuffer (256).
 	SubscriberBuffer int
+	// MaxActivePerClient caps the queued and running operations of one
+	// client; a submit beyond it fails with *TooManyActiveError. <= 0 means
+	// no cap.
+	MaxActivePerClient int
 	// ClassifyError maps an error returned by work that is not an *Error
 	// to a public *Error (return nil to fall back to INTERNAL_ERROR).
 	ClassifyError func(error) *Error
+	// OnFinish, when set, is called (without engine locks held, in its own
+	// goroutine-safe way: calls may be concurrent) with every operation that
+	// reaches a terminal state, e.g. to write an audit trail.
+	OnFinish func(op Operation)
 	// Logger receives lifecycle and failure logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
@@ -154,7 +162,7 @@ func (e *Engine) MaxConcurrent() int { return e.cfg.MaxConcurrent }
 // Submit validates and queues an operation. created is false when an
 // Idempotency-Key replay returned an existing operation. Errors:
 // *UnknownTypeError, *ValidationError (possibly wrapped),
-// ErrIdempotencyConflict, ErrClosed.
+// ErrIdempotencyConflict, *TooManyActiveError, ErrClosed.
 func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, created bool, err error) {
 	typ, err := e.cfg.Registry.Lookup(req.Type)
 	if err != nil {
@@ -190,6 +198,17 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 				return Operation{}, false, ErrIdempotencyConflict
 			}
 			return prev, false, nil
+		}
+	}
+	if max := e.cfg.MaxActivePerClient; max > 0 {
+		active := 0
+		for _, op := range e.live {
+			if op.ClientID == req.ClientID {
+				active++
+			}
+		}
+		if active >= max {
+			return Operation{}, false, &TooManyActiveError{ClientID: req.ClientID, Limit: max}
 		}
 	}
 	now := e.now().UTC()
@@ -359,6 +378,14 @@ func (e *Engine) finishLocked(op *Operation, to Status, result json.RawMessage, 
 	delete(e.live, op.ID)
 	e.putLocked(op)
 	e.metrics.finished.WithLabelValues(op.Type, string(to)).Inc()
+	if e.cfg.OnFinish != nil {
+		finished := *op
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.cfg.OnFinish(finished)
+		}()
+	}
 	data := TerminalData{OperationID: op.ID, Status: to, Result: result, Error: perr, Time: now}
 	if to == Completed {
 		e.publishLocked(op, EventComplete, data)

@@ -68,7 +68,24 @@ var (
 	// ErrIdempotencyConflict means an Idempotency-Key was reused for a
 	// different request.
 	ErrIdempotencyConflict = errors.New("the Idempotency-Key was already used for a different request")
+	// ErrTooManyActive is matched by *TooManyActiveError.
+	ErrTooManyActive = errors.New("too many active operations")
 )
+
+// TooManyActiveError says a client already has the most queued and running
+// operations it may have (Config.MaxActivePerClient).
+type TooManyActiveError struct {
+	ClientID string
+	Limit    int
+}
+
+// Error implements error.
+func (e *TooManyActiveError) Error() string {
+	return fmt.Sprintf("at most %d operations may be queued or running per client; wait for one to finish or cancel one", e.Limit)
+}
+
+// Is makes the error match ErrTooManyActive.
+func (e *TooManyActiveError) Is(target error) bool { return target == ErrTooManyActive }
 
 // UnknownTypeError names the unknown type and the registered ones.
 type UnknownTypeError struct {

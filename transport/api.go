@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
@@ -67,6 +69,25 @@ type Options struct {
 	Collectors []prometheus.Collector
 	// Started is when the server started, for uptime; zero means now.
 	Started time.Time
+	// RateLimitRPM is how many requests a minute one API key may make
+	// (a token bucket of RateLimitBurst); 0 means no limit.
+	RateLimitRPM int
+	// RateLimitBurst is the bucket size; 0 means min(RateLimitRPM, 20).
+	RateLimitBurst int
+	// AuthFailuresPerMinute is how many failed authentications one remote
+	// address may make a minute (burst the same) before it gets 429 without
+	// its key being looked at; 0 means no limit.
+	AuthFailuresPerMinute int
+	// TrustedProxies are the proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto headers are believed.
+	TrustedProxies []netip.Prefix
+	// Audit receives the audit trail (submits, cancels, write queries);
+	// nil means none.
+	Audit *audit.Logger
+	// RequireHTTPS refuses requests that did not arrive over TLS or through
+	// a trusted proxy with X-Forwarded-Proto: https (403), except /livez
+	// and /readyz.
+	RequireHTTPS bool
 }
 
 // API is the v1 HTTP API (an http.Handler). Create it with NewAPI.
@@ -77,6 +98,9 @@ type API struct {
 	metrics  *httpMetrics
 	registry *prometheus.Registry
 	tokenKey []byte
+
+	keyLimits  *limiterSet
+	failLimits *limiterSet
 
 	readyMu    sync.Mutex
 	readyAt    time.Time
@@ -132,6 +156,16 @@ func NewAPI(opts Options) (*API, error) {
 			return nil, fmt.Errorf("transport: register metrics: %w", err)
 		}
 	}
+	if opts.RateLimitRPM > 0 {
+		burst := opts.RateLimitBurst
+		if burst <= 0 {
+			burst = min(opts.RateLimitRPM, 20)
+		}
+		a.keyLimits = newLimiterSet(opts.RateLimitRPM, burst, maxLimiterEntries)
+	}
+	if opts.AuthFailuresPerMinute > 0 {
+		a.failLimits = newLimiterSet(opts.AuthFailuresPerMinute, opts.AuthFailuresPerMinute, maxLimiterEntries)
+	}
 	a.routes()
 	return a, nil
 }
@@ -171,9 +205,9 @@ func (a *API) routes() {
 		case rt.path == "/api/v1/operations/{id}/events":
 			// Browsers' EventSource cannot send headers: a short-lived token
 			// scoped to this one operation's events may stand in for the key.
-			h = a.eventsAuth(auth.RequireScope(rt.scope, h))
+			h = a.limitAuthFailures(a.eventsAuth(a.rateLimitKeys(auth.RequireScope(rt.scope, h))))
 		case rt.scope != "":
-			h = a.opts.Authenticate(auth.RequireScope(rt.scope, h))
+			h = a.limitAuthFailures(a.opts.Authenticate(a.rateLimitKeys(auth.RequireScope(rt.scope, h))))
 		}
 		a.mux.Handle(rt.method+" "+rt.path, h)
 	}

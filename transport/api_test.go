@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/internal/neo4jtest"
 	"github.com/atgraph/atg/neo4jpool"
@@ -49,6 +50,12 @@ type fixtureOpts struct {
 	maxBody      int64
 	heartbeat    time.Duration
 	wrap         func(http.Handler) http.Handler
+	rpm, burst   int
+	authFails    int
+	maxActive    int
+	proxies      string
+	https        bool
+	audit        io.Writer
 }
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
@@ -116,12 +123,22 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		}
 		return nil
 	}, Run: func(context.Context, json.RawMessage, operations.Reporter) (any, error) { return nil, nil }}))
-	engine, err := operations.New(operations.Config{Registry: reg, MaxConcurrent: 2, Logger: quiet})
+	engine, err := operations.New(operations.Config{Registry: reg, MaxConcurrent: 2, Logger: quiet, MaxActivePerClient: o.maxActive})
 	must(t, err)
-	api, err := NewAPI(Options{
-		Environment: "dev", Version: "test", Authenticate: (&auth.Middleware{Authenticator: authn, Logger: quiet}).Wrap,
+	proxies, err := ParseTrustedProxies(o.proxies)
+	must(t, err)
+	var auditLog *audit.Logger
+	if o.audit != nil {
+		auditLog = audit.New(o.audit)
+	}
+	var api *API
+	mw := &auth.Middleware{Authenticator: authn, Logger: quiet, OnFailure: func(r *http.Request, reason error) { api.AuditAuthFailure(r, reason) }}
+	api, err = NewAPI(Options{
+		Environment: "dev", Version: "test", Authenticate: mw.Wrap,
 		Engine: engine, DB: m, Logger: quiet, QueryMaxRows: o.queryMaxRows, MaxBodyBytes: o.maxBody,
 		HeartbeatInterval: o.heartbeat, Collectors: []prometheus.Collector{m.Collector()},
+		RateLimitRPM: o.rpm, RateLimitBurst: o.burst, AuthFailuresPerMinute: o.authFails,
+		TrustedProxies: proxies, RequireHTTPS: o.https, Audit: auditLog,
 	})
 	must(t, err)
 	f.api, f.engine = api, engine

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -48,7 +49,7 @@ func TestClientCalls(t *testing.T) {
 		t.Fatalf("Status: %+v %v", st, err)
 	}
 	qr, err := c.Query(ctx, QueryRequest{Query: "RETURN $x + 1 AS y", Parameters: map[string]any{"x": 41}})
-	if err != nil || qr.RowCount != 1 || qr.Rows[0][0] != float64(42) {
+	if err != nil || qr.RowCount != 1 || qr.Rows[0][0] != json.Number("42") {
 		t.Fatalf("Query: %+v %v", qr, err)
 	}
 	_, err = c.Query(ctx, QueryRequest{Query: "RETRUN"})

@@ -21,6 +21,9 @@ import (
 
 type tokenOpKey struct{}
 
+// eventTokenKeyID is the KeyID of identities that come from event tokens.
+const eventTokenKeyID = "event-token"
+
 // tokenOperation returns the operation an event token in ctx was minted
 // for, or "".
 func tokenOperation(ctx context.Context) string {
@@ -82,7 +85,7 @@ func (a *API) eventsAuth(next http.Handler) http.Handler {
 			return
 		}
 		ctx := auth.WithIdentity(r.Context(), auth.Identity{
-			KeyID: "event-token", ClientID: clientID, Environment: auth.Environment(a.opts.Environment),
+			KeyID: eventTokenKeyID, ClientID: clientID, Environment: auth.Environment(a.opts.Environment),
 			Scopes: []auth.Scope{auth.ScopeRead},
 		})
 		ctx = context.WithValue(ctx, tokenOpKey{}, opID)

@@ -184,10 +184,10 @@ func argsToAttrs(args []any) []slog.Attr {
 func (a *API) serveRouted(w http.ResponseWriter, r *http.Request) {
 	h, pattern := a.mux.Handler(r)
 	if pattern != "" {
-		a.observe(pattern, a.mux).ServeHTTP(w, r)
+		a.observe(pattern, a.requireHTTPS(a.mux)).ServeHTTP(w, r)
 		return
 	}
-	a.observe("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a.observe("", a.requireHTTPS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		probe := &headerProbe{header: http.Header{}}
 		h.ServeHTTP(probe, r)
 		switch probe.status {
@@ -200,7 +200,7 @@ func (a *API) serveRouted(w http.ResponseWriter, r *http.Request) {
 		default:
 			WriteError(w, CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, nil)
 		}
-	})).ServeHTTP(w, r)
+	}))).ServeHTTP(w, r)
 }
 
 // headerProbe captures what the mux's fallback handlers write.

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/atgraph/atg/operations"
 )
@@ -12,7 +13,8 @@ import (
 // type or rejected params is VALIDATION_ERROR (details: field, supported),
 // a reused Idempotency-Key VALIDATION_ERROR, an unknown operation NOT_FOUND,
 // a finished one OPERATION_NOT_CANCELLABLE, a closed engine
-// SERVICE_UNAVAILABLE. It returns nil for any other error.
+// SERVICE_UNAVAILABLE, too many active operations RATE_LIMITED. It returns
+// nil for any other error.
 func OperationError(err error) *Error {
 	var (
 		ute *operations.UnknownTypeError
@@ -30,6 +32,8 @@ func OperationError(err error) *Error {
 			details["field"] = "params." + ve.Field
 		}
 		return &Error{Code: CodeValidation, Message: "invalid params: " + ve.Error(), Details: details}
+	case errors.Is(err, operations.ErrTooManyActive):
+		return &Error{Code: CodeRateLimited, Message: err.Error(), RetryAfter: 5 * time.Second}
 	case errors.Is(err, operations.ErrIdempotencyConflict):
 		return &Error{Code: CodeValidation, Message: err.Error(), Details: map[string]any{"field": HeaderIdempotencyKey}}
 	case errors.As(err, &nce):

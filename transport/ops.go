@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/operations"
 )
@@ -88,12 +89,14 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		if ae := OperationError(err); ae != nil {
+			a.audit(r, audit.EventOperationSubmit, "rejected", map[string]any{"type": req.Type, "code": ae.Code})
 			writeAPIError(w, ae)
 			return
 		}
 		a.internalError(w, r, "submit operation", err)
 		return
 	}
+	a.audit(r, audit.EventOperationSubmit, "accepted", map[string]any{"type": op.Type, "operation_id": op.ID, "idempotent_replay": !created})
 	v := a.view(op, true)
 	w.Header().Set("Location", v.Links.Self)
 	if !created {
@@ -132,6 +135,11 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op, err := a.opts.Engine.Cancel(r.Context(), op.ID, operations.ReasonClientAsked)
+	outcome := "cancelled"
+	if err != nil {
+		outcome = "refused"
+	}
+	a.audit(r, audit.EventOperationCancel, outcome, map[string]any{"operation_id": r.PathValue("id")})
 	if err != nil {
 		if ae := OperationError(err); ae != nil {
 			writeAPIError(w, ae)

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
+	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/neo4jpool"
 )
@@ -52,6 +54,15 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, err := RunQuery(r.Context(), a.opts.DB, a.opts.DBEnvironment, req, a.opts.QueryMaxRows)
+	if req.Mode == "write" {
+		outcome, details := "ok", map[string]any{"query": truncate(req.Query, 1000)}
+		if err != nil {
+			outcome = "error"
+		} else {
+			details["row_count"] = resp.RowCount
+		}
+		a.audit(r, audit.EventQueryWrite, outcome, details)
+	}
 	if err != nil {
 		var ae *Error
 		if errors.As(err, &ae) {
@@ -187,6 +198,17 @@ func queryError(ctx context.Context, err error, timeout time.Duration) error {
 		return &Error{Code: CodeUnavailable, Message: "database unavailable"}
 	}
 	return err
+}
+
+// truncate shortens s to at most n bytes (on a rune boundary), marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func neo4jCode(ne *neo4j.Neo4jError) string {

@@ -7,11 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/user"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
 )
 
@@ -227,6 +229,33 @@ func (c *keysCmd) printKey(key string, rec auth.Record, asJSON bool) error {
 	return err
 }
 
+// audit writes one audit record of a key change to ATG_AUDIT_LOG (standard
+// error when unset), with the operator's OS user as the client.
+func (c *keysCmd) audit(event, outcome string, details map[string]any) {
+	var l *audit.Logger
+	switch path := c.e.getenv("ATG_AUDIT_LOG"); path {
+	case "", "stderr":
+		l = audit.New(c.e.stderr)
+	default:
+		var err error
+		if l, err = audit.Open(path); err != nil {
+			fmt.Fprintf(c.e.stderr, "atg-server %s: audit log: %v\n", c.name, err)
+			return
+		}
+		defer l.Close()
+	}
+	details["keys_file"] = c.file
+	l.Log(audit.Record{Event: event, ClientID: "cli:" + operator(), Outcome: outcome, Details: details})
+}
+
+// operator names who runs the command, for the audit trail.
+func operator() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
+}
+
 func keysCreate(ctx context.Context, e *env, args []string) int {
 	c := newKeysCmd(e, "create", "--env E --client-id C [--scopes read,write] [--expires-in 720h] [--json] [--file F]")
 	envName := c.fs.String("env", "", "environment of the key: dev, integration or production (required)")
@@ -258,8 +287,11 @@ func keysCreate(ctx context.Context, e *env, args []string) int {
 	}
 	key, rec, err := s.Create(ctx, auth.CreateOptions{ClientID: *clientID, Environment: environment, Scopes: sc, TTL: expiresIn})
 	if err != nil {
+		c.audit(audit.EventKeyCreate, "failed", map[string]any{"for_client_id": *clientID, "error": err.Error()})
 		return c.close(s, c.fail(err))
 	}
+	c.audit(audit.EventKeyCreate, "created", map[string]any{"key_id": rec.ID, "for_client_id": rec.ClientID,
+		"environment": rec.Environment, "scopes": auth.FormatScopes(rec.Scopes)})
 	if err := c.printKey(key, rec, *asJSON); err != nil {
 		return c.close(s, c.fail(err))
 	}
@@ -321,8 +353,10 @@ func keysRevoke(ctx context.Context, e *env, args []string) int {
 	}
 	rec, err := s.Revoke(ctx, pos[0])
 	if err != nil {
+		c.audit(audit.EventKeyRevoke, "failed", map[string]any{"key_id": pos[0], "error": err.Error()})
 		return c.close(s, c.fail(err))
 	}
+	c.audit(audit.EventKeyRevoke, "revoked", map[string]any{"key_id": rec.ID, "for_client_id": rec.ClientID})
 	fmt.Fprintf(e.stdout, "Revoked key %s (client %s) at %s.\n", rec.ID, rec.ClientID, formatTime(rec.RevokedAt, "-"))
 	fmt.Fprintln(e.stderr, "A running server sees the change after SIGHUP or a restart.")
 	return c.close(s, exitOK)
@@ -343,8 +377,11 @@ func keysRotate(ctx context.Context, e *env, args []string) int {
 	}
 	key, rec, err := s.Rotate(ctx, pos[0], grace)
 	if err != nil {
+		c.audit(audit.EventKeyRotate, "failed", map[string]any{"key_id": pos[0], "error": err.Error()})
 		return c.close(s, c.fail(err))
 	}
+	c.audit(audit.EventKeyRotate, "rotated", map[string]any{"key_id": pos[0], "new_key_id": rec.ID, "for_client_id": rec.ClientID,
+		"grace_seconds": grace.Seconds()})
 	if err := c.printKey(key, rec, *asJSON); err != nil {
 		return c.close(s, c.fail(err))
 	}

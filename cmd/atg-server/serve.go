@@ -18,8 +18,8 @@ const serveUsage = `usage: atg-server serve [--env-file .env] [--log-format text
 Serves the HTTP API as configured by the ATG_*, ENVIRONMENT and NEO4J_*
 variables (the real environment wins over the .env file). In dev with no
 key configured it prints a fresh dev API key once. SIGHUP reloads
-ATG_KEYS_FILE; SIGINT or SIGTERM shut down gracefully within
-ATG_SHUTDOWN_TIMEOUT.
+ATG_KEYS_FILE and the TLS certificate; SIGINT or SIGTERM shut down
+gracefully within ATG_SHUTDOWN_TIMEOUT.
 `
 
 // serveFlags are the flags shared by serve and check.
@@ -129,10 +129,10 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	for {
 		select {
 		case <-hup:
-			if err := srv.ReloadKeys(ctx); err != nil {
-				log.Error("SIGHUP: keys not reloaded; keeping the previous keys", "err", err)
+			if err := srv.Reload(ctx); err != nil {
+				log.Error("SIGHUP: reload failed; what failed keeps its previous state", "err", err)
 			} else {
-				log.Info("SIGHUP: keys reloaded")
+				log.Info("SIGHUP: keys file and TLS certificate reloaded")
 			}
 		case err := <-served:
 			log.Error("server stopped serving", "err", err)
