@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME ?= 60s
 BENCHTIME ?= 1s
 
-.PHONY: help test run bench lint fuzz neo4j-start neo4j-stop build
+.PHONY: help test run bench lint fuzz apitest neo4j-start neo4j-stop build
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ run: ## a local Neo4j if none is configured, then atg-server in dev mode
 
 bench: ## the benchmarks, printing ratios against their baselines
 	scripts/with-neo4j.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 30m ./...
+
+apitest: ## schemathesis against /openapi.json of a running server (PyPI; >= 1,000 requests)
+	scripts/with-neo4j.sh scripts/apitest.sh
 
 lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -29,8 +31,9 @@ type ImportParams = neo4jpool.Graph
 // document's shape, identifiers and chunk size are checked at submit.
 func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 	return operations.Type{
-		Name:        ImportTypeName,
-		Description: "MERGE a graph document {nodes, relationships, chunk_size} in committed chunks",
+		Name:         ImportTypeName,
+		Description:  "MERGE a graph document {nodes, relationships, chunk_size} in committed chunks",
+		ParamsSchema: json.RawMessage(`{"$ref":"#/components/schemas/GraphDocument"}`),
 		Validate: func(params json.RawMessage) error {
 			_, err := decodeImportParams(params)
 			return err
@@ -63,12 +66,27 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 // decodeImportParams decodes and validates a graph document strictly:
 // unknown fields are rejected, numbers keep their exact value.
 func decodeImportParams(params json.RawMessage) (neo4jpool.Graph, error) {
+	var doc struct {
+		Nodes         json.RawMessage `json:"nodes"`
+		Relationships json.RawMessage `json:"relationships"`
+		ChunkSize     json.RawMessage `json:"chunk_size"` // 500 and 500.0 alike
+	}
 	var g neo4jpool.Graph
-	dec := json.NewDecoder(bytes.NewReader(params))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(&g); err != nil {
-		return g, &operations.ValidationError{Message: "not a graph document: " + strings.TrimPrefix(err.Error(), "json: ")}
+	if err := strictDecode(params, &doc); err != nil {
+		return g, &operations.ValidationError{Message: "not a graph document: " + err.Error()}
+	}
+	if err := decodeList(doc.Nodes, &g.Nodes); err != nil {
+		return g, &operations.ValidationError{Field: "nodes", Message: err.Error()}
+	}
+	if err := decodeList(doc.Relationships, &g.Relationships); err != nil {
+		return g, &operations.ValidationError{Field: "relationships", Message: err.Error()}
+	}
+	if len(doc.ChunkSize) > 0 {
+		f, err := strconv.ParseFloat(string(doc.ChunkSize), 64)
+		if err != nil || f != math.Trunc(f) || f < 0 || f > neo4jpool.MaxChunkSize {
+			return g, &operations.ValidationError{Field: "chunk_size", Message: fmt.Sprintf("must be an integer between 1 and %d (0 or absent: %d)", neo4jpool.MaxChunkSize, neo4jpool.DefaultChunkSize)}
+		}
+		g.ChunkSize = int(f)
 	}
 	if err := neo4jpool.ValidateGraph(g); err != nil {
 		var ve *neo4jpool.ValidationError
@@ -86,6 +104,29 @@ func decodeImportParams(params json.RawMessage) (neo4jpool.Graph, error) {
 		return g, &operations.ValidationError{Message: err.Error()}
 	}
 	return g, nil
+}
+
+// strictDecode decodes one JSON value into v, rejecting unknown fields and
+// keeping numbers exact.
+func strictDecode(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return nil
+}
+
+// decodeList decodes an optional JSON array; null is not an array.
+func decodeList[T any](raw json.RawMessage, out *[]T) error {
+	switch {
+	case len(raw) == 0:
+		return nil
+	case raw[0] != '[':
+		return errors.New("must be an array")
+	}
+	return strictDecode(raw, out)
 }
 
 // importError describes a stopped import to its owner: what was committed

@@ -17,10 +17,12 @@ import (
 
 // Limits applied by graph validation.
 const (
-	// MaxIDLength is the longest accepted node id, in bytes.
-	MaxIDLength = 4096
-	// MaxPropertyKeyLength is the longest accepted property key, in bytes.
-	MaxPropertyKeyLength = 256
+	// MaxIDLength is the longest accepted node id, in characters (Unicode
+	// code points, as JSON Schema's maxLength counts them; so at most 4 KiB).
+	MaxIDLength = 1024
+	// MaxPropertyKeyLength is the longest accepted property key, in
+	// characters.
+	MaxPropertyKeyLength = 64
 	// MaxLabelsPerNode is the largest number of labels one node may carry.
 	MaxLabelsPerNode = 16
 	// maxReportedProblems bounds how many problems one ValidationError lists.
@@ -30,7 +32,7 @@ const (
 // Node is one node of a graph document. It is identified by ID alone: nodes
 // with the same ID are the same node, whatever their labels (see [Importer]).
 type Node struct {
-	// ID identifies the node (1..MaxIDLength bytes of UTF-8). It is stored
+	// ID identifies the node (1..MaxIDLength characters of UTF-8). It is stored
 	// as the property "id".
 	ID string `json:"id"`
 	// Labels are added to the node (never removed); each must match
@@ -237,23 +239,23 @@ func validateID(id string) error {
 	switch {
 	case id == "":
 		return errors.New("id must not be empty")
-	case len(id) > MaxIDLength:
-		return fmt.Errorf("id is %d bytes long, the limit is %d", len(id), MaxIDLength)
+	case utf8.RuneCountInString(id) > MaxIDLength:
+		return fmt.Errorf("id is %d characters long, the limit is %d", utf8.RuneCountInString(id), MaxIDLength)
 	case !utf8.ValidString(id):
 		return errors.New("id is not valid UTF-8")
 	}
 	return nil
 }
 
-// validatePropertyKey accepts 1..MaxPropertyKeyLength bytes of UTF-8 without
+// validatePropertyKey accepts 1..MaxPropertyKeyLength characters of UTF-8 without
 // control characters. Keys are sent as parameter map keys, never written
 // into Cypher text, so this need not be as strict as IdentifierPattern.
 func validatePropertyKey(k string) error {
 	switch {
 	case k == "":
 		return errors.New("property key must not be empty")
-	case len(k) > MaxPropertyKeyLength:
-		return fmt.Errorf("property key is %d bytes long, the limit is %d", len(k), MaxPropertyKeyLength)
+	case utf8.RuneCountInString(k) > MaxPropertyKeyLength:
+		return fmt.Errorf("property key is %d characters long, the limit is %d", utf8.RuneCountInString(k), MaxPropertyKeyLength)
 	case !utf8.ValidString(k):
 		return errors.New("property key is not valid UTF-8")
 	case strings.IndexFunc(k, unicode.IsControl) >= 0:

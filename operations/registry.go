@@ -34,6 +34,10 @@ type Type struct {
 	Name string
 	// Description is a one-line summary shown to clients.
 	Description string
+	// ParamsSchema is the JSON Schema of params (optional), published in
+	// the server's /openapi.json; it may use $ref to the document's
+	// components. Without it params are described as any object.
+	ParamsSchema json.RawMessage
 	// Validate checks params before the operation is queued (optional).
 	// Return a *ValidationError (or wrap one) to name the offending field.
 	Validate func(params json.RawMessage) error

@@ -99,6 +99,7 @@ type API struct {
 	registry *prometheus.Registry
 	tokenKey []byte
 
+	openapiDoc []byte
 	keyLimits  *limiterSet
 	failLimits *limiterSet
 
@@ -166,6 +167,11 @@ func NewAPI(opts Options) (*API, error) {
 	if opts.AuthFailuresPerMinute > 0 {
 		a.failLimits = newLimiterSet(opts.AuthFailuresPerMinute, opts.AuthFailuresPerMinute, maxLimiterEntries)
 	}
+	doc, err := buildOpenAPI(opts.Engine.Registry())
+	if err != nil {
+		return nil, err
+	}
+	a.openapiDoc = doc
 	a.routes()
 	return a, nil
 }

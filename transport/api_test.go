@@ -536,6 +536,7 @@ func TestOperationsLifecycle(t *testing.T) {
 		t.Errorf("missing param: %+v", e)
 	}
 	wantError(t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo","params":[1]}`), 400, CodeValidation)
+	wantError(t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo","params":null}`), 400, CodeValidation)
 	wantError(t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo","extra":1}`), 400, CodeValidation)
 
 	resp := f.do("POST", "/api/v1/operations", "writer", `{"type":"echo","params":{"hello":"world"}}`)
@@ -615,7 +616,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if sa.OperationID != sb.OperationID || b.Header.Get("Idempotent-Replayed") != "true" {
 		t.Errorf("replay: %s vs %s", sa.OperationID, sb.OperationID)
 	}
-	wantError(t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo","params":{"n":2}}`, HeaderIdempotencyKey, "retry-1"), 400, CodeValidation)
+	wantError(t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo","params":{"n":2}}`, HeaderIdempotencyKey, "retry-1"), 409, CodeIdempotencyReused)
 	c := decode[submitted](t, f.do("POST", "/api/v1/operations", "other", `{"type":"echo","params":{"n":1}}`, HeaderIdempotencyKey, "retry-1"))
 	if c.OperationID == sa.OperationID {
 		t.Error("another client's key must not replay")

@@ -17,6 +17,7 @@ const (
 	CodeNotFound             = "NOT_FOUND"                 // 404
 	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"        // 405
 	CodeNotCancellable       = "OPERATION_NOT_CANCELLABLE" // 409
+	CodeIdempotencyReused    = "IDEMPOTENCY_KEY_REUSED"    // 409
 	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"         // 413
 	CodeUnsupportedMedia     = "UNSUPPORTED_MEDIA_TYPE"    // 415
 	CodeRateLimited          = "RATE_LIMITED"              // 429
@@ -33,6 +34,7 @@ var (
 	ErrForbidden            = &Error{Code: CodeForbidden}
 	ErrNotFound             = &Error{Code: CodeNotFound}
 	ErrNotCancellable       = &Error{Code: CodeNotCancellable}
+	ErrIdempotencyReused    = &Error{Code: CodeIdempotencyReused}
 	ErrPayloadTooLarge      = &Error{Code: CodePayloadTooLarge}
 	ErrUnsupportedMedia     = &Error{Code: CodeUnsupportedMedia}
 	ErrRateLimited          = &Error{Code: CodeRateLimited}
@@ -110,7 +112,7 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case CodeNotCancellable:
+	case CodeNotCancellable, CodeIdempotencyReused:
 		return http.StatusConflict
 	case CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -11,7 +11,7 @@ import (
 // OperationError maps an error of the operations engine to the API error a
 // client sees, so that embedded and remote clients fail alike: an unknown
 // type or rejected params is VALIDATION_ERROR (details: field, supported),
-// a reused Idempotency-Key VALIDATION_ERROR, an unknown operation NOT_FOUND,
+// an Idempotency-Key reused for another request IDEMPOTENCY_KEY_REUSED (409), an unknown operation NOT_FOUND,
 // a finished one OPERATION_NOT_CANCELLABLE, a closed engine
 // SERVICE_UNAVAILABLE, too many active operations RATE_LIMITED. It returns
 // nil for any other error.
@@ -35,7 +35,7 @@ func OperationError(err error) *Error {
 	case errors.Is(err, operations.ErrTooManyActive):
 		return &Error{Code: CodeRateLimited, Message: err.Error(), RetryAfter: 5 * time.Second}
 	case errors.Is(err, operations.ErrIdempotencyConflict):
-		return &Error{Code: CodeValidation, Message: err.Error(), Details: map[string]any{"field": HeaderIdempotencyKey}}
+		return &Error{Code: CodeIdempotencyReused, Message: err.Error(), Details: map[string]any{"field": HeaderIdempotencyKey}}
 	case errors.As(err, &nce):
 		return &Error{Code: CodeNotCancellable, Message: nce.Error(), Details: map[string]any{"status": string(nce.Status)}}
 	case errors.Is(err, operations.ErrNotFound):

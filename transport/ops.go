@@ -77,9 +77,6 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 			map[string]any{"field": "type", "supported": a.opts.Engine.Registry().Names()})
 		return
 	}
-	if string(req.Params) == "null" {
-		req.Params = nil
-	}
 	if len(req.Params) > 0 && req.Params[0] != '{' {
 		WriteError(w, CodeValidation, "params must be an object", map[string]any{"field": "params"})
 		return
@@ -167,6 +164,10 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		f.Status = st
 	}
 	var ok bool
+	if q.Has("status") && q.Get("status") == "" {
+		WriteError(w, CodeValidation, "status must not be empty when given", map[string]any{"field": "status"})
+		return
+	}
 	if f.Limit, ok = queryInt(w, q, "limit", operations.DefaultListLimit, 1, MaxListLimit); !ok {
 		return
 	}
@@ -187,10 +188,10 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 
 // queryInt parses an optional integer query parameter within [lo, hi].
 func queryInt(w http.ResponseWriter, q url.Values, name string, def, lo, hi int) (int, bool) {
-	s := q.Get(name)
-	if s == "" {
+	if !q.Has(name) {
 		return def, true
 	}
+	s := q.Get(name)
 	n, err := strconv.Atoi(s)
 	if err != nil || n < lo || n > hi {
 		WriteError(w, CodeValidation, fmt.Sprintf("%s must be an integer between %d and %d", name, lo, hi), map[string]any{"field": name})
