@@ -33,6 +33,9 @@ type ClientOptions struct {
 	// Types are operation types local mode runs besides "import". (In
 	// remote mode the server decides which types exist.)
 	Types []operations.Type
+	// TypeFactories build more local-mode types from the client's own
+	// Neo4j manager and environment, so they share its one pool.
+	TypeFactories []TypeFactory
 	// MaxConcurrentOps bounds operations running at once in local mode;
 	// 0 means DefaultMaxConcurrentOps.
 	MaxConcurrentOps int
@@ -43,6 +46,13 @@ type ClientOptions struct {
 	ClientID string
 	// UserAgent is prefixed to the User-Agent of remote requests.
 	UserAgent string
+	// MaxRetries is how often remote mode retries a retryable request
+	// (connection errors, 429, 502, 503, 504 on idempotent calls); 0 means
+	// transport.DefaultMaxRetries, negative means never.
+	MaxRetries int
+	// RetryBaseDelay is remote mode's first wait between retries (doubling,
+	// with jitter, up to 10 s); 0 means transport.DefaultRetryBaseDelay.
+	RetryBaseDelay time.Duration
 	// Logger receives local mode's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -71,7 +81,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.Config.RemoteMode {
 		rc, err := transport.NewClient(transport.ClientOptions{
 			BaseURL: o.Config.ServiceURL, APIKey: o.Config.APIKey, RequestTimeout: o.Config.RequestTimeout,
-			UserAgent: o.UserAgent, Version: Version,
+			UserAgent: o.UserAgent, Version: Version, MaxRetries: o.MaxRetries, RetryBaseDelay: o.RetryBaseDelay,
 		})
 		if err != nil {
 			return nil, err
@@ -132,10 +142,20 @@ func (c *Client) Query(ctx context.Context, q transport.QueryRequest) (*transpor
 // params are a *transport.Error with code VALIDATION_ERROR naming the
 // supported types or the offending parameter.
 func (c *Client) Submit(ctx context.Context, typ string, params any) (*transport.Submitted, error) {
+	return c.SubmitWithKey(ctx, typ, params, "")
+}
+
+// SubmitWithKey is Submit with an idempotency key: submitting again with
+// the same key, type and params returns the first operation instead of
+// starting another (a different type or params is a 409
+// IDEMPOTENCY_KEY_REUSED). Remote mode generates a key when key is empty,
+// so its own retries are always safe; pass one to make your retries safe
+// too, e.g. after losing the reply.
+func (c *Client) SubmitWithKey(ctx context.Context, typ string, params any, key string) (*transport.Submitted, error) {
 	if c.remote != nil {
-		return c.remote.Submit(ctx, typ, params, "")
+		return c.remote.Submit(ctx, typ, params, key)
 	}
-	return c.local.submit(ctx, typ, params)
+	return c.local.submit(ctx, typ, params, key)
 }
 
 // Get returns an operation.
@@ -158,7 +178,9 @@ func (c *Client) List(ctx context.Context, o transport.ListOptions) (*transport.
 	return c.local.list(ctx, o)
 }
 
-// Cancel cancels a queued or running operation.
+// Cancel cancels a queued or running operation. Cancelling one that is
+// already cancelled succeeds (so a retried cancel is safe); one that
+// completed or failed is a 409 OPERATION_NOT_CANCELLABLE.
 func (c *Client) Cancel(ctx context.Context, id string) (*transport.OperationView, error) {
 	if c.remote != nil {
 		return c.remote.Cancel(ctx, id)
@@ -167,6 +189,10 @@ func (c *Client) Cancel(ctx context.Context, id string) (*transport.OperationVie
 		return nil, err
 	}
 	op, err := c.local.engine.Cancel(ctx, id, operations.ReasonClientAsked)
+	var nce *operations.NotCancellableError
+	if errors.As(err, &nce) && nce.Status == operations.Cancelled {
+		return c.Get(ctx, id) // already cancelled: done, as in remote mode
+	}
 	if err != nil {
 		return nil, localError(err)
 	}
@@ -286,6 +312,9 @@ func newLocalClient(o ClientOptions) (*localClient, error) {
 	}
 	reg := &operations.Registry{}
 	types := append([]operations.Type{ImportType(db, string(env))}, o.Types...)
+	for _, f := range o.TypeFactories {
+		types = append(types, f(db, string(env)))
+	}
 	for _, t := range types {
 		if err := reg.Register(t); err != nil {
 			_ = db.CloseAll(context.Background())
@@ -350,7 +379,7 @@ func (l *localClient) status(ctx context.Context) (*transport.StatusResponse, er
 	return out, nil
 }
 
-func (l *localClient) submit(ctx context.Context, typ string, params any) (*transport.Submitted, error) {
+func (l *localClient) submit(ctx context.Context, typ string, params any, key string) (*transport.Submitted, error) {
 	var raw json.RawMessage
 	if params != nil {
 		b, err := json.Marshal(params)
@@ -363,7 +392,7 @@ func (l *localClient) submit(ctx context.Context, typ string, params any) (*tran
 		return nil, &transport.Error{Code: transport.CodeValidation, Message: "type is required; supported: " + strings.Join(l.engine.Registry().Names(), ", "),
 			Details: map[string]any{"field": "type", "supported": l.engine.Registry().Names()}}
 	}
-	op, _, err := l.engine.Submit(ctx, operations.SubmitRequest{ClientID: l.clientID, Type: typ, Params: raw})
+	op, _, err := l.engine.Submit(ctx, operations.SubmitRequest{ClientID: l.clientID, Type: typ, Params: raw, IdempotencyKey: key})
 	if err != nil {
 		return nil, localError(err)
 	}

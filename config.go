@@ -211,8 +211,8 @@ type ServerConfig struct {
 	// (ATG_TRUSTED_PROXIES, a comma list). In production without TLS, the
 	// server accepts requests only from them, with X-Forwarded-Proto: https.
 	TrustedProxies []netip.Prefix
-	// AuditLog is where the audit trail goes: "" or "stderr", "stdout", or
-	// a file path appended to (ATG_AUDIT_LOG; default stderr).
+	// AuditLog is where the audit trail goes: "" or "stderr", "stdout",
+	// "off", or a file path appended to (ATG_AUDIT_LOG; default stderr).
 	AuditLog string
 	// Neo4j is the database for Environment (NEO4J_* variables; see
 	// LoadNeo4jConfig).

@@ -58,6 +58,27 @@ func LoadNeo4jConfig(e auth.Environment, opts LoadOptions) (neo4jpool.Config, er
 	return loadNeo4j(vars, e)
 }
 
+// LoadLocalConfig reads what an embedded (local-mode) client needs: the
+// environment (ENVIRONMENT: dev, integration or production; default dev)
+// and its Neo4j configuration (see LoadNeo4jConfig), from the environment
+// and optional .env file, the real environment winning.
+func LoadLocalConfig(opts LoadOptions) (auth.Environment, neo4jpool.Config, error) {
+	vars, err := opts.lookup()
+	if err != nil {
+		return "", neo4jpool.Config{}, err
+	}
+	e := DefaultEnvironment
+	if s := strings.TrimSpace(vars["ENVIRONMENT"]); s != "" {
+		if e, err = auth.ParseEnvironment(s); err != nil {
+			return "", neo4jpool.Config{}, &ConfigError{What: "neo4j", Problems: []error{
+				&FieldError{Var: "ENVIRONMENT", Value: s, Rule: "must be dev, integration or production"},
+			}}
+		}
+	}
+	cfg, err := loadNeo4j(vars, e)
+	return e, cfg, err
+}
+
 func loadNeo4j(vars map[string]string, e auth.Environment) (neo4jpool.Config, error) {
 	var p problems
 	get := func(k string) string { return strings.TrimSpace(vars[k]) }

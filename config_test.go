@@ -542,3 +542,18 @@ func TestValidateBuiltByHand(t *testing.T) {
 		wantProblem(t, err, v)
 	}
 }
+
+func TestLoadLocalConfig(t *testing.T) {
+	t.Parallel()
+	e, cfg, err := LoadLocalConfig(LoadOptions{Environ: map[string]string{"ENVIRONMENT": "integration", "NEO4J_URI": "neo4j://db:7687",
+		"NEO4J_PASSWORD": goodPassword, "NEO4J_INTEGRATION_POOL_SIZE": "7"}})
+	if err != nil || e != auth.Integration || cfg.MaxPoolSize != 7 || cfg.URI != "neo4j://db:7687" {
+		t.Errorf("got %s %v %v", e, cfg, err)
+	}
+	e, cfg, err = LoadLocalConfig(LoadOptions{Environ: map[string]string{"NEO4J_PASSWORD": goodPassword}})
+	if err != nil || e != auth.Dev || cfg.URI != DefaultDevNeo4jURI {
+		t.Errorf("defaults: %s %v %v", e, cfg, err)
+	}
+	_, _, err = LoadLocalConfig(LoadOptions{Environ: map[string]string{"ENVIRONMENT": "qa"}})
+	wantProblem(t, err, "ENVIRONMENT", "qa")
+}

@@ -52,7 +52,7 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 				}
 				r.Progress(operations.Progress{
 					Phase: p.Phase, Done: done, Total: nodes + rels,
-					Message: fmt.Sprintf("%s: %d of %d written (%d chunks committed)", p.Phase, p.Done, p.Total, p.Chunks),
+					Message: fmt.Sprintf("%s: %d of %d written (%d %s committed)", p.Phase, p.Done, p.Total, p.Chunks, plural(p.Chunks, "chunk", "chunks")),
 				})
 			})
 			if err != nil {
@@ -157,6 +157,13 @@ func importError(err error, res neo4jpool.ImportResult) error {
 		Message: fmt.Sprintf("%s after %d chunk(s) were committed (%d nodes, %d relationships); importing the same document again is safe", msg, res.Chunks, res.Nodes, res.Relationships),
 		Details: details, Err: err,
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // neo4jCode returns the Neo4j status code in err's chain, or "".

@@ -20,6 +20,10 @@ import (
 	"github.com/atgraph/atg/transport"
 )
 
+// TypeFactory builds an operation type that works on environment env of
+// db: the Server's or local Client's own Neo4j manager.
+type TypeFactory func(db *neo4jpool.Manager, env string) operations.Type
+
 // ErrServerClosed is returned by Server methods after Shutdown. It matches
 // net.ErrClosed.
 var ErrServerClosed = fmt.Errorf("atg: server closed: %w", net.ErrClosed)
@@ -48,6 +52,10 @@ type Server struct {
 	Logger *slog.Logger
 	// Types are operation types to register besides the built-in "import".
 	Types []operations.Type
+	// TypeFactories build more operation types from the server's own Neo4j
+	// manager and environment (so they share its one pool), e.g.
+	// func(m *neo4jpool.Manager, env string) operations.Type { return ScanType(m, env) }.
+	TypeFactories []TypeFactory
 	// KeyStore, when set, replaces the stores built from Config.APIKeys
 	// and Config.KeysFile.
 	KeyStore auth.KeyStore
@@ -140,7 +148,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := reg.Register(ImportType(s.db, env)); err != nil {
 		return err
 	}
-	for _, t := range s.Types {
+	types := append([]operations.Type(nil), s.Types...)
+	for _, f := range s.TypeFactories {
+		types = append(types, f(s.db, env))
+	}
+	for _, t := range types {
 		if err := reg.Register(t); err != nil {
 			return err
 		}

@@ -62,10 +62,12 @@ type Logger struct {
 func New(w io.Writer) *Logger { return &Logger{w: w, now: time.Now} }
 
 // Open returns a Logger for ATG_AUDIT_LOG: "" or "stderr" means standard
-// error, "stdout" standard output, anything else a file opened for
-// appending (created with mode 0600).
+// error, "stdout" standard output, "off" nothing at all (a nil Logger),
+// anything else a file opened for appending (created with mode 0600).
 func Open(path string) (*Logger, error) {
 	switch path {
+	case "off":
+		return nil, nil
 	case "", "stderr":
 		return New(os.Stderr), nil
 	case "stdout":

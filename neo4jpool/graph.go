@@ -381,7 +381,7 @@ func hasJSONNumber(rv reflect.Value) bool {
 func normalizeProperties(props map[string]any) map[string]any {
 	needs := false
 	for _, v := range props {
-		if containsJSONNumber(v) {
+		if containsJSONNumber(v) || isLocalTime(v) {
 			needs = true
 			break
 		}
@@ -412,8 +412,20 @@ func containsJSONNumber(v any) bool {
 	return false
 }
 
+// isLocalTime reports whether v is a time.Time in time.Local, whose zone
+// the driver would send by the name "Local", which Neo4j rejects.
+func isLocalTime(v any) bool {
+	t, ok := v.(time.Time)
+	return ok && t.Location() == time.Local
+}
+
 func normalizeValue(v any) any {
 	switch x := v.(type) {
+	case time.Time:
+		if x.Location() == time.Local {
+			return x.UTC() // the same instant, in a zone Neo4j knows
+		}
+		return x
 	case json.Number:
 		if i, err := x.Int64(); err == nil {
 			return i

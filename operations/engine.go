@@ -222,9 +222,10 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 	e.live[live.ID] = live
 	e.metrics.submitted.WithLabelValues(live.Type).Inc()
 	e.publishLocked(live, EventStatus, StatusData{OperationID: live.ID, Status: Queued, Time: now})
+	submitted := *live // as accepted: queued (it may start at once below)
 	e.queue = append(e.queue, live.ID)
 	e.dispatchLocked()
-	return *live, true, nil
+	return submitted, true, nil
 }
 
 // Get returns the operation with id, or ErrNotFound.
