@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/atgraph/atg/neo4jpool"
+	"github.com/atgraph/atg/operations"
+	"github.com/atgraph/atg/transport"
+)
+
+// statusUsage is the help of "atg status".
+const statusUsage = `usage: atg status [--format table|json]
+
+Shows the status of the server (remote mode: the caller's identity, the
+database, the connection pool, operations by status) or of the database
+(local mode). Exits 5 when the database is disconnected.
+
+flags:
+  --format FORMAT   table (default) or json (the API's status document)
+`
+
+// runStatus implements "atg status".
+func runStatus(ctx context.Context, e *env, g *globals, args []string) int {
+	fs := g.flagSet(e, "status", true)
+	pos, code, ok := parseCommand(e, g, fs, "status", statusUsage, args)
+	if !ok {
+		return code
+	}
+	if code, ok := wantArgs(e, "status", pos, 0, ""); !ok {
+		return code
+	}
+	s, err := g.open(ctx, e, "")
+	if err != nil {
+		return g.fail(ctx, e, nil, err)
+	}
+	defer s.close(ctx)
+	st, err := s.Status(ctx)
+	if err != nil {
+		return g.fail(ctx, e, s, err)
+	}
+	if g.format == formatJSON {
+		if err := writeJSON(e.stdout, st); err != nil {
+			return g.fail(ctx, e, s, err)
+		}
+	} else {
+		writeStatusTable(e.stdout, s, st)
+	}
+	if st.Neo4j.Status != "connected" {
+		msg := "database " + st.Neo4j.Status
+		if st.Neo4j.Error != "" {
+			msg += ": " + st.Neo4j.Error
+		}
+		g.printErr(e, msg)
+		return exitUnavailable
+	}
+	return exitOK
+}
+
+// writeStatusTable prints st as aligned "key  value" lines.
+func writeStatusTable(w io.Writer, s *session, st *transport.StatusResponse) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	row("mode", "%s", s.mode())
+	if s.Remote() {
+		row("client", "%s (key %s, scopes %s)", st.ClientID, st.KeyID, strings.Join(st.Scopes, ", "))
+	}
+	row("environment", "%s", st.Environment)
+	row("version", "%s", st.Version)
+	neo := st.Neo4j.Status
+	if st.Neo4j.Status == "connected" {
+		neo += fmt.Sprintf(" (Neo4j %s %s, database %q, %.1f ms)", st.Neo4j.Version, st.Neo4j.Edition, st.Neo4j.Database, st.Neo4j.LatencyMS)
+	} else if st.Neo4j.Error != "" {
+		neo += ": " + st.Neo4j.Error
+	}
+	row("neo4j", "%s", neo)
+	var snap neo4jpool.Snapshot
+	if len(st.Pool) > 0 && json.Unmarshal(st.Pool, &snap) == nil {
+		row("pool", "%d of %d connections in use (%.0f%%, peak %.0f%% in %s)", snap.TxActive, snap.PoolMax,
+			snap.UtilizationPercent, snap.PeakUtilizationPercent, time.Duration(snap.WindowSeconds*float64(time.Second)))
+		if snap.Recommendation.Action != "" {
+			row("advice", "%s: %s", snap.Recommendation.Action, snap.Recommendation.Reason)
+		}
+	}
+	if s.Remote() {
+		// Local mode's operations live in this process: there are none yet.
+		var counts []string
+		for _, status := range operations.Statuses() {
+			counts = append(counts, fmt.Sprintf("%d %s", st.Operations[string(status)], status))
+		}
+		row("operations", "%s", strings.Join(counts, ", "))
+	}
+	row("types", "%s (at most %d running at once)", strings.Join(st.OperationTypes, ", "), st.MaxConcurrent)
+	if s.Remote() {
+		row("uptime", "%s", time.Duration(st.UptimeSeconds)*time.Second)
+	}
+	_ = tw.Flush()
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
