@@ -4,6 +4,7 @@ GO ?= go
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME ?= 60s
+FUZZFLAGS ?=
 BENCHTIME ?= 1s
 
 .PHONY: help test run bench lint fuzz apitest neo4j-start neo4j-stop build
@@ -30,11 +31,12 @@ lint: ## gofmt, go vet and staticcheck
 	@test -x "$(STATICCHECK)" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(STATICCHECK) ./...
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s), then keep the corpus in testdata/fuzz
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
 	  done; done
+	scripts/keep-fuzz-corpus.sh
 
 build: ## build the two commands into bin/
 	$(GO) build -o bin/ ./cmd/...

@@ -118,10 +118,11 @@ func strictDecode(raw []byte, v any) error {
 	return nil
 }
 
-// decodeList decodes an optional JSON array; null is not an array.
+// decodeList decodes an optional JSON array; absent and null (what Go
+// encodes for a nil slice) mean empty.
 func decodeList[T any](raw json.RawMessage, out *[]T) error {
 	switch {
-	case len(raw) == 0:
+	case len(raw) == 0 || string(raw) == "null":
 		return nil
 	case raw[0] != '[':
 		return errors.New("must be an array")

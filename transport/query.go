@@ -90,40 +90,16 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 // with details.neo4j_code, SERVICE_UNAVAILABLE); anything else is returned
 // as is. It does not check scopes.
 func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryRequest, maxRows int) (*QueryResponse, error) {
-	switch {
-	case strings.TrimSpace(req.Query) == "":
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: "query is required", Details: map[string]any{"field": "query"}}
-	case len(req.Query) > MaxQueryBytes:
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: fmt.Sprintf("query is longer than %d bytes", MaxQueryBytes), Details: map[string]any{"field": "query"}}
-	case req.TimeoutMS < 0 || req.TimeoutMS > MaxQueryTimeout.Milliseconds():
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: fmt.Sprintf("timeout_ms must be between 1 and %d", MaxQueryTimeout.Milliseconds()), Details: map[string]any{"field": "timeout_ms"}}
-	}
-	mode := neo4j.AccessModeRead
-	switch req.Mode {
-	case "", "read":
-	case "write":
-		mode = neo4j.AccessModeWrite
-	default:
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: `mode must be "read" or "write"`, Details: map[string]any{"field": "mode"}}
+	pq, verr := prepareQuery(req)
+	if verr != nil {
+		return nil, verr
 	}
 	if maxRows <= 0 {
 		maxRows = DefaultQueryMaxRows
 	}
-	params := make(map[string]any, len(req.Parameters))
-	for k, v := range req.Parameters {
-		p, err := paramValue(v)
-		if err != nil {
-			return nil, &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: fmt.Sprintf("parameters.%s: %v", k, err), Details: map[string]any{"field": "parameters." + k}}
-		}
-		params[k] = p
-	}
-	timeout := DefaultQueryTimeout
-	if req.TimeoutMS > 0 {
-		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
-	}
-	resp, err := runQuery(ctx, db, env, mode, req.Query, params, timeout, maxRows)
+	resp, err := runQuery(ctx, db, env, pq.mode, req.Query, pq.params, pq.timeout, maxRows)
 	if err != nil {
-		err = queryError(ctx, err, timeout)
+		err = queryError(ctx, err, pq.timeout)
 		var ae *Error
 		if errors.As(err, &ae) {
 			ae.Status = statusOf(ae.Code)
@@ -131,6 +107,48 @@ func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryR
 		return nil, err
 	}
 	return resp, nil
+}
+
+// preparedQuery is a validated QueryRequest.
+type preparedQuery struct {
+	mode    neo4j.AccessMode
+	params  map[string]any
+	timeout time.Duration
+}
+
+// prepareQuery checks req and converts its parameters; problems are a 400
+// VALIDATION_ERROR naming the field.
+func prepareQuery(req QueryRequest) (*preparedQuery, *Error) {
+	invalid := func(field, msg string) *Error {
+		return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: msg, Details: map[string]any{"field": field}}
+	}
+	switch {
+	case strings.TrimSpace(req.Query) == "":
+		return nil, invalid("query", "query is required")
+	case len(req.Query) > MaxQueryBytes:
+		return nil, invalid("query", fmt.Sprintf("query is longer than %d bytes", MaxQueryBytes))
+	case req.TimeoutMS < 0 || req.TimeoutMS > MaxQueryTimeout.Milliseconds():
+		return nil, invalid("timeout_ms", fmt.Sprintf("timeout_ms must be between 1 and %d", MaxQueryTimeout.Milliseconds()))
+	}
+	pq := &preparedQuery{mode: neo4j.AccessModeRead, timeout: DefaultQueryTimeout, params: make(map[string]any, len(req.Parameters))}
+	switch req.Mode {
+	case "", "read":
+	case "write":
+		pq.mode = neo4j.AccessModeWrite
+	default:
+		return nil, invalid("mode", `mode must be "read" or "write"`)
+	}
+	for k, v := range req.Parameters {
+		p, err := paramValue(v)
+		if err != nil {
+			return nil, invalid("parameters."+k, fmt.Sprintf("parameters.%s: %v", k, err))
+		}
+		pq.params[k] = p
+	}
+	if req.TimeoutMS > 0 {
+		pq.timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	return pq, nil
 }
 
 func runQuery(ctx context.Context, db *neo4jpool.Manager, env string, mode neo4j.AccessMode, query string, params map[string]any, timeout time.Duration, maxRows int) (*QueryResponse, error) {
