@@ -138,6 +138,16 @@ func (c ClientConfig) Validate() error {
 	return p.err("client")
 }
 
+// validOrigin accepts "*" or an http(s) origin without path, query or user.
+func validOrigin(s string) bool {
+	if s == "*" {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil &&
+		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == ""
+}
+
 func validServiceURL(s string) bool {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -211,6 +221,10 @@ type ServerConfig struct {
 	// (ATG_TRUSTED_PROXIES, a comma list). In production without TLS, the
 	// server accepts requests only from them, with X-Forwarded-Proto: https.
 	TrustedProxies []netip.Prefix
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
+	// whose pages may call the API (ATG_CORS_ORIGINS, a comma list; default
+	// none).
+	CORSOrigins []string
 	// AuditLog is where the audit trail goes: "" or "stderr", "stdout",
 	// "off", or a file path appended to (ATG_AUDIT_LOG; default stderr).
 	AuditLog string
@@ -241,6 +255,7 @@ type rawServerConfig struct {
 	TLSKeyFile         string `env:"ATG_TLS_KEY_FILE"`
 	TrustedProxies     string `env:"ATG_TRUSTED_PROXIES"`
 	AuditLog           string `env:"ATG_AUDIT_LOG"`
+	CORSOrigins        string `env:"ATG_CORS_ORIGINS"`
 }
 
 // LoadServerConfig reads a ServerConfig, including the Neo4j configuration of
@@ -280,6 +295,7 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 	cfg.AuthFailuresPerMinute = parseInt(&p, "ATG_AUTH_FAILURES_PER_MINUTE", raw.AuthFailures, DefaultAuthFailuresPerMin)
 	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(raw.TLSCertFile), strings.TrimSpace(raw.TLSKeyFile)
 	cfg.AuditLog = strings.TrimSpace(raw.AuditLog)
+	cfg.CORSOrigins = splitList(raw.CORSOrigins)
 	if tp, err := transport.ParseTrustedProxies(raw.TrustedProxies); err != nil {
 		p.add("ATG_TRUSTED_PROXIES", raw.TrustedProxies, "must be a comma list of IP addresses and CIDR prefixes: "+err.Error())
 	} else {
@@ -365,6 +381,11 @@ func (c ServerConfig) validateServer(checkEnv bool) []error {
 	}
 	if c.AuthFailuresPerMinute < 0 {
 		p.add("ATG_AUTH_FAILURES_PER_MINUTE", strconv.Itoa(c.AuthFailuresPerMinute), "must be >= 0 (0 turns the limit off)")
+	}
+	for _, o := range c.CORSOrigins {
+		if !validOrigin(o) {
+			p.add("ATG_CORS_ORIGINS", o, `each origin must be scheme://host[:port] (http or https, no path) or "*"`)
+		}
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		p.add("ATG_TLS_CERT_FILE", c.TLSCertFile, "ATG_TLS_CERT_FILE and ATG_TLS_KEY_FILE must be set together")

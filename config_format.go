@@ -98,6 +98,7 @@ type serverView struct {
 	TLS                bool             `json:"tls"`
 	TrustedProxies     []string         `json:"trusted_proxies,omitempty"`
 	AuditLog           string           `json:"audit_log,omitempty"`
+	CORSOrigins        []string         `json:"cors_origins,omitempty"`
 	Neo4j              neo4jpool.Config `json:"neo4j"`
 }
 
@@ -118,7 +119,8 @@ func (c ServerConfig) view() serverView {
 		OperationRetention: c.OperationRetention.String(), ShutdownTimeout: c.ShutdownTimeout.String(),
 		RateLimitRPM: c.RateLimitRPM, RateLimitBurst: c.RateLimitBurst, MaxOpsPerKey: c.MaxOpsPerKey,
 		AuthFailuresPerMin: c.AuthFailuresPerMinute, TLS: c.TLSCertFile != "", TrustedProxies: proxies, AuditLog: c.AuditLog,
-		Neo4j: c.Neo4j,
+		CORSOrigins: c.CORSOrigins,
+		Neo4j:       c.Neo4j,
 	}
 }
 
@@ -126,11 +128,11 @@ func (c ServerConfig) view() serverView {
 // redacted.
 func (c ServerConfig) String() string {
 	v := c.view()
-	return fmt.Sprintf("atg.ServerConfig{Host:%s Port:%d Workers:%d MaxConcurrentOps:%d Environment:%s APIKeys:[%s] KeysFile:%s TargetTenantID:%s UseManagedIdentity:%t MaxBodyBytes:%d QueryMaxRows:%d OperationRetention:%s ShutdownTimeout:%s RateLimitRPM:%d RateLimitBurst:%d MaxOpsPerKey:%d AuthFailuresPerMinute:%d TLS:%t TrustedProxies:[%s] AuditLog:%s Neo4j:%s}",
+	return fmt.Sprintf("atg.ServerConfig{Host:%s Port:%d Workers:%d MaxConcurrentOps:%d Environment:%s APIKeys:[%s] KeysFile:%s TargetTenantID:%s UseManagedIdentity:%t MaxBodyBytes:%d QueryMaxRows:%d OperationRetention:%s ShutdownTimeout:%s RateLimitRPM:%d RateLimitBurst:%d MaxOpsPerKey:%d AuthFailuresPerMinute:%d TLS:%t TrustedProxies:[%s] AuditLog:%s CORSOrigins:[%s] Neo4j:%s}",
 		v.Host, v.Port, v.Workers, v.MaxConcurrentOps, v.Environment, strings.Join(v.APIKeys, " "), v.KeysFile,
 		v.TargetTenantID, v.UseManagedIdentity, v.MaxBodyBytes, v.QueryMaxRows, v.OperationRetention,
 		v.ShutdownTimeout, v.RateLimitRPM, v.RateLimitBurst, v.MaxOpsPerKey, v.AuthFailuresPerMin, v.TLS,
-		strings.Join(v.TrustedProxies, " "), v.AuditLog, c.Neo4j.String())
+		strings.Join(v.TrustedProxies, " "), v.AuditLog, strings.Join(v.CORSOrigins, " "), c.Neo4j.String())
 }
 
 // GoString implements fmt.GoStringer (%#v) with secrets redacted.
@@ -155,6 +157,7 @@ func (c ServerConfig) LogValue() slog.Value {
 		slog.Int("rate_limit_rpm", v.RateLimitRPM), slog.Int("rate_limit_burst", v.RateLimitBurst),
 		slog.Int("max_ops_per_key", v.MaxOpsPerKey), slog.Int("auth_failures_per_minute", v.AuthFailuresPerMin),
 		slog.Bool("tls", v.TLS), slog.Any("trusted_proxies", v.TrustedProxies), slog.String("audit_log", v.AuditLog),
+		slog.Any("cors_origins", v.CORSOrigins),
 		slog.Any("neo4j", c.Neo4j),
 	)
 }

@@ -350,6 +350,7 @@ func TestServerConfigErrors(t *testing.T) {
 		{"ops per key garbage", serverEnv("ATG_MAX_OPS_PER_KEY", "ten"), "ATG_MAX_OPS_PER_KEY", []string{"integer"}},
 		{"auth failures negative", serverEnv("ATG_AUTH_FAILURES_PER_MINUTE", "-3"), "ATG_AUTH_FAILURES_PER_MINUTE", []string{">= 0"}},
 		{"cert without key", serverEnv("ATG_TLS_CERT_FILE", "/x.pem"), "ATG_TLS_CERT_FILE", []string{"together"}},
+		{"bad CORS origin", serverEnv("ATG_CORS_ORIGINS", "https://ok.example, https://x.example/path"), "ATG_CORS_ORIGINS", []string{"scheme://host"}},
 		{"bad proxies", serverEnv("ATG_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"), "ATG_TRUSTED_PROXIES", []string{"CIDR"}},
 		{"production over plain HTTP", serverEnv("ENVIRONMENT", "production", "ATG_API_KEYS", productionKey, "NEO4J_URI", "bolt://db:7687"), "ATG_TLS_CERT_FILE", []string{"plain HTTP"}},
 	}

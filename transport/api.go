@@ -84,6 +84,9 @@ type Options struct {
 	// Audit receives the audit trail (submits, cancels, write queries);
 	// nil means none.
 	Audit *audit.Logger
+	// CORSOrigins are the browser origins allowed to call the API (exact
+	// scheme://host[:port], or "*"); empty means no CORS headers.
+	CORSOrigins []string
 	// RequireHTTPS refuses requests that did not arrive over TLS or through
 	// a trusted proxy with X-Forwarded-Proto: https (403), except /livez
 	// and /readyz.
@@ -221,5 +224,5 @@ func (a *API) routes() {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	withRequestID(http.HandlerFunc(a.serveRouted)).ServeHTTP(w, r)
+	withRequestID(a.cors(http.HandlerFunc(a.serveRouted))).ServeHTTP(w, r)
 }

@@ -56,6 +56,7 @@ type fixtureOpts struct {
 	proxies      string
 	https        bool
 	audit        io.Writer
+	cors         []string
 }
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
@@ -138,7 +139,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		Engine: engine, DB: m, Logger: quiet, QueryMaxRows: o.queryMaxRows, MaxBodyBytes: o.maxBody,
 		HeartbeatInterval: o.heartbeat, Collectors: []prometheus.Collector{m.Collector()},
 		RateLimitRPM: o.rpm, RateLimitBurst: o.burst, AuthFailuresPerMinute: o.authFails,
-		TrustedProxies: proxies, RequireHTTPS: o.https, Audit: auditLog,
+		TrustedProxies: proxies, RequireHTTPS: o.https, Audit: auditLog, CORSOrigins: o.cors,
 	})
 	must(t, err)
 	f.api, f.engine = api, engine
