@@ -270,12 +270,15 @@ func (c *Client) Wait(ctx context.Context, id string, onProgress func(operations
 }
 
 // Close releases the client: in local mode, running operations are
-// cancelled and the Neo4j drivers closed.
+// cancelled and the Neo4j drivers closed; in remote mode idle connections
+// are closed (operations on the server go on).
 func (c *Client) Close(ctx context.Context) error {
 	var err error
 	c.once.Do(func() {
 		if c.local != nil {
 			err = c.local.close(ctx)
+		} else {
+			err = c.remote.Close()
 		}
 	})
 	return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 )
@@ -160,11 +161,41 @@ func writeChunk[T any](ctx context.Context, m *Manager, env string, chunk []T, w
 	if err := context.Cause(ctx); err != nil {
 		return &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: err}
 	}
-	_, err := m.ExecuteWrite(ctx, env, func(tx neo4j.ManagedTransaction) (any, error) {
-		return nil, work(ctx, tx, chunk)
+	cctx, cancel := m.chunkContext(ctx)
+	defer cancel()
+	_, err := m.ExecuteWrite(cctx, env, func(tx neo4j.ManagedTransaction) (any, error) {
+		return nil, work(cctx, tx, chunk)
 	})
 	if err != nil {
-		return &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: err}
+		return &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: m.chunkTimeoutError(ctx, cctx, err)}
 	}
 	return nil
+}
+
+// DefaultChunkTimeout is Options.ChunkTimeout's default.
+const DefaultChunkTimeout = 2 * time.Minute
+
+// ErrChunkTimeout is matched by the error of a chunk that did not commit
+// within Options.ChunkTimeout. IsUnavailable reports true for it.
+var ErrChunkTimeout = errors.New("neo4jpool: chunk timed out")
+
+// chunkContext bounds one chunk by Options.ChunkTimeout.
+func (m *Manager) chunkContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := m.opts.ChunkTimeout
+	if d == 0 {
+		d = DefaultChunkTimeout
+	}
+	if d < 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("%w after %s", ErrChunkTimeout, d))
+}
+
+// chunkTimeoutError says so when the chunk's own deadline (not the
+// caller's context) ended it.
+func (m *Manager) chunkTimeoutError(ctx, cctx context.Context, err error) error {
+	if ctx.Err() == nil && errors.Is(context.Cause(cctx), ErrChunkTimeout) && !errors.Is(err, ErrChunkTimeout) {
+		return fmt.Errorf("%w: %w", context.Cause(cctx), err)
+	}
+	return err
 }

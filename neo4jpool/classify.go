@@ -70,13 +70,14 @@ func IsAuthError(err error) bool {
 // or cannot serve right now: a driver connectivity error (refused, reset,
 // time-out, no connection free in the pool), a network error, the server
 // code Neo.TransientError.General.DatabaseUnavailable, the driver giving up
-// its retries on one of these, a failed [Manager.WaitReady], or a closed
-// manager or environment. An HTTP layer maps these to 503.
+// its retries on one of these, a chunk that timed out (ErrChunkTimeout), a
+// failed [Manager.WaitReady], or a closed manager or environment. An HTTP
+// layer maps these to 503.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, ErrChunkTimeout) {
 		return true
 	}
 	var notReady *NotReadyError

@@ -217,7 +217,8 @@ func permanent(err error) bool {
 // call). It returns nil once healthy. It stops at once, returning the
 // cause, when waiting cannot help: an unknown or closed environment or
 // rejected credentials. When ctx ends first it returns a *NotReadyError
-// that wraps the last check's cause and the context's error.
+// that wraps the cause of the last check that ran to its end and the
+// context's error.
 func (m *Manager) WaitReady(ctx context.Context, env string) error {
 	initial := m.opts.ReadyInitialBackoff
 	if initial <= 0 {
@@ -237,7 +238,11 @@ func (m *Manager) WaitReady(ctx context.Context, env string) error {
 		if h.Healthy {
 			return nil
 		}
-		last = h.Err
+		// An attempt cut short by ctx ending says only that; keep the cause
+		// of the last attempt that ran to its end.
+		if last == nil || ctx.Err() == nil {
+			last = h.Err
+		}
 		if permanent(h.Err) {
 			return h.Err
 		}

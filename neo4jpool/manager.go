@@ -36,6 +36,11 @@ type Options struct {
 	Logger *slog.Logger
 	// HealthTimeout bounds one health check. Zero means DefaultHealthTimeout.
 	HealthTimeout time.Duration
+	// ChunkTimeout bounds one chunk of ChunkedWrite, ChunkedWriteSeq and
+	// Importer, retries included, so that a database that stops answering
+	// (hung, not down) fails the write instead of stalling it. Zero means
+	// DefaultChunkTimeout; negative means no bound.
+	ChunkTimeout time.Duration
 	// MetricsWindow is the sliding window of peak utilisation and of the
 	// scale recommendation. Zero means DefaultMetricsWindow.
 	MetricsWindow time.Duration
@@ -457,6 +462,8 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 	if err != nil {
 		return nil, err
 	}
+	guard := newRetryGuard(ctx, cfg.MaxTransactionRetryTime)
+	defer guard.stop()
 	session := d.NewSession(ctx, neo4j.SessionConfig{AccessMode: mode, DatabaseName: cfg.Database})
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionCloseTimeout)
@@ -465,14 +472,20 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 	}()
 
 	counted := func(tx neo4j.ManagedTransaction) (any, error) {
+		if err := guard.enter(); err != nil {
+			return nil, err
+		}
 		attempts++
 		if attempts == 1 {
 			em.txStart.observe(time.Since(start).Seconds())
 		}
 		em.txBegin()
 		defer em.txEnd()
-		return work(tx)
+		res, err := work(tx)
+		guard.leave(err)
+		return res, err
 	}
+	ctx = guard.ctx
 	op := "write transaction"
 	if mode == neo4j.AccessModeRead {
 		result, err = session.ExecuteRead(ctx, counted, configurers...)
@@ -481,7 +494,7 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 		result, err = session.ExecuteWrite(ctx, counted, configurers...)
 	}
 	if err != nil {
-		return nil, &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: op, Err: err}
+		return nil, &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: op, Err: guard.explain(err)}
 	}
 	return result, nil
 }

@@ -25,7 +25,7 @@ const (
 	DefaultMaxBodyBytes      = 32 << 20
 	DefaultQueryMaxRows      = 10000
 	DefaultReadyCacheTTL     = time.Second
-	DefaultReadyTimeout      = 2 * time.Second
+	DefaultReadyTimeout      = time.Second
 	DefaultHeartbeatInterval = 15 * time.Second
 	DefaultEventTokenTTL     = 15 * time.Minute
 	DefaultQueryTimeout      = 30 * time.Second
@@ -57,7 +57,8 @@ type Options struct {
 	QueryMaxRows int
 	// ReadyCacheTTL is how long /readyz reuses a result; 0 means 1 s.
 	ReadyCacheTTL time.Duration
-	// ReadyTimeout bounds the database check of /readyz; 0 means 2 s.
+	// ReadyTimeout bounds the database check of /readyz; 0 means 1 s, so
+	// that with the 1 s cache /readyz reflects an outage within 2 s.
 	ReadyTimeout time.Duration
 	// HeartbeatInterval is the event streams' keep-alive period; 0 means 15 s.
 	HeartbeatInterval time.Duration

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -47,7 +48,7 @@ func TestBrowserEventSource(t *testing.T) {
 		t.Skip("chromium not installed (apt-get install chromium)")
 	}
 	reports := make(chan string, 1)
-	var pageURL string
+	var pageURL atomic.Value // set after the API fixture exists; read by the page handler
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
 			b, _ := io.ReadAll(r.Body)
@@ -58,13 +59,14 @@ func TestBrowserEventSource(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprintf(w, browserPage, pageURL)
+		fmt.Fprintf(w, browserPage, pageURL.Load())
 	}))
 	defer page.Close()
 
 	f := newFixture(t, fixtureOpts{cors: []string{page.URL}})
 	sub := decode[submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"ticks","params":{"n":25}}`))
-	pageURL = f.srv.URL + sub.Links.Events
+	eventsURL := f.srv.URL + sub.Links.Events
+	pageURL.Store(eventsURL)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -93,7 +95,7 @@ func TestBrowserEventSource(t *testing.T) {
 			t.Fatalf("event %d has id %q: %s", i, ev.ID, report)
 		}
 	}
-	if strings.Contains(pageURL, f.keys["writer"]) {
+	if strings.Contains(eventsURL, f.keys["writer"]) {
 		t.Error("an API key went into the page's URL")
 	}
 }

@@ -106,6 +106,12 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	return &Client{opts: opts, base: u, http: hc, ua: ua}, nil
 }
 
+// Close releases the client's idle connections. The client stays usable.
+func (c *Client) Close() error {
+	c.http.CloseIdleConnections()
+	return nil
+}
+
 // BaseURL returns the server URL the client talks to.
 func (c *Client) BaseURL() string { return c.base.String() }
 
