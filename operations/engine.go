@@ -20,7 +20,7 @@ import (
 const (
 	DefaultMaxConcurrent    = 3
 	DefaultRetention        = 24 * time.Hour
-	DefaultSubscriberBuffer = 256
+	DefaultSubscriberBuffer = 64
 )
 
 // ErrClosed is returned by an Engine after Close. It matches net.ErrClosed.
@@ -40,7 +40,7 @@ type Config struct {
 	Retention time.Duration
 	// SubscriberBuffer is how many undelivered events a watcher may fall
 	// behind before it is cut off (it can resume from history); <= 0 means
-	// DefaultSubscriberBuffer (256).
+	// DefaultSubscriberBuffer (64).
 	SubscriberBuffer int
 	// MaxActivePerClient caps the queued and running operations of one
 	// client; a submit beyond it fails with *TooManyActiveError. <= 0 means
@@ -239,8 +239,12 @@ func (e *Engine) List(ctx context.Context, f Filter) ([]Operation, int, error) {
 	return e.store.List(ctx, f)
 }
 
-// Counts returns how many stored operations are in each status.
+// Counts returns how many stored operations are in each status (O(1)
+// with a store that implements Counter, such as MemoryStore).
 func (e *Engine) Counts(ctx context.Context) (map[Status]int, error) {
+	if c, ok := e.store.(Counter); ok {
+		return c.Counts(ctx)
+	}
 	out := make(map[Status]int, 5)
 	for _, s := range Statuses() {
 		_, n, err := e.store.List(ctx, Filter{Status: s, Limit: 1})

@@ -53,21 +53,42 @@ type Store interface {
 // DefaultHistoryLimit is how many events MemoryStore keeps per operation.
 const DefaultHistoryLimit = 1000
 
+// DefaultMaxFinished is how many finished operations MemoryStore keeps at
+// most (besides the retention period).
+const DefaultMaxFinished = 100_000
+
+// Counter is implemented by stores that count operations by status without
+// scanning them; Engine.Counts uses it when available.
+type Counter interface {
+	Counts(ctx context.Context) (map[Status]int, error)
+}
+
 // MemoryStore is an in-memory Store. Its zero value is ready to use.
 //
 // Each operation keeps at most HistoryLimit events. When the history is
 // full, the oldest progress and log event is dropped first; status,
 // complete and error events are always kept, so a late watcher still sees
-// how the operation ended.
+// how the operation ended. At most MaxFinished finished operations are
+// kept; beyond that the oldest finished one is forgotten.
+//
+// Counts are kept per status (Counts is O(1)) and operations are indexed
+// by client, so listing one client's operations costs in proportion to
+// that client's operations, not to everyone's.
 type MemoryStore struct {
 	// HistoryLimit caps the events kept per operation; <= 0 means
 	// DefaultHistoryLimit.
 	HistoryLimit int
+	// MaxFinished caps the finished operations kept; <= 0 means
+	// DefaultMaxFinished.
+	MaxFinished int
 
-	mu    sync.RWMutex
-	ops   map[string]*memEntry
-	order []string // IDs in creation order
-	idem  map[idemKey]string
+	mu       sync.RWMutex
+	ops      map[string]*memEntry
+	order    []string            // IDs in creation order (may hold deleted IDs)
+	byClient map[string][]string // IDs per client in creation order (likewise)
+	finished []string            // finished IDs in the order they finished
+	counts   map[Status]int
+	idem     map[idemKey]string
 }
 
 type memEntry struct {
@@ -81,6 +102,8 @@ func (s *MemoryStore) init() {
 	if s.ops == nil {
 		s.ops = map[string]*memEntry{}
 		s.idem = map[idemKey]string{}
+		s.byClient = map[string][]string{}
+		s.counts = map[Status]int{}
 	}
 }
 
@@ -91,10 +114,80 @@ func (s *MemoryStore) Create(_ context.Context, op Operation) error {
 	s.init()
 	s.ops[op.ID] = &memEntry{op: op}
 	s.order = append(s.order, op.ID)
+	s.byClient[op.ClientID] = append(s.byClient[op.ClientID], op.ID)
+	s.counts[op.Status]++
+	if op.Status.Terminal() {
+		s.finishedLocked(op.ID)
+	}
 	if op.IdempotencyKey != "" {
 		s.idem[idemKey{op.ClientID, op.IdempotencyKey}] = op.ID
 	}
 	return nil
+}
+
+// finishedLocked records that id finished and forgets the oldest finished
+// operations beyond MaxFinished.
+func (s *MemoryStore) finishedLocked(id string) {
+	s.finished = append(s.finished, id)
+	limit := s.MaxFinished
+	if limit <= 0 {
+		limit = DefaultMaxFinished
+	}
+	for len(s.finished) > limit {
+		old := s.finished[0]
+		s.finished = s.finished[1:]
+		s.deleteLocked(old)
+	}
+}
+
+// deleteLocked forgets one operation (its IDs in the order slices are
+// skipped lazily and compacted now and then).
+func (s *MemoryStore) deleteLocked(id string) {
+	e, ok := s.ops[id]
+	if !ok {
+		return
+	}
+	delete(s.ops, id)
+	s.counts[e.op.Status]--
+	if e.op.IdempotencyKey != "" {
+		delete(s.idem, idemKey{e.op.ClientID, e.op.IdempotencyKey})
+	}
+	if len(s.order) > 2*len(s.ops)+1024 {
+		s.compactLocked()
+	}
+}
+
+// compactLocked drops deleted IDs from the order slices.
+func (s *MemoryStore) compactLocked() {
+	live := func(ids []string) []string {
+		out := ids[:0]
+		for _, id := range ids {
+			if _, ok := s.ops[id]; ok {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	s.order = live(s.order)
+	for c, ids := range s.byClient {
+		if ids = live(ids); len(ids) == 0 {
+			delete(s.byClient, c)
+		} else {
+			s.byClient[c] = ids
+		}
+	}
+	s.finished = live(s.finished)
+}
+
+// Counts implements Counter.
+func (s *MemoryStore) Counts(context.Context) (map[Status]int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[Status]int, len(s.counts))
+	for k, v := range s.counts {
+		out[k] = v
+	}
+	return out, nil
 }
 
 // Put implements Store.
@@ -104,6 +197,13 @@ func (s *MemoryStore) Put(_ context.Context, op Operation) error {
 	e, ok := s.ops[op.ID]
 	if !ok {
 		return ErrNotFound
+	}
+	if e.op.Status != op.Status {
+		s.counts[e.op.Status]--
+		s.counts[op.Status]++
+		if op.Status.Terminal() && !e.op.Status.Terminal() {
+			defer s.finishedLocked(op.ID)
+		}
 	}
 	e.op = op
 	return nil
@@ -128,10 +228,14 @@ func (s *MemoryStore) List(_ context.Context, f Filter) ([]Operation, int, error
 	f.Offset = max(f.Offset, 0)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	ids := s.order
+	if f.ClientID != "" {
+		ids = s.byClient[f.ClientID]
+	}
 	var page []Operation
 	total := 0
-	for i := len(s.order) - 1; i >= 0; i-- {
-		e, ok := s.ops[s.order[i]]
+	for i := len(ids) - 1; i >= 0; i-- {
+		e, ok := s.ops[ids[i]]
 		if !ok {
 			continue
 		}
@@ -227,22 +331,17 @@ func (s *MemoryStore) DeleteFinishedBefore(_ context.Context, t time.Time) (int,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	kept := s.order[:0]
-	for _, id := range s.order {
-		e, ok := s.ops[id]
-		if !ok {
-			continue
+	// finished is in finishing order, so the expired ones are a prefix.
+	for len(s.finished) > 0 {
+		e, ok := s.ops[s.finished[0]]
+		if ok && (e.op.FinishedAt == nil || !e.op.FinishedAt.Before(t)) {
+			break
 		}
-		if e.op.Status.Terminal() && e.op.FinishedAt != nil && e.op.FinishedAt.Before(t) {
-			delete(s.ops, id)
-			if e.op.IdempotencyKey != "" {
-				delete(s.idem, idemKey{e.op.ClientID, e.op.IdempotencyKey})
-			}
+		s.finished = s.finished[1:]
+		if ok {
+			s.deleteLocked(e.op.ID)
 			n++
-			continue
 		}
-		kept = append(kept, id)
 	}
-	s.order = kept
 	return n, nil
 }

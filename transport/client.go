@@ -164,6 +164,9 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 // withRetries runs attempt with exponential backoff and jitter, retrying
 // what Retryable accepts and waiting at least a server's Retry-After.
 func (c *Client) withRetries(ctx context.Context, attempt func(context.Context) error) error {
+	if c.opts.MaxRetries < 0 {
+		return attempt(ctx)
+	}
 	var hint time.Duration
 	b := retry.NewExponential(c.opts.RetryBaseDelay)
 	b = retry.WithJitterPercent(20, b)

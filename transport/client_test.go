@@ -259,3 +259,22 @@ func TestEventStreamResumesAfterDroppedConnections(t *testing.T) {
 		t.Errorf("after the terminal event: %v", err)
 	}
 }
+
+// TestNoRetriesMeansNone: MaxRetries < 0 turns retries off for every call,
+// event streams included.
+func TestNoRetriesMeansNone(t *testing.T) {
+	t.Parallel()
+	fl := &flaky{n: 1000, status: 503, match: func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/v1/") }}
+	f := newFixture(t, fixtureOpts{wrap: fl.wrap})
+	c := f.client(t, "reader", func(o *ClientOptions) { o.MaxRetries = -1 })
+	ctx := context.Background()
+	if _, err := c.Status(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Status: %v", err)
+	}
+	if _, err := c.Events(ctx, "op_x", 0); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Events: %v", err)
+	}
+	if fl.calls != 2 {
+		t.Errorf("%d requests, want 2 (no retries)", fl.calls)
+	}
+}
