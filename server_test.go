@@ -332,7 +332,7 @@ func TestDevServerGeneratesOneKeyAndOthersRefuseWithoutKeys(t *testing.T) {
 	s := neo4jtest.Require(t)
 	base := ServerConfig{Host: "127.0.0.1", Port: 8000, Workers: 1, MaxConcurrentOps: 1, Environment: auth.Dev,
 		MaxBodyBytes: DefaultMaxBodyBytes, QueryMaxRows: 10, OperationRetention: time.Hour, ShutdownTimeout: time.Second,
-		Neo4j: neo4jpool.Config{URI: s.URI, User: s.User, Password: "Unused-Passw0rd!xx"}.WithDefaults()}
+		AuditLog: "off", Neo4j: neo4jpool.Config{URI: s.URI, User: s.User, Password: "Unused-Passw0rd!xx"}.WithDefaults()}
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dev := &Server{Config: base, Logger: quietLog, Listener: ln}
 	if err := dev.Start(context.Background()); err != nil {

@@ -260,7 +260,7 @@ func startServer(t *testing.T, maxOps int, mutate func(*atg.ServerConfig)) *test
 	cfg := atg.ServerConfig{
 		Host: "127.0.0.1", Port: 8000, Workers: 1, MaxConcurrentOps: maxOps, Environment: auth.Dev,
 		MaxBodyBytes: atg.DefaultMaxBodyBytes, QueryMaxRows: atg.DefaultQueryMaxRows,
-		OperationRetention: time.Hour, ShutdownTimeout: 10 * time.Second,
+		OperationRetention: time.Hour, ShutdownTimeout: 10 * time.Second, AuditLog: "off",
 		Neo4j: neo4jpool.Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database}.WithDefaults(),
 	}
 	if mutate != nil {

@@ -184,7 +184,8 @@ func TestValidateAtSubmit(t *testing.T) {
 
 // dbEnv is the environment a run gets: the test database only.
 func dbEnv(s neo4jtest.Settings) map[string]string {
-	return map[string]string{"NEO4J_URI": s.URI, "NEO4J_USER": s.User, "NEO4J_PASSWORD": s.Password, "NEO4J_DATABASE": s.Database}
+	return map[string]string{"NEO4J_URI": s.URI, "NEO4J_USER": s.User, "NEO4J_PASSWORD": s.Password, "NEO4J_DATABASE": s.Database,
+		"ATG_AUDIT_LOG": "off"}
 }
 
 // graphState is every node and relationship carrying label, with element
@@ -384,7 +385,11 @@ func TestServeAndRemote(t *testing.T) {
 	if url == "" || key == "" {
 		t.Fatalf("no URL or key in the server's output:\n%s\nlogs:\n%s", serverOut.String(), logs.String())
 	}
-	go func() { _, _ = io.Copy(&serverOut, pr) }()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(&serverOut, pr)
+	}()
 	remoteEnv := map[string]string{"ATG_SERVICE_URL": url, "ATG_API_KEY": key}
 
 	var out bytes.Buffer
@@ -425,6 +430,7 @@ func TestServeAndRemote(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the server did not stop")
 	}
+	<-copied // the pipe is closed: everything the server printed is in serverOut
 	if !strings.Contains(serverOut.String(), "server stopped") {
 		t.Errorf("server output:\n%s", serverOut.String())
 	}

@@ -34,7 +34,7 @@ func testServer(t *testing.T) (url, key string) {
 	}
 	// The configuration a server would load, with the test database.
 	cfg, err := atg.LoadServerConfig(atg.LoadOptions{Environ: map[string]string{
-		"ENVIRONMENT": "dev", "ATG_MAX_CONCURRENT_OPS": "2",
+		"ENVIRONMENT": "dev", "ATG_MAX_CONCURRENT_OPS": "2", "ATG_AUDIT_LOG": "off",
 		"NEO4J_URI": s.URI, "NEO4J_USER": s.User, "NEO4J_PASSWORD": s.Password, "NEO4J_DATABASE": s.Database,
 	}})
 	if err != nil {
