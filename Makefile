@@ -38,7 +38,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s), then keep the co
 	  done; done
 	scripts/keep-fuzz-corpus.sh
 
-build: ## build the two commands into bin/
+build: ## build the commands (atg-server, atg, atg-load) into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 neo4j-start: ## start the local Neo4j (scripts/neo4j.sh)

@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +38,7 @@ type ClientOptions struct {
 	// 0 means DefaultMaxConcurrentOps.
 	MaxConcurrentOps int
 	// QueryMaxRows caps rows returned by Query in local mode; 0 means
-	// DefaultQueryMaxRows.
+	// DefaultQueryMaxRows (10,000).
 	QueryMaxRows int
 	// ClientID owns the operations submitted in local mode; empty means "local".
 	ClientID string
@@ -164,10 +162,11 @@ func (c *Client) Get(ctx context.Context, id string) (*transport.OperationView, 
 		return c.remote.Get(ctx, id)
 	}
 	op, err := c.local.engine.Get(ctx, id)
-	if err != nil || op.ClientID != c.local.clientID {
+	if err != nil || !op.VisibleTo(c.local.clientID, false) {
 		return nil, localError(orNotFound(err))
 	}
-	return viewOf(op), nil
+	v := transport.ViewOf(op)
+	return &v, nil
 }
 
 // List returns one page of the caller's operations, newest first.
@@ -185,18 +184,20 @@ func (c *Client) Cancel(ctx context.Context, id string) (*transport.OperationVie
 	if c.remote != nil {
 		return c.remote.Cancel(ctx, id)
 	}
-	if _, err := c.Get(ctx, id); err != nil {
+	current, err := c.Get(ctx, id)
+	if err != nil {
 		return nil, err
 	}
 	op, err := c.local.engine.Cancel(ctx, id, operations.ReasonClientAsked)
 	var nce *operations.NotCancellableError
 	if errors.As(err, &nce) && nce.Status == operations.Cancelled {
-		return c.Get(ctx, id) // already cancelled: done, as in remote mode
+		return current, nil // already cancelled: done, as in remote mode
 	}
 	if err != nil {
 		return nil, localError(err)
 	}
-	return viewOf(op), nil
+	v := transport.ViewOf(op)
+	return &v, nil
 }
 
 // EventStream delivers one operation's events in order, each once, ending
@@ -313,22 +314,7 @@ func newLocalClient(o ClientOptions) (*localClient, error) {
 	if err := db.Configure(context.Background(), string(env), o.Neo4j.WithDefaults()); err != nil {
 		return nil, err
 	}
-	reg := &operations.Registry{}
-	types := append([]operations.Type{ImportType(db, string(env))}, o.Types...)
-	for _, f := range o.TypeFactories {
-		types = append(types, f(db, string(env)))
-	}
-	for _, t := range types {
-		if err := reg.Register(t); err != nil {
-			_ = db.CloseAll(context.Background())
-			return nil, err
-		}
-	}
-	maxOps := o.MaxConcurrentOps
-	if maxOps <= 0 {
-		maxOps = DefaultMaxConcurrentOps
-	}
-	engine, err := operations.New(operations.Config{Registry: reg, MaxConcurrent: maxOps, Logger: log, ClassifyError: classifyOperationError})
+	engine, err := newEngine(db, string(env), o.Types, o.TypeFactories, operations.Config{MaxConcurrent: o.MaxConcurrentOps, Logger: log})
 	if err != nil {
 		_ = db.CloseAll(context.Background())
 		return nil, err
@@ -337,49 +323,21 @@ func newLocalClient(o ClientOptions) (*localClient, error) {
 	if lc.clientID == "" {
 		lc.clientID = "local"
 	}
-	if lc.maxRows <= 0 {
-		lc.maxRows = DefaultQueryMaxRows
-	}
 	return lc, nil
 }
 
 func (l *localClient) health(ctx context.Context) (*transport.HealthResponse, error) {
-	h := l.db.Check(ctx, l.env)
-	out := &transport.HealthResponse{Status: "healthy", Version: Version, Environment: l.env, Neo4jStatus: "connected",
-		UptimeSeconds: int64(time.Since(l.started).Seconds()), Timestamp: time.Now().UTC().Format(time.RFC3339)}
-	if !h.Healthy {
-		out.Status, out.Neo4jStatus = "degraded", "disconnected"
-	}
-	return out, nil
+	h := transport.NewHealthResponse(l.db.Check(ctx, l.env), Version, l.env, l.started)
+	return &h, nil
 }
 
 func (l *localClient) status(ctx context.Context) (*transport.StatusResponse, error) {
-	h := l.db.Check(ctx, l.env)
-	out := &transport.StatusResponse{
-		ClientID: l.clientID, KeyID: "local", Environment: l.env, Scopes: []string{"read", "write", "admin"}, Version: Version,
-		OperationTypes: l.engine.Registry().Names(), MaxConcurrent: l.engine.MaxConcurrent(),
-		UptimeSeconds: int64(time.Since(l.started).Seconds()), Timestamp: time.Now().UTC().Format(time.RFC3339),
-		Neo4j: transport.StatusNeo4j{Status: "connected", Version: h.ServerVersion, Edition: h.Edition, Database: h.Database,
-			LatencyMS: float64(h.Latency.Microseconds()) / 1000},
-		Operations: map[string]int{},
-	}
-	if !h.Healthy {
-		out.Neo4j.Status = "disconnected"
-		if h.Err != nil {
-			out.Neo4j.Error = h.Err.Error()
-		}
-	}
-	counts, err := l.engine.Counts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for s, n := range counts {
-		out.Operations[string(s)] = n
-	}
-	if snap, err := l.db.Snapshot(l.env); err == nil {
-		out.Pool, _ = json.Marshal(snap)
-	}
-	return out, nil
+	return transport.BuildStatus(ctx, transport.StatusSource{
+		Identity: auth.Identity{ClientID: l.clientID, KeyID: "local", Environment: auth.Environment(l.env),
+			Scopes: []auth.Scope{auth.ScopeRead, auth.ScopeWrite, auth.ScopeAdmin}},
+		Environment: l.env, Version: Version, Health: l.db.Check(ctx, l.env),
+		Engine: l.engine, DB: l.db, DBEnvironment: l.env, Started: l.started,
+	})
 }
 
 func (l *localClient) submit(ctx context.Context, typ string, params any, key string) (*transport.Submitted, error) {
@@ -391,43 +349,20 @@ func (l *localClient) submit(ctx context.Context, typ string, params any, key st
 		}
 		raw = b
 	}
-	if typ == "" {
-		return nil, &transport.Error{Code: transport.CodeValidation, Message: "type is required; supported: " + strings.Join(l.engine.Registry().Names(), ", "),
-			Details: map[string]any{"field": "type", "supported": l.engine.Registry().Names()}}
-	}
 	op, _, err := l.engine.Submit(ctx, operations.SubmitRequest{ClientID: l.clientID, Type: typ, Params: raw, IdempotencyKey: key})
 	if err != nil {
 		return nil, localError(err)
 	}
-	v := viewOf(op)
+	v := transport.ViewOf(op)
 	return &transport.Submitted{OperationID: op.ID, Type: op.Type, Status: op.Status, CreatedAt: op.CreatedAt, Links: v.Links}, nil
 }
 
 func (l *localClient) list(ctx context.Context, o transport.ListOptions) (*transport.ListResponse, error) {
-	f := operations.Filter{ClientID: l.clientID, Status: o.Status, Type: o.Type, Limit: o.Limit, Offset: o.Offset}
-	if f.Limit <= 0 {
-		f.Limit = operations.DefaultListLimit
-	}
-	if f.Limit > transport.MaxListLimit || f.Offset < 0 {
-		return nil, &transport.Error{Code: transport.CodeValidation, Message: fmt.Sprintf("limit must be between 1 and %d and offset >= 0", transport.MaxListLimit)}
-	}
-	ops, total, err := l.engine.List(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := &transport.ListResponse{Operations: make([]transport.OperationView, len(ops)), Total: total, Limit: f.Limit, Offset: f.Offset}
-	for i, op := range ops {
-		out.Operations[i] = *viewOf(op)
-	}
-	return out, nil
+	return transport.ListOperations(ctx, l.engine, auth.Identity{ClientID: l.clientID}, o)
 }
 
 func (l *localClient) close(ctx context.Context) error {
-	err := l.engine.Close(ctx)
-	if errors.Is(err, operations.ErrClosed) {
-		err = nil
-	}
-	return errors.Join(err, ignoreClosed(l.db.CloseAll(ctx)))
+	return errors.Join(ignoreClosed(l.engine.Close(ctx)), ignoreClosed(l.db.CloseAll(ctx)))
 }
 
 // ignoreClosed drops the error of closing something already closed.
@@ -438,16 +373,9 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// viewOf is an operation as the API shows it, with relative links.
-func viewOf(op operations.Operation) *transport.OperationView {
-	self := "/api/v1/operations/" + url.PathEscape(op.ID)
-	return &transport.OperationView{Operation: op, Links: transport.Links{Self: self, Events: self + "/events"}}
-}
-
 // localError gives engine errors the same type and code a server would.
 func localError(err error) error {
 	if ae := transport.OperationError(err); ae != nil {
-		ae.Status = transport.StatusOf(ae.Code)
 		return ae
 	}
 	return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,7 @@ func TestClientErrorsAreTheSameInBothModes(t *testing.T) {
 	t.Parallel()
 	local, remote := bothClients(t)
 	ctx := context.Background()
+	var shapes [][]string // health and status field paths, local then remote
 	for _, c := range []*Client{local, remote} {
 		mode := map[bool]string{true: "remote", false: "local"}[c.Remote()]
 		_, err := c.Submit(ctx, "scan", nil)
@@ -147,6 +149,7 @@ func TestClientErrorsAreTheSameInBothModes(t *testing.T) {
 		if err != nil || st.Neo4j.Status != "connected" || len(st.Pool) == 0 || !strings.Contains(strings.Join(st.OperationTypes, ","), "import") {
 			t.Errorf("%s status: %+v %v", mode, st, err)
 		}
+		shapes = append(shapes, jsonShape(t, h), jsonShape(t, st))
 		// Run reports progress and returns the result; a cancelled one its error.
 		label := neo4jtest.Unique(t)
 		s := neo4jtest.Require(t)
@@ -161,6 +164,39 @@ func TestClientErrorsAreTheSameInBothModes(t *testing.T) {
 			t.Errorf("%s List: %+v %v", mode, list, err)
 		}
 	}
+	// Health and status have the same fields in both modes.
+	for i, what := range []string{"health", "status"} {
+		if diff := cmp.Diff(shapes[i], shapes[i+2]); diff != "" {
+			t.Errorf("%s fields differ (-local +remote):\n%s", what, diff)
+		}
+	}
+}
+
+// jsonShape lists the field paths of v encoded as JSON (object keys,
+// recursively), sorted: two values of the same shape give the same list.
+func jsonShape(t *testing.T, v any) []string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if m, ok := v.(map[string]any); ok {
+			for k, e := range m {
+				out = append(out, prefix+k)
+				walk(prefix+k+".", e)
+			}
+		}
+	}
+	walk("", doc)
+	slices.Sort(out)
+	return out
 }
 
 func TestNewClientValidates(t *testing.T) {

@@ -15,25 +15,26 @@ import (
 
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/neo4jpool"
+	"github.com/atgraph/atg/operations"
 	"github.com/atgraph/atg/transport"
 )
 
 // Defaults applied when a variable is unset or empty.
 const (
-	DefaultRequestTimeout     = 3600 * time.Second // ATG_REQUEST_TIMEOUT
-	DefaultServerHost         = "0.0.0.0"          // ATG_SERVER_HOST
-	DefaultServerPort         = 8000               // ATG_SERVER_PORT
-	DefaultServerWorkers      = 4                  // ATG_SERVER_WORKERS
-	DefaultMaxConcurrentOps   = 3                  // ATG_MAX_CONCURRENT_OPS
-	DefaultMaxBodyBytes       = 32 << 20           // ATG_MAX_BODY_BYTES (32 MiB)
-	DefaultQueryMaxRows       = 10000              // ATG_QUERY_MAX_ROWS
-	DefaultOperationRetention = 24 * time.Hour     // ATG_OPERATION_RETENTION
-	DefaultShutdownTimeout    = 30 * time.Second   // ATG_SHUTDOWN_TIMEOUT
-	DefaultEnvironment        = auth.Dev           // ENVIRONMENT
-	DefaultRateLimitRPM       = 100                // ATG_RATE_LIMIT_RPM
-	DefaultRateLimitBurst     = 20                 // ATG_RATE_LIMIT_BURST
-	DefaultMaxOpsPerKey       = 10                 // ATG_MAX_OPS_PER_KEY
-	DefaultAuthFailuresPerMin = 20                 // ATG_AUTH_FAILURES_PER_MINUTE
+	DefaultRequestTimeout     = 3600 * time.Second              // ATG_REQUEST_TIMEOUT
+	DefaultServerHost         = "0.0.0.0"                       // ATG_SERVER_HOST
+	DefaultServerPort         = 8000                            // ATG_SERVER_PORT
+	DefaultServerWorkers      = 4                               // ATG_SERVER_WORKERS
+	DefaultMaxConcurrentOps   = operations.DefaultMaxConcurrent // ATG_MAX_CONCURRENT_OPS (3)
+	DefaultMaxBodyBytes       = transport.DefaultMaxBodyBytes   // ATG_MAX_BODY_BYTES (32 MiB)
+	DefaultQueryMaxRows       = transport.DefaultQueryMaxRows   // ATG_QUERY_MAX_ROWS (10000)
+	DefaultOperationRetention = operations.DefaultRetention     // ATG_OPERATION_RETENTION (24h)
+	DefaultShutdownTimeout    = 30 * time.Second                // ATG_SHUTDOWN_TIMEOUT
+	DefaultEnvironment        = auth.Dev                        // ENVIRONMENT
+	DefaultRateLimitRPM       = 100                             // ATG_RATE_LIMIT_RPM
+	DefaultRateLimitBurst     = 20                              // ATG_RATE_LIMIT_BURST
+	DefaultMaxOpsPerKey       = 10                              // ATG_MAX_OPS_PER_KEY
+	DefaultAuthFailuresPerMin = 20                              // ATG_AUTH_FAILURES_PER_MINUTE
 )
 
 // LoadOptions says where configuration values come from. The zero value reads
@@ -145,7 +146,7 @@ func validOrigin(s string) bool {
 	}
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil &&
-		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == ""
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" // browsers send origins without a slash
 }
 
 func validServiceURL(s string) bool {
@@ -322,16 +323,19 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 			p.addErr(err)
 		}
 	}
-	if len(p.list) > 0 {
-		// Report range problems of the values that did parse, too.
-		p.list = append(p.list, cfg.validateServer(envOK)...)
-		return cfg, p.err("server")
+	// The Neo4j part was validated as it loaded; now the server's fields
+	// (range problems of the values that did parse, too).
+	p.list = append(p.list, cfg.validateServer(envOK)...)
+	if envOK && cfg.Environment == auth.Production && len(cfg.APIKeys) == 0 && cfg.KeysFile == "" {
+		p.add("ATG_API_KEYS", "", "at least one API key is required in production (set ATG_API_KEYS or ATG_KEYS_FILE)")
 	}
-	return cfg, cfg.Validate()
+	return cfg, p.err("server")
 }
 
 // Validate checks every field of c, including the Neo4j configuration, and
-// returns a *ConfigError listing all problems.
+// returns a *ConfigError listing all problems. Whether usable keys exist is
+// checked by Server.Start (and, for the variables, by LoadServerConfig in
+// production).
 func (c ServerConfig) Validate() error {
 	var p problems
 	p.list = append(p.list, c.validateServer(true)...)
@@ -345,8 +349,9 @@ func (c ServerConfig) Validate() error {
 	return p.err("server")
 }
 
-// validateServer returns the problems with the server-only fields, in the
-// original's order: port, workers, tenant, production keys.
+// validateServer returns the problems with the server-only fields: the
+// original's checks first and in its order (port, workers, tenant), then
+// ranges, TLS, CORS, and the production key environment.
 func (c ServerConfig) validateServer(checkEnv bool) []error {
 	var p problems
 	if c.Port < 1 || c.Port > 65535 {
@@ -416,9 +421,6 @@ func (c ServerConfig) validateServer(checkEnv bool) []error {
 	}
 	if c.Environment == auth.Production && c.TLSCertFile == "" && len(c.TrustedProxies) == 0 {
 		p.add("ATG_TLS_CERT_FILE", "", "production refuses plain HTTP: set ATG_TLS_CERT_FILE and ATG_TLS_KEY_FILE, or ATG_TRUSTED_PROXIES for a TLS-terminating proxy")
-	}
-	if c.Environment == auth.Production && len(c.APIKeys) == 0 && c.KeysFile == "" {
-		p.add("ATG_API_KEYS", "", "at least one API key is required in production (set ATG_API_KEYS or ATG_KEYS_FILE)")
 	}
 	return p.list
 }

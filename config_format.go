@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/neo4jpool"
@@ -127,12 +126,7 @@ func (c ServerConfig) view() serverView {
 // String returns c with API keys, the tenant ID and the Neo4j password
 // redacted.
 func (c ServerConfig) String() string {
-	v := c.view()
-	return fmt.Sprintf("atg.ServerConfig{Host:%s Port:%d Workers:%d MaxConcurrentOps:%d Environment:%s APIKeys:[%s] KeysFile:%s TargetTenantID:%s UseManagedIdentity:%t MaxBodyBytes:%d QueryMaxRows:%d OperationRetention:%s ShutdownTimeout:%s RateLimitRPM:%d RateLimitBurst:%d MaxOpsPerKey:%d AuthFailuresPerMinute:%d TLS:%t TrustedProxies:[%s] AuditLog:%s CORSOrigins:[%s] Neo4j:%s}",
-		v.Host, v.Port, v.Workers, v.MaxConcurrentOps, v.Environment, strings.Join(v.APIKeys, " "), v.KeysFile,
-		v.TargetTenantID, v.UseManagedIdentity, v.MaxBodyBytes, v.QueryMaxRows, v.OperationRetention,
-		v.ShutdownTimeout, v.RateLimitRPM, v.RateLimitBurst, v.MaxOpsPerKey, v.AuthFailuresPerMin, v.TLS,
-		strings.Join(v.TrustedProxies, " "), v.AuditLog, strings.Join(v.CORSOrigins, " "), c.Neo4j.String())
+	return fmt.Sprintf("atg.ServerConfig%+v", c.view())
 }
 
 // GoString implements fmt.GoStringer (%#v) with secrets redacted.

@@ -44,7 +44,7 @@ func PoolSizeVar(e auth.Environment) string {
 //   - NEO4J_DATABASE: default empty, the server's default database;
 //   - NEO4J_<ENV>_POOL_SIZE: >= 1; default 50 in dev, 30 otherwise;
 //   - NEO4J_CONNECTION_TIMEOUT: seconds or a Go duration, >= 1s; default 30s;
-//   - NEO4J_MAX_TRANSACTION_RETRY_TIME: likewise, >= 0; default 30s.
+//   - NEO4J_MAX_TRANSACTION_RETRY_TIME: likewise, > 0; default 30s.
 func LoadNeo4jConfig(e auth.Environment, opts LoadOptions) (neo4jpool.Config, error) {
 	if _, err := auth.ParseEnvironment(string(e)); err != nil {
 		return neo4jpool.Config{}, &ConfigError{What: "neo4j", Problems: []error{
@@ -101,6 +101,9 @@ func loadNeo4j(vars map[string]string, e auth.Environment) (neo4jpool.Config, er
 	cfg.MaxPoolSize = parseInt(&p, PoolSizeVar(e), get(PoolSizeVar(e)), poolDefault)
 	cfg.ConnectionTimeout = parseSeconds(&p, "NEO4J_CONNECTION_TIMEOUT", get("NEO4J_CONNECTION_TIMEOUT"), neo4jpool.DefaultConnectionTimeout)
 	cfg.MaxTransactionRetryTime = parseSeconds(&p, "NEO4J_MAX_TRANSACTION_RETRY_TIME", get("NEO4J_MAX_TRANSACTION_RETRY_TIME"), neo4jpool.DefaultMaxTransactionRetryTime)
+	if get("NEO4J_MAX_TRANSACTION_RETRY_TIME") != "" && cfg.MaxTransactionRetryTime == 0 {
+		p.add("NEO4J_MAX_TRANSACTION_RETRY_TIME", "0", "must be positive (0 would silently mean the 30s default)")
+	}
 	if err := validateNeo4jAs(cfg, PoolSizeVar(e)); err != nil {
 		p.list = append(p.list, err.(*ConfigError).Problems...)
 	}
@@ -114,8 +117,8 @@ func validateNeo4j(c neo4jpool.Config) error { return validateNeo4jAs(c, "NEO4J_
 func validateNeo4jAs(c neo4jpool.Config, poolVar string) error {
 	var p problems
 	if c.URI == "" {
-		p.add("NEO4J_URI", "", "neo4j URI is required outside dev")
-	} else if err := (neo4jpool.Config{URI: c.URI, User: "u", Password: "p", MaxPoolSize: 1, ConnectionTimeout: time.Second}).Validate(); err != nil {
+		p.add("NEO4J_URI", "", "neo4j URI is required (only LoadNeo4jConfig in dev defaults it to "+DefaultDevNeo4jURI+")")
+	} else if err := neo4jpool.ValidateURI(c.URI); err != nil {
 		p.add("NEO4J_URI", neo4jpool.RedactURI(c.URI), "must be bolt://, bolt+s://, bolt+ssc://, neo4j://, neo4j+s:// or neo4j+ssc:// with a host")
 	}
 	if c.User == "" {

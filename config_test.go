@@ -351,6 +351,7 @@ func TestServerConfigErrors(t *testing.T) {
 		{"auth failures negative", serverEnv("ATG_AUTH_FAILURES_PER_MINUTE", "-3"), "ATG_AUTH_FAILURES_PER_MINUTE", []string{">= 0"}},
 		{"cert without key", serverEnv("ATG_TLS_CERT_FILE", "/x.pem"), "ATG_TLS_CERT_FILE", []string{"together"}},
 		{"bad CORS origin", serverEnv("ATG_CORS_ORIGINS", "https://ok.example, https://x.example/path"), "ATG_CORS_ORIGINS", []string{"scheme://host"}},
+		{"CORS origin with a slash never matches", serverEnv("ATG_CORS_ORIGINS", "https://x.example/"), "ATG_CORS_ORIGINS", []string{"no path"}},
 		{"bad proxies", serverEnv("ATG_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"), "ATG_TRUSTED_PROXIES", []string{"CIDR"}},
 		{"production over plain HTTP", serverEnv("ENVIRONMENT", "production", "ATG_API_KEYS", productionKey, "NEO4J_URI", "bolt://db:7687"), "ATG_TLS_CERT_FILE", []string{"plain HTTP"}},
 	}
@@ -456,6 +457,7 @@ func TestLoadNeo4jConfig(t *testing.T) {
 		{"NC-9 timeout 0", auth.Dev, map[string]string{"NEO4J_CONNECTION_TIMEOUT": "0"}, "NEO4J_CONNECTION_TIMEOUT", []string{"timeout"}},
 		{"NC-9 timeout 0.5", auth.Dev, map[string]string{"NEO4J_CONNECTION_TIMEOUT": "0.5"}, "NEO4J_CONNECTION_TIMEOUT", []string{"1 second"}},
 		{"negative retry time", auth.Dev, map[string]string{"NEO4J_MAX_TRANSACTION_RETRY_TIME": "-1s"}, "NEO4J_MAX_TRANSACTION_RETRY_TIME", []string{"negative"}},
+		{"zero retry time", auth.Dev, map[string]string{"NEO4J_MAX_TRANSACTION_RETRY_TIME": "0"}, "NEO4J_MAX_TRANSACTION_RETRY_TIME", []string{"positive"}},
 	}
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {

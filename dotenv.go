@@ -29,6 +29,10 @@ func (e *DotenvError) Error() string {
 // Is makes every DotenvError match ErrInvalidConfig.
 func (e *DotenvError) Is(target error) bool { return target == ErrInvalidConfig }
 
+// The parser is this package's own rather than github.com/joho/godotenv:
+// godotenv expands $VAR references and its errors quote the rest of the
+// file ("... near %q"), which would put secrets into error messages.
+
 // ReadDotenv reads a .env file into a map. A missing file is not an error: it
 // yields an empty map. The grammar is deliberately small and predictable:
 //

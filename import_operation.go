@@ -39,7 +39,9 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 			return err
 		},
 		Run: func(ctx context.Context, params json.RawMessage, r operations.Reporter) (any, error) {
-			g, err := decodeImportParams(params)
+			// Validated at submit; Importer.Import checks the graph again
+			// before it sends anything, so decoding is enough here.
+			g, err := decodeGraph(params)
 			if err != nil {
 				return nil, err
 			}
@@ -56,16 +58,42 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 				})
 			})
 			if err != nil {
-				return nil, importError(err, res)
+				return nil, importError(err)
 			}
 			return res, nil
 		},
 	}
 }
 
-// decodeImportParams decodes and validates a graph document strictly:
-// unknown fields are rejected, numbers keep their exact value.
+// decodeImportParams decodes a graph document (see decodeGraph) and
+// validates it (neo4jpool.ValidateGraph), naming the first bad field.
 func decodeImportParams(params json.RawMessage) (neo4jpool.Graph, error) {
+	g, err := decodeGraph(params)
+	if err != nil {
+		return g, err
+	}
+	if err := neo4jpool.ValidateGraph(g); err != nil {
+		var ve *neo4jpool.ValidationError
+		if errors.As(err, &ve) && len(ve.Problems) > 0 {
+			msgs := make([]string, len(ve.Problems))
+			for i, p := range ve.Problems {
+				msgs[i] = p.Path + ": " + p.Message
+			}
+			msg := strings.Join(msgs, "; ")
+			if ve.Total > len(ve.Problems) {
+				msg += fmt.Sprintf(" (and %d more)", ve.Total-len(ve.Problems))
+			}
+			return g, &operations.ValidationError{Field: ve.Problems[0].Path, Message: msg}
+		}
+		return g, &operations.ValidationError{Message: err.Error()}
+	}
+	return g, nil
+}
+
+// decodeGraph decodes a graph document strictly: unknown fields are
+// rejected, numbers keep their exact value, chunk_size may be written 500
+// or 500.0.
+func decodeGraph(params json.RawMessage) (neo4jpool.Graph, error) {
 	var doc struct {
 		Nodes         json.RawMessage `json:"nodes"`
 		Relationships json.RawMessage `json:"relationships"`
@@ -87,21 +115,6 @@ func decodeImportParams(params json.RawMessage) (neo4jpool.Graph, error) {
 			return g, &operations.ValidationError{Field: "chunk_size", Message: fmt.Sprintf("must be an integer between 1 and %d (0 or absent: %d)", neo4jpool.MaxChunkSize, neo4jpool.DefaultChunkSize)}
 		}
 		g.ChunkSize = int(f)
-	}
-	if err := neo4jpool.ValidateGraph(g); err != nil {
-		var ve *neo4jpool.ValidationError
-		if errors.As(err, &ve) && len(ve.Problems) > 0 {
-			msgs := make([]string, len(ve.Problems))
-			for i, p := range ve.Problems {
-				msgs[i] = p.Path + ": " + p.Message
-			}
-			msg := strings.Join(msgs, "; ")
-			if ve.Total > len(ve.Problems) {
-				msg += fmt.Sprintf(" (and %d more)", ve.Total-len(ve.Problems))
-			}
-			return g, &operations.ValidationError{Field: ve.Problems[0].Path, Message: msg}
-		}
-		return g, &operations.ValidationError{Message: err.Error()}
 	}
 	return g, nil
 }
@@ -132,9 +145,10 @@ func decodeList[T any](raw json.RawMessage, out *[]T) error {
 
 // importError describes a stopped import to its owner: what was committed
 // (so it can be resumed or re-run; imports are idempotent) and a code.
-func importError(err error, res neo4jpool.ImportResult) error {
-	var ie *neo4jpool.ImportError
+func importError(err error) error {
+	var res neo4jpool.ImportResult
 	phase := ""
+	var ie *neo4jpool.ImportError
 	if errors.As(err, &ie) {
 		res, phase = ie.Result, ie.Phase
 	}

@@ -9,10 +9,20 @@ import (
 )
 
 // keyChain is the server's key store when keys come from several places:
-// ATG_API_KEYS (in memory), ATG_KEYS_FILE (a FileStore) or an ephemeral dev
-// key. Authenticate tries each store in order; management calls go to the
-// last one (the file store when there is one).
+// ATG_API_KEYS (in memory), ATG_KEYS_FILE (a FileStore), a store given to
+// the Server, an ephemeral dev key. Authenticate tries each store in order.
+// Management calls (which the server never makes: `atg-server keys` works on
+// the file) go to the last store.
 type keyChain []auth.KeyStore
+
+// store returns the only store itself (so the authenticator can use its
+// fast path), or the chain.
+func (c keyChain) store() auth.KeyStore {
+	if len(c) == 1 {
+		return c[0]
+	}
+	return c
+}
 
 var _ auth.KeyStore = keyChain(nil)
 

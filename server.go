@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -57,7 +58,8 @@ type Server struct {
 	// func(m *neo4jpool.Manager, env string) operations.Type { return ScanType(m, env) }.
 	TypeFactories []TypeFactory
 	// KeyStore, when set, replaces the stores built from Config.APIKeys
-	// and Config.KeysFile.
+	// and Config.KeysFile. It must hold a usable key of Config.Environment
+	// (in dev, Start adds a generated one otherwise).
 	KeyStore auth.KeyStore
 	// Listener, when set, is served instead of listening on
 	// Config.Host:Config.Port (tests use a random port this way).
@@ -106,7 +108,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 
-	if s.audit, err = audit.Open(cfg.AuditLog); err != nil {
+	if s.audit, err = audit.Open(cfg.AuditLog, os.Stdout, os.Stderr); err != nil {
 		return err
 	}
 	if cfg.TLSCertFile != "" {
@@ -144,22 +146,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			"uri", neo4jpool.RedactURI(cfg.Neo4j.URI), "err", h.Err)
 	}
 
-	reg := &operations.Registry{}
-	if err := reg.Register(ImportType(s.db, env)); err != nil {
-		return err
-	}
-	types := append([]operations.Type(nil), s.Types...)
-	for _, f := range s.TypeFactories {
-		types = append(types, f(s.db, env))
-	}
-	for _, t := range types {
-		if err := reg.Register(t); err != nil {
-			return err
-		}
-	}
-	s.engine, err = operations.New(operations.Config{
-		Registry: reg, MaxConcurrent: cfg.MaxConcurrentOps, Retention: cfg.OperationRetention, Logger: s.log,
-		ClassifyError: classifyOperationError, MaxActivePerClient: cfg.MaxOpsPerKey, OnFinish: s.auditFinish,
+	s.engine, err = newEngine(s.db, env, s.Types, s.TypeFactories, operations.Config{
+		MaxConcurrent: cfg.MaxConcurrentOps, Retention: cfg.OperationRetention, Logger: s.log,
+		MaxActivePerClient: cfg.MaxOpsPerKey, OnFinish: s.auditFinish,
 	})
 	if err != nil {
 		return err
@@ -206,42 +195,31 @@ func (s *Server) Start(ctx context.Context) (err error) {
 // keyStore builds the key store from the configuration.
 func (s *Server) keyStore(ctx context.Context) (auth.KeyStore, error) {
 	cfg := s.Config
-	if s.KeyStore != nil {
-		return s.KeyStore, nil
-	}
 	var chain keyChain
-	if len(cfg.APIKeys) > 0 {
-		mem, err := auth.NewMemoryStoreFromKeys(cfg.APIKeys)
-		if err != nil {
-			return nil, fmt.Errorf("ATG_API_KEYS: %w", err)
+	if s.KeyStore != nil {
+		chain = append(chain, s.KeyStore)
+	} else {
+		if err := s.configuredKeyStores(ctx, &chain); err != nil {
+			return nil, err
 		}
-		chain = append(chain, mem)
-	}
-	if cfg.KeysFile != "" {
-		fs, err := auth.OpenFileStore(ctx, cfg.KeysFile, auth.FileStoreOptions{FlushInterval: time.Minute,
-			OnError: func(err error) { s.log.Warn("keys file: flush last_used_at", "err", err) }})
-		if err != nil {
-			return nil, fmt.Errorf("ATG_KEYS_FILE: %w", err)
-		}
-		s.fileStore = fs
-		chain = append(chain, fs)
 	}
 	recs, err := chain.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	usable := 0
+	now := time.Now()
 	for _, r := range recs {
 		switch {
 		case r.Environment != cfg.Environment:
 			s.log.Warn("API key of another environment will never authenticate here", "key_id", r.ID, "client_id", r.ClientID,
 				"key_environment", r.Environment, "server_environment", cfg.Environment)
-		case r.RevokedAt == nil && (r.ExpiresAt == nil || r.ExpiresAt.After(time.Now())):
+		case r.Status(now) == auth.StatusActive:
 			usable++
 		}
 	}
 	if usable > 0 {
-		return chain, nil
+		return chain.store(), nil
 	}
 	if cfg.Environment != auth.Dev {
 		return nil, fmt.Errorf("atg: no usable %s API key: set ATG_API_KEYS or create one with `atg-server keys create --env %s` (ATG_KEYS_FILE)",
@@ -254,12 +232,27 @@ func (s *Server) keyStore(ctx context.Context) (auth.KeyStore, error) {
 		return nil, err
 	}
 	s.devKey = key
-	return append(chain, dev), nil
+	return append(chain, dev).store(), nil
 }
 
-func classifyOperationError(err error) *operations.Error {
-	if neo4jpool.IsUnavailable(err) {
-		return &operations.Error{Code: operations.CodeUnavailable, Message: "database unavailable", Err: err}
+// configuredKeyStores opens the stores of ATG_API_KEYS and ATG_KEYS_FILE.
+func (s *Server) configuredKeyStores(ctx context.Context, chain *keyChain) error {
+	cfg := s.Config
+	if len(cfg.APIKeys) > 0 {
+		mem, err := auth.NewMemoryStoreFromKeys(cfg.APIKeys)
+		if err != nil {
+			return fmt.Errorf("ATG_API_KEYS: %w", err)
+		}
+		*chain = append(*chain, mem)
+	}
+	if cfg.KeysFile != "" {
+		fs, err := auth.OpenFileStore(ctx, cfg.KeysFile, auth.FileStoreOptions{FlushInterval: time.Minute,
+			OnError: func(err error) { s.log.Warn("keys file: flush last_used_at", "err", err) }})
+		if err != nil {
+			return fmt.Errorf("ATG_KEYS_FILE: %w", err)
+		}
+		s.fileStore = fs
+		*chain = append(*chain, fs)
 	}
 	return nil
 }
@@ -388,7 +381,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) cleanup(ctx context.Context) error {
 	var errs []error
 	if s.engine != nil {
-		if err := s.engine.Close(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := ignoreClosed(s.engine.Close(ctx)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -401,7 +394,7 @@ func (s *Server) cleanup(ctx context.Context) error {
 		_ = s.ln.Close()
 	}
 	if s.db != nil {
-		if err := s.db.CloseAll(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := ignoreClosed(s.db.CloseAll(ctx)); err != nil {
 			errs = append(errs, err)
 		}
 	}

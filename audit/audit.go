@@ -61,17 +61,17 @@ type Logger struct {
 // New returns a Logger writing to w.
 func New(w io.Writer) *Logger { return &Logger{w: w, now: time.Now} }
 
-// Open returns a Logger for ATG_AUDIT_LOG: "" or "stderr" means standard
-// error, "stdout" standard output, "off" nothing at all (a nil Logger),
-// anything else a file opened for appending (created with mode 0600).
-func Open(path string) (*Logger, error) {
+// Open returns a Logger for ATG_AUDIT_LOG: "" or "stderr" means stderr,
+// "stdout" stdout, "off" nothing at all (a nil Logger), anything else a file
+// opened for appending (created with mode 0600).
+func Open(path string, stdout, stderr io.Writer) (*Logger, error) {
 	switch path {
 	case "off":
 		return nil, nil
 	case "", "stderr":
-		return New(os.Stderr), nil
+		return New(stderr), nil
 	case "stdout":
-		return New(os.Stdout), nil
+		return New(stdout), nil
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {

@@ -49,7 +49,7 @@ func TestOpenFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "audit.log")
 	for range 2 { // appends across opens
-		l, err := Open(path)
+		l, err := Open(path, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func TestOpenFile(t *testing.T) {
 	if strings.Count(string(b), "\n") != 2 {
 		t.Errorf("file:\n%s", b)
 	}
-	if _, err := Open(filepath.Join(t.TempDir(), "missing", "dir", "a.log")); err == nil {
+	if _, err := Open(filepath.Join(t.TempDir(), "missing", "dir", "a.log"), nil, nil); err == nil {
 		t.Error("Open in a missing directory succeeded")
 	}
 }

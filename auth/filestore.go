@@ -179,9 +179,15 @@ func (s *FileStore) Rotate(ctx context.Context, id string, grace time.Duration) 
 }
 
 // Flush writes pending last_used_at updates to the file (under the lock,
-// merged into the file's current content). It writes nothing when no update
-// is pending.
+// merged into the file's current content). When no update is pending it
+// touches neither the file nor its lock.
 func (s *FileStore) Flush(ctx context.Context) error {
+	s.mu.RLock()
+	pending := hasPendingUsage(s.ix)
+	s.mu.RUnlock()
+	if !pending {
+		return ctx.Err()
+	}
 	return s.update(ctx, nil)
 }
 

@@ -602,3 +602,20 @@ func TestWriteFileAtomicFailureCleansUp(t *testing.T) {
 		t.Errorf("temporary file left behind: %v", entries)
 	}
 }
+
+// TestFileStoreFlushWithNothingPendingTouchesNothing: a read-only use (such
+// as `keys list`) and the server's periodic flush do no file I/O when no
+// last_used_at is pending.
+func TestFileStoreFlushWithNothingPendingTouchesNothing(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "keys.json")
+	s := openFileStore(t, path, FileStoreOptions{})
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + ".lock"} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists after a flush with nothing pending (%v)", filepath.Base(p), err)
+		}
+	}
+}

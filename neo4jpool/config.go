@@ -83,7 +83,7 @@ func (c Config) Validate() error {
 	case c.URI == "":
 		problems = append(problems, "neo4j URI is required")
 	default:
-		if err := validateURI(c.URI); err != nil {
+		if err := ValidateURI(c.URI); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
@@ -108,9 +108,9 @@ func (c Config) Validate() error {
 	return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(problems, "; "))
 }
 
-// validateURI checks the scheme and host of a Bolt URI without echoing any
+// ValidateURI checks the scheme and host of a Bolt URI without echoing any
 // user information it may carry.
-func validateURI(raw string) error {
+func ValidateURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("neo4j URI %q is not a valid URI", RedactURI(raw))

@@ -118,7 +118,9 @@ func (m *Manager) probe(ctx context.Context, env string, h *Health) error {
 	}
 	session := d.NewSession(ctx, neo4j.SessionConfig{AccessMode: neo4j.AccessModeRead, DatabaseName: cfg.Database})
 	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionCloseTimeout)
+		// Bounded like the check itself, so that a stalled server cannot
+		// hold a health check for the general session-close time.
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.healthTimeout())
 		defer cancel()
 		_ = session.Close(closeCtx)
 	}()

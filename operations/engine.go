@@ -168,9 +168,9 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 	if err != nil {
 		return Operation{}, false, err
 	}
-	params := req.Params
-	if len(bytes.TrimSpace(params)) == 0 {
-		params = json.RawMessage("{}")
+	params, err := compactObject(req.Params)
+	if err != nil {
+		return Operation{}, false, err
 	}
 	if typ.Validate != nil {
 		if err := typ.Validate(params); err != nil {
@@ -301,7 +301,6 @@ func (e *Engine) dispatchLocked() {
 		}
 		now := e.now().UTC()
 		op.Status, op.StartedAt = Running, &now
-		e.putLocked(op)
 		e.publishLocked(op, EventStatus, StatusData{OperationID: op.ID, Status: Running, Time: now})
 		ctx, cancel := context.WithCancelCause(e.baseCtx)
 		e.running[id] = cancel
@@ -381,7 +380,6 @@ func (e *Engine) finishLocked(op *Operation, to Status, result json.RawMessage, 
 	now := e.now().UTC()
 	op.Status, op.FinishedAt, op.Result, op.Error, op.Params = to, &now, result, perr, nil
 	delete(e.live, op.ID)
-	e.putLocked(op)
 	e.metrics.finished.WithLabelValues(op.Type, string(to)).Inc()
 	if e.cfg.OnFinish != nil {
 		finished := *op
@@ -405,7 +403,9 @@ func (e *Engine) putLocked(op *Operation) {
 	}
 }
 
-// publishLocked appends an event to op's history and hands it to watchers.
+// publishLocked appends an event to op's history, stores op (whose
+// LastEventID it advances, with any change the caller made) and hands the
+// event to watchers.
 // A watcher whose buffer is full is cut off (it may resume from history).
 func (e *Engine) publishLocked(op *Operation, typ EventType, data any) {
 	raw, err := json.Marshal(data)
@@ -446,12 +446,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		return ErrClosed
 	}
 	e.closed = true
-	for _, id := range append(append([]string(nil), e.queue...), keys(e.running)...) {
-		if op, ok := e.live[id]; ok {
-			e.cancelLocked(op, ReasonShutdown)
-		}
-	}
-	for _, op := range e.live { // anything left (should be none)
+	for _, op := range e.live { // every queued and running operation
 		e.cancelLocked(op, ReasonShutdown)
 	}
 	e.queue = nil
@@ -468,14 +463,6 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.baseCancel()
 		return fmt.Errorf("operations: work still running at shutdown: %w", context.Cause(ctx))
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // runJanitor deletes finished operations older than the retention period.
@@ -538,16 +525,25 @@ func newID() string {
 	return "op_" + hex.EncodeToString(b[:])
 }
 
-// requestDigest identifies a submit by type and params (whitespace-insensitive).
-func requestDigest(typ string, params json.RawMessage) string {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, params); err != nil {
-		buf.Reset()
-		buf.Write(params)
+// compactObject returns params without insignificant whitespace; empty
+// means {}. Anything but a JSON object is a *ValidationError.
+func compactObject(params json.RawMessage) (json.RawMessage, error) {
+	params = bytes.TrimSpace(params)
+	if len(params) == 0 {
+		return json.RawMessage("{}"), nil
 	}
+	var buf bytes.Buffer
+	if params[0] != '{' || json.Compact(&buf, params) != nil {
+		return nil, &ValidationError{Message: "params must be a JSON object"}
+	}
+	return buf.Bytes(), nil
+}
+
+// requestDigest identifies a submit by type and compacted params.
+func requestDigest(typ string, params json.RawMessage) string {
 	h := sha256.New()
 	h.Write([]byte(typ))
 	h.Write([]byte{0})
-	h.Write(buf.Bytes())
+	h.Write(params)
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -97,8 +98,12 @@ type UnknownTypeError struct {
 	Supported []string
 }
 
-// Error implements error: `unknown operation type "x"; supported: import, scan`.
+// Error implements error: `unknown operation type "x"; supported: import, scan`
+// (or "operation type is required; supported: ..." when Type is empty).
 func (e *UnknownTypeError) Error() string {
+	if e.Type == "" {
+		return "operation type is required; supported: " + strings.Join(e.Supported, ", ")
+	}
 	return fmt.Sprintf("unknown operation type %q; supported: %s", e.Type, strings.Join(e.Supported, ", "))
 }
 
@@ -163,12 +168,7 @@ func (r *Registry) Lookup(name string) (Type, error) {
 func (r *Registry) Names() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.types))
-	for n := range r.types {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(r.types))
 }
 
 // Types lists the registered types, sorted by name.

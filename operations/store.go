@@ -2,6 +2,7 @@ package operations
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -66,9 +67,9 @@ type Counter interface {
 // MemoryStore is an in-memory Store. Its zero value is ready to use.
 //
 // Each operation keeps at most HistoryLimit events. When the history is
-// full, the oldest progress and log event is dropped first; status,
-// complete and error events are always kept, so a late watcher still sees
-// how the operation ended. At most MaxFinished finished operations are
+// full, the oldest progress or log event is dropped; only when none is left
+// the oldest status event goes. The terminal (complete or error) event is
+// always kept, so a late watcher still sees how the operation ended. At most MaxFinished finished operations are
 // kept; beyond that the oldest finished one is forgotten.
 //
 // Counts are kept per status (Counts is O(1)) and operations are indexed
@@ -183,11 +184,7 @@ func (s *MemoryStore) compactLocked() {
 func (s *MemoryStore) Counts(context.Context) (map[Status]int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make(map[Status]int, len(s.counts))
-	for k, v := range s.counts {
-		out[k] = v
-	}
-	return out, nil
+	return maps.Clone(s.counts), nil
 }
 
 // Put implements Store.

@@ -29,10 +29,7 @@ type Subscription struct {
 func (e *Engine) Subscribe(ctx context.Context, id string, after int64) (*Subscription, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, err := e.store.Get(ctx, id); err != nil {
-		return nil, err
-	}
-	backlog, err := e.store.EventsAfter(ctx, id, after)
+	backlog, err := e.store.EventsAfter(ctx, id, after) // ErrNotFound for an unknown id
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,10 +56,12 @@ type Options struct {
 	MaxBodyBytes int64
 	// QueryMaxRows caps rows returned by /api/v1/query; 0 means 10,000.
 	QueryMaxRows int
-	// ReadyCacheTTL is how long /readyz reuses a result; 0 means 1 s.
+	// ReadyCacheTTL is how long a database check is reused by /readyz,
+	// /api/v1/health and /api/v1/status; 0 means 1 s.
 	ReadyCacheTTL time.Duration
 	// ReadyTimeout bounds the database check of /readyz; 0 means 1 s, so
-	// that with the 1 s cache /readyz reflects an outage within 2 s.
+	// that with the 1 s cache /readyz reflects a database that is down
+	// (refusing connections) within 2 s.
 	ReadyTimeout time.Duration
 	// HeartbeatInterval is the event streams' keep-alive period; 0 means 15 s.
 	HeartbeatInterval time.Duration
@@ -104,7 +107,10 @@ type API struct {
 	tokenKey []byte
 
 	openapiDoc []byte
+	handler    http.Handler // the whole chain, built by routes
+	unmatched  http.Handler // 404 and 405 in the envelope
 	keyLimits  *limiterSet
+	ratePolicy string // X-RateLimit-Policy
 	failLimits *limiterSet
 
 	readyMu    sync.Mutex
@@ -167,6 +173,7 @@ func NewAPI(opts Options) (*API, error) {
 			burst = min(opts.RateLimitRPM, 20)
 		}
 		a.keyLimits = newLimiterSet(opts.RateLimitRPM, burst, maxLimiterEntries)
+		a.ratePolicy = strconv.Itoa(opts.RateLimitRPM) + ";w=60"
 	}
 	if opts.AuthFailuresPerMinute > 0 {
 		a.failLimits = newLimiterSet(opts.AuthFailuresPerMinute, opts.AuthFailuresPerMinute, maxLimiterEntries)
@@ -208,22 +215,30 @@ func (a *API) table() []route {
 	}
 }
 
+// routes builds every handler chain once: per route, metrics and access
+// log, the HTTPS rule, and for authenticated routes the failure limit, the
+// authenticator, the key's rate limit and the scope; then the outer chain
+// of request IDs and CORS.
 func (a *API) routes() {
 	for _, rt := range a.table() {
 		var h http.Handler = rt.handler
-		switch {
-		case rt.path == "/api/v1/operations/{id}/events":
-			// Browsers' EventSource cannot send headers: a short-lived token
-			// scoped to this one operation's events may stand in for the key.
-			h = a.limitAuthFailures(a.eventsAuth(a.rateLimitKeys(auth.RequireScope(rt.scope, h))))
-		case rt.scope != "":
-			h = a.limitAuthFailures(a.opts.Authenticate(a.rateLimitKeys(auth.RequireScope(rt.scope, h))))
+		if rt.scope != "" {
+			authenticate := a.opts.Authenticate
+			if rt.path == "/api/v1/operations/{id}/events" {
+				// Browsers' EventSource cannot send headers: a short-lived token
+				// scoped to this one operation's events may stand in for the key.
+				authenticate = a.eventsAuth
+			}
+			h = a.limitAuthFailures(authenticate(a.rateLimitKeys(auth.RequireScope(rt.scope, h))))
 		}
-		a.mux.Handle(rt.method+" "+rt.path, h)
+		pattern := rt.method + " " + rt.path
+		a.mux.Handle(pattern, a.observe(pattern, a.requireHTTPS(h)))
 	}
+	a.unmatched = a.observe("", a.requireHTTPS(http.HandlerFunc(a.notRouted)))
+	a.handler = withRequestID(a.cors(http.HandlerFunc(a.dispatch)))
 }
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	withRequestID(a.cors(http.HandlerFunc(a.serveRouted))).ServeHTTP(w, r)
+	a.handler.ServeHTTP(w, r)
 }

@@ -471,6 +471,9 @@ func TestQuery(t *testing.T) {
 	// timeout_ms honoured.
 	start := time.Now()
 	e = wantError(t, q("reader", map[string]any{"query": "UNWIND range(1, 1000000000) AS x WITH x WHERE x < 0 RETURN count(x)", "timeout_ms": 300}), 400, CodeQuery)
+	if code, _ := e.Details["neo4j_code"].(string); !strings.HasPrefix(code, "Neo.ClientError.Transaction.TransactionTimedOut") {
+		t.Errorf("timeout not reported by Neo4j's transaction timeout: %+v", e)
+	}
 	if time.Since(start) > 10*time.Second || !strings.Contains(e.Message, "300 ms") {
 		t.Errorf("timeout: %+v after %s", e, time.Since(start))
 	}
@@ -531,6 +534,10 @@ func TestOperationsLifecycle(t *testing.T) {
 	e := wantError(t, f.do("POST", "/api/v1/operations", "writer", `{"type":"scan"}`), 400, CodeValidation)
 	if !strings.Contains(e.Message, "block, echo, needs-tenant, ticks") {
 		t.Errorf("unknown type: %+v", e)
+	}
+	e = wantError(t, f.do("POST", "/api/v1/operations", "writer", `{"params":{}}`), 400, CodeValidation)
+	if e.Message != "operation type is required; supported: block, echo, needs-tenant, ticks" || e.Details["field"] != "type" {
+		t.Errorf("missing type: %+v", e)
 	}
 	e = wantError(t, f.do("POST", "/api/v1/operations", "writer", `{"type":"needs-tenant","params":{}}`), 400, CodeValidation)
 	if e.Details["field"] != "params.tenant_id" {
@@ -719,7 +726,8 @@ func TestEventStream(t *testing.T) {
 
 func TestEventTokens(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOpts{})
+	var auditBuf syncWriter
+	f := newFixture(t, fixtureOpts{audit: &auditBuf})
 	a := decode[submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo"}`))
 	b := decode[submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo"}`))
 	token := strings.TrimPrefix(a.Links.Events, a.Links.Self+"/events?token=")
@@ -731,6 +739,10 @@ func TestEventTokens(t *testing.T) {
 	// Expired tokens are refused.
 	old := f.api.mintEventToken(a.OperationID, "writer", time.Now().Add(-time.Second))
 	wantError(t, f.do("GET", a.Links.Self+"/events?token="+old, "", nil), 401, CodeAuthenticationFailed)
+	// Every refused token is an audited authentication failure, like a bad key.
+	if n := strings.Count(auditBuf.String(), `"event":"auth_failure"`); n != 5 {
+		t.Errorf("%d auth_failure audit lines for 5 refused requests:\n%s", n, auditBuf.String())
+	}
 	if _, err := f.engine.Wait(context.Background(), a.OperationID); err != nil {
 		t.Fatal(err)
 	}
@@ -760,9 +772,59 @@ func TestMetricsEndpoint(t *testing.T) {
 func TestPanicsBecome500(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
-	f.api.mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	f.api.mux.Handle("GET /boom", f.api.observe("GET /boom", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
 	e := wantError(t, f.do("GET", "/boom", "", nil), 500, CodeInternal)
 	if strings.Contains(e.Message, "boom") {
 		t.Errorf("internals leaked: %+v", e)
+	}
+}
+
+// TestOpenAPILimitsMatchValidation: the limits the schema publishes for a
+// graph document are the ones neo4jpool enforces.
+func TestOpenAPILimitsMatchValidation(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	must(t, json.Unmarshal(OpenAPIDocument, &doc))
+	var node struct {
+		Properties struct {
+			ID     struct{ MaxLength int } `json:"id"`
+			Labels struct {
+				AnyOf []struct {
+					MaxItems int `json:"maxItems"`
+					Items    struct{ Pattern string }
+				} `json:"anyOf"`
+				OneOf []struct {
+					MaxItems int `json:"maxItems"`
+					Items    struct{ Pattern string }
+				} `json:"oneOf"`
+			} `json:"labels"`
+		} `json:"properties"`
+	}
+	var rel struct {
+		Properties struct {
+			Type     struct{ Pattern string } `json:"type"`
+			From, To struct{ MaxLength int }
+		} `json:"properties"`
+	}
+	var props struct {
+		PropertyNames struct{ MaxLength int } `json:"propertyNames"`
+	}
+	must(t, json.Unmarshal(doc.Components.Schemas["GraphNode"], &node))
+	must(t, json.Unmarshal(doc.Components.Schemas["GraphRelationship"], &rel))
+	must(t, json.Unmarshal(doc.Components.Schemas["Properties"], &props))
+	labels := append(node.Properties.Labels.AnyOf, node.Properties.Labels.OneOf...)
+	if len(labels) == 0 {
+		t.Fatal("no labels schema")
+	}
+	got := []any{node.Properties.ID.MaxLength, rel.Properties.From.MaxLength, rel.Properties.To.MaxLength,
+		props.PropertyNames.MaxLength, labels[0].MaxItems, labels[0].Items.Pattern, rel.Properties.Type.Pattern}
+	want := []any{neo4jpool.MaxIDLength, neo4jpool.MaxIDLength, neo4jpool.MaxIDLength,
+		neo4jpool.MaxPropertyKeyLength, neo4jpool.MaxLabelsPerNode, neo4jpool.IdentifierPattern, neo4jpool.IdentifierPattern}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("openapi.json limits differ from neo4jpool's (-want +got):\n%s", diff)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sethvargo/go-retry"
@@ -205,7 +206,7 @@ func Retryable(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection reset")
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (c *Client) send(ctx context.Context, req request, payload []byte) (*http.Response, error) {
@@ -289,40 +290,11 @@ func codeForStatus(status int) string {
 	return CodeInternal
 }
 
-// HealthResponse is the body of GET /api/v1/health.
-type HealthResponse struct {
-	Status        string `json:"status"`
-	Version       string `json:"version"`
-	Environment   string `json:"environment"`
-	Neo4jStatus   string `json:"neo4j_status"`
-	UptimeSeconds int64  `json:"uptime_seconds"`
-	Timestamp     string `json:"timestamp"`
-}
-
 // Health calls GET /api/v1/health (no authentication needed).
 func (c *Client) Health(ctx context.Context) (*HealthResponse, error) {
 	var out HealthResponse
 	return &out, c.do(ctx, request{method: "GET", path: "/api/v1/health", retry: true}, &out)
 }
-
-// StatusResponse is the body of GET /api/v1/status.
-type StatusResponse struct {
-	ClientID       string          `json:"client_id"`
-	KeyID          string          `json:"key_id"`
-	Environment    string          `json:"environment"`
-	Scopes         []string        `json:"scopes"`
-	Version        string          `json:"version"`
-	Neo4j          StatusNeo4j     `json:"neo4j"`
-	Pool           json.RawMessage `json:"pool,omitempty"`
-	Operations     map[string]int  `json:"operations"`
-	OperationTypes []string        `json:"operation_types"`
-	MaxConcurrent  int             `json:"max_concurrent_ops"`
-	UptimeSeconds  int64           `json:"uptime_seconds"`
-	Timestamp      string          `json:"timestamp"`
-}
-
-// StatusNeo4j is the database part of StatusResponse.
-type StatusNeo4j = statusNeo4j
 
 // Status calls GET /api/v1/status.
 func (c *Client) Status(ctx context.Context) (*StatusResponse, error) {
@@ -354,15 +326,15 @@ func (c *Client) Submit(ctx context.Context, typ string, params any, key string)
 		_, _ = rand.Read(b[:])
 		key = "atg-go-" + hex.EncodeToString(b[:])
 	}
-	raw, err := json.Marshal(params)
-	if err != nil {
-		return nil, fmt.Errorf("transport: encode params: %w", err)
-	}
-	if params == nil {
-		raw = nil
+	var raw json.RawMessage
+	if params != nil {
+		var err error
+		if raw, err = json.Marshal(params); err != nil {
+			return nil, fmt.Errorf("transport: encode params: %w", err)
+		}
 	}
 	var out Submitted
-	err = c.do(ctx, request{method: "POST", path: "/api/v1/operations", body: SubmitRequest{Type: typ, Params: raw},
+	err := c.do(ctx, request{method: "POST", path: "/api/v1/operations", body: SubmitRequest{Type: typ, Params: raw},
 		header: http.Header{HeaderIdempotencyKey: {key}}, retry: true}, &out)
 	return &out, err
 }

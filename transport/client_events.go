@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -193,38 +192,4 @@ func (s *EventStream) Close() error {
 	s.done = true
 	s.closeConn()
 	return nil
-}
-
-// Wait follows operation id to its end, calling onEvent (if not nil) for
-// every event, and returns the finished operation. A failed or cancelled
-// operation is returned together with an *operations.Error.
-func (c *Client) Wait(ctx context.Context, id string, onEvent func(Event)) (*OperationView, error) {
-	s, err := c.Events(ctx, id, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	for {
-		ev, err := s.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if onEvent != nil {
-			onEvent(ev)
-		}
-	}
-	op, err := c.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if op.Status != operations.Completed {
-		if op.Error != nil {
-			return op, op.Error
-		}
-		return op, fmt.Errorf("operation %s ended %s", id, op.Status)
-	}
-	return op, nil
 }

@@ -61,10 +61,9 @@ func TestClientCalls(t *testing.T) {
 	if err != nil || sub.OperationID == "" {
 		t.Fatalf("Submit: %v", err)
 	}
-	var seen []operations.EventType
-	op, err := c.Wait(ctx, sub.OperationID, func(ev Event) { seen = append(seen, ev.Type) })
-	if err != nil || op.Status != operations.Completed || string(op.Result) != `{"a":"b"}` {
-		t.Fatalf("Wait: %+v %v", op, err)
+	seen, op := follow(t, c, sub.OperationID)
+	if op.Status != operations.Completed || string(op.Result) != `{"a":"b"}` {
+		t.Fatalf("after the events: %+v", op)
 	}
 	if len(seen) != 5 || seen[len(seen)-1] != operations.EventComplete {
 		t.Errorf("events %v", seen)
@@ -94,11 +93,32 @@ func TestClientCalls(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		_, _ = c.Cancel(ctx, blocked.OperationID)
 	}()
-	_, err = c.Wait(ctx, blocked.OperationID, nil)
-	var oe *operations.Error
-	if !errors.As(err, &oe) || oe.Code != "CANCELLED" {
-		t.Errorf("Wait on cancelled: %v", err)
+	seen, op = follow(t, c, blocked.OperationID)
+	if seen[len(seen)-1] != operations.EventError || op.Status != operations.Cancelled || op.Error == nil || op.Error.Code != "CANCELLED" {
+		t.Errorf("cancelled: events %v, %+v", seen, op)
 	}
+}
+
+// follow reads operation id's events to the end and returns their types
+// and the operation as it ended.
+func follow(t *testing.T, c *Client, id string) ([]operations.EventType, *OperationView) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := c.Events(ctx, id, 0)
+	must(t, err)
+	defer s.Close()
+	var seen []operations.EventType
+	for {
+		ev, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		must(t, err)
+		seen = append(seen, ev.Type)
+	}
+	op, err := c.Get(ctx, id)
+	must(t, err)
+	return seen, op
 }
 
 func TestNewClientChecksOptions(t *testing.T) {

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,14 +89,4 @@ func jsonKind(goKind string) string {
 		return "a number"
 	}
 	return "of another type"
-}
-
-// compactJSON returns raw without insignificant whitespace (or raw itself
-// if it is not valid JSON).
-func compactJSON(raw []byte) []byte {
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return raw
-	}
-	return b.Bytes()
 }

@@ -95,10 +95,6 @@ type envelope struct {
 	Error *Error `json:"error"`
 }
 
-// StatusOf returns the HTTP status that goes with an error code (500 for
-// unknown codes).
-func StatusOf(code string) int { return statusOf(code) }
-
 // statusOf returns the HTTP status that goes with a code.
 func statusOf(code string) int {
 	switch code {
@@ -124,6 +120,11 @@ func statusOf(code string) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// newError returns an *Error with the status of code.
+func newError(code, message string, details map[string]any) *Error {
+	return &Error{Status: statusOf(code), Code: code, Message: message, Details: details}
 }
 
 // WriteError writes the error envelope with the status of code. The request

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/atgraph/atg/operations"
 )
 
 // eventWriteTimeout bounds one write to an event stream: a watcher that
@@ -33,12 +31,8 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		after = n
 	}
 	sub, err := a.opts.Engine.Subscribe(r.Context(), op.ID, after)
-	if errors.Is(err, operations.ErrNotFound) {
-		WriteError(w, CodeNotFound, "operation not found", nil)
-		return
-	}
 	if err != nil {
-		a.internalError(w, r, "subscribe to events", err)
+		a.writeErr(w, r, "subscribe to events", err)
 		return
 	}
 	defer sub.Close()

@@ -1,10 +1,10 @@
 package transport
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,17 +19,11 @@ import (
 // signed with a key generated at startup, valid for EventTokenTTL and for
 // that one stream only. API keys never go into URLs.
 
-type tokenOpKey struct{}
+// errBadEventToken is the audited reason of a refused event token.
+var errBadEventToken = fmt.Errorf("%w: bad or expired event token", auth.ErrMalformed)
 
 // eventTokenKeyID is the KeyID of identities that come from event tokens.
 const eventTokenKeyID = "event-token"
-
-// tokenOperation returns the operation an event token in ctx was minted
-// for, or "".
-func tokenOperation(ctx context.Context) string {
-	id, _ := ctx.Value(tokenOpKey{}).(string)
-	return id
-}
 
 func (a *API) mintEventToken(opID, clientID string, expires time.Time) string {
 	payload := opID + "\n" + clientID + "\n" + strconv.FormatInt(expires.Unix(), 10)
@@ -76,19 +70,19 @@ func (a *API) eventsAuth(next http.Handler) http.Handler {
 			byKey.ServeHTTP(w, r)
 			return
 		}
-		opID := r.PathValue("id")
-		clientID, ok := a.verifyEventToken(token, opID, time.Now())
+		clientID, ok := a.verifyEventToken(token, r.PathValue("id"), time.Now())
 		if !ok {
 			a.log.Warn("authentication failed", "reason", "bad_event_token", "request_id", RequestIDFrom(r.Context()), "remote", r.RemoteAddr)
+			a.AuditAuthFailure(r, errBadEventToken)
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			WriteError(w, CodeAuthenticationFailed, "Invalid or missing API key", nil)
+			WriteError(w, CodeAuthenticationFailed, auth.MessageAuthenticationFailed, nil)
 			return
 		}
-		ctx := auth.WithIdentity(r.Context(), auth.Identity{
+		// The token was minted for this operation's owner: the usual
+		// visibility check lets the stream through, and nothing else.
+		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), auth.Identity{
 			KeyID: eventTokenKeyID, ClientID: clientID, Environment: auth.Environment(a.opts.Environment),
 			Scopes: []auth.Scope{auth.ScopeRead},
-		})
-		ctx = context.WithValue(ctx, tokenOpKey{}, opID)
-		next.ServeHTTP(w, r.WithContext(ctx))
+		})))
 	})
 }

@@ -73,20 +73,30 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSONAs(w, status, "application/health+json", resp)
 }
 
+// HealthResponse is the body of GET /api/v1/health.
+type HealthResponse struct {
+	Status        string `json:"status"`
+	Version       string `json:"version"`
+	Environment   string `json:"environment"`
+	Neo4jStatus   string `json:"neo4j_status"`
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	Timestamp     string `json:"timestamp"`
+}
+
+// NewHealthResponse makes the body of GET /api/v1/health from a database
+// check h, as the server and an embedded client both report it: "healthy"
+// and "connected", or "degraded" and "disconnected".
+func NewHealthResponse(h neo4jpool.Health, version, environment string, started time.Time) HealthResponse {
+	out := HealthResponse{Status: "healthy", Version: version, Environment: environment, Neo4jStatus: "connected",
+		UptimeSeconds: int64(time.Since(started).Seconds()), Timestamp: time.Now().UTC().Format(time.RFC3339)}
+	if !h.Healthy {
+		out.Status, out.Neo4jStatus = "degraded", "disconnected"
+	}
+	return out
+}
+
 // health is the original's /api/v1/health: always 200, "degraded" when Neo4j
 // does not answer.
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	h := a.checkDB(r.Context())
-	status, neo := "healthy", "connected"
-	if !h.Healthy {
-		status, neo = "degraded", "disconnected"
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"status":         status,
-		"version":        a.opts.Version,
-		"environment":    a.opts.Environment,
-		"neo4j_status":   neo,
-		"uptime_seconds": int64(time.Since(a.opts.Started).Seconds()),
-		"timestamp":      time.Now().UTC().Format(time.RFC3339),
-	})
+	writeJSON(w, http.StatusOK, NewHealthResponse(a.checkDB(r.Context()), a.opts.Version, a.opts.Environment, a.opts.Started))
 }

@@ -159,48 +159,44 @@ func (a *API) observe(route string, next http.Handler) http.Handler {
 			d := time.Since(start)
 			a.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 			a.metrics.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
-			attrs := []any{"method", r.Method, "route", route, "path", r.URL.Path, "status", status,
-				"bytes", rec.bytes, "duration_ms", float64(d.Microseconds()) / 1000,
-				"request_id", RequestIDFrom(r.Context()), "remote", r.RemoteAddr}
+			attrs := []slog.Attr{slog.String("method", r.Method), slog.String("route", route), slog.String("path", r.URL.Path),
+				slog.Int("status", status), slog.Int64("bytes", rec.bytes), slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+				slog.String("request_id", RequestIDFrom(r.Context())), slog.String("remote", r.RemoteAddr)}
 			if id, ok := auth.IdentityFrom(r.Context()); ok {
-				attrs = append(attrs, "client_id", id.ClientID)
+				attrs = append(attrs, slog.String("client_id", id.ClientID))
 			}
-			a.log.LogAttrs(r.Context(), slog.LevelInfo, "http request", argsToAttrs(attrs)...)
+			a.log.LogAttrs(r.Context(), slog.LevelInfo, "http request", attrs...)
 		}()
 		next.ServeHTTP(rec, r)
 	})
 }
 
-func argsToAttrs(args []any) []slog.Attr {
-	out := make([]slog.Attr, 0, len(args)/2)
-	for i := 0; i+1 < len(args); i += 2 {
-		out = append(out, slog.Any(args[i].(string), args[i+1]))
-	}
-	return out
-}
-
-// serveRouted dispatches to the mux, turning its plain-text 404 and 405
-// replies into the error envelope (keeping the Allow header).
-func (a *API) serveRouted(w http.ResponseWriter, r *http.Request) {
-	h, pattern := a.mux.Handler(r)
-	if pattern != "" {
-		a.observe(pattern, a.requireHTTPS(a.mux)).ServeHTTP(w, r)
+// dispatch serves a request with the mux when a route matches, and with
+// the unmatched handler (404 or 405 in the envelope) otherwise.
+func (a *API) dispatch(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := a.mux.Handler(r); pattern != "" {
+		a.mux.ServeHTTP(w, r)
 		return
 	}
-	a.observe("", a.requireHTTPS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		probe := &headerProbe{header: http.Header{}}
-		h.ServeHTTP(probe, r)
-		switch probe.status {
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", probe.header.Get("Allow"))
-			WriteError(w, CodeMethodNotAllowed, fmt.Sprintf("method %s is not allowed here; allowed: %s", r.Method, probe.header.Get("Allow")), nil)
-		case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-			w.Header().Set("Location", probe.header.Get("Location"))
-			w.WriteHeader(probe.status)
-		default:
-			WriteError(w, CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, nil)
-		}
-	}))).ServeHTTP(w, r)
+	a.unmatched.ServeHTTP(w, r)
+}
+
+// notRouted turns the mux's plain-text 404 and 405 replies into the error
+// envelope (keeping the Allow header).
+func (a *API) notRouted(w http.ResponseWriter, r *http.Request) {
+	h, _ := a.mux.Handler(r)
+	probe := &headerProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	switch probe.status {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		WriteError(w, CodeMethodNotAllowed, fmt.Sprintf("method %s is not allowed here; allowed: %s", r.Method, probe.header.Get("Allow")), nil)
+	case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		w.Header().Set("Location", probe.header.Get("Location"))
+		w.WriteHeader(probe.status)
+	default:
+		WriteError(w, CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, nil)
+	}
 }
 
 // headerProbe captures what the mux's fallback handlers write.

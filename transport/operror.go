@@ -2,14 +2,13 @@ package transport
 
 import (
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/atgraph/atg/operations"
 )
 
-// OperationError maps an error of the operations engine to the API error a
-// client sees, so that embedded and remote clients fail alike: an unknown
+// OperationError maps an error of the operations engine to the API error
+// (with its HTTP status) a client sees, so that embedded and remote clients fail alike: an unknown
 // type or rejected params is VALIDATION_ERROR (details: field, supported),
 // an Idempotency-Key reused for another request IDEMPOTENCY_KEY_REUSED (409), an unknown operation NOT_FOUND,
 // a finished one OPERATION_NOT_CANCELLABLE, a closed engine
@@ -25,28 +24,25 @@ func OperationError(err error) *Error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ute):
-		return &Error{Code: CodeValidation, Message: ute.Error(), Details: map[string]any{"field": "type", "supported": ute.Supported}}
+		return newError(CodeValidation, ute.Error(), map[string]any{"field": "type", "supported": ute.Supported})
 	case errors.As(err, &ve):
 		details := map[string]any{}
 		if ve.Field != "" {
 			details["field"] = "params." + ve.Field
 		}
-		return &Error{Code: CodeValidation, Message: "invalid params: " + ve.Error(), Details: details}
+		return newError(CodeValidation, "invalid params: "+ve.Error(), details)
 	case errors.Is(err, operations.ErrTooManyActive):
-		return &Error{Code: CodeRateLimited, Message: err.Error(), RetryAfter: 5 * time.Second}
+		e := newError(CodeRateLimited, err.Error(), nil)
+		e.RetryAfter = 5 * time.Second
+		return e
 	case errors.Is(err, operations.ErrIdempotencyConflict):
-		return &Error{Code: CodeIdempotencyReused, Message: err.Error(), Details: map[string]any{"field": HeaderIdempotencyKey}}
+		return newError(CodeIdempotencyReused, err.Error(), map[string]any{"field": HeaderIdempotencyKey})
 	case errors.As(err, &nce):
-		return &Error{Code: CodeNotCancellable, Message: nce.Error(), Details: map[string]any{"status": string(nce.Status)}}
+		return newError(CodeNotCancellable, nce.Error(), map[string]any{"status": string(nce.Status)})
 	case errors.Is(err, operations.ErrNotFound):
-		return &Error{Code: CodeNotFound, Message: "operation not found"}
+		return newError(CodeNotFound, "operation not found", nil)
 	case errors.Is(err, operations.ErrClosed):
-		return &Error{Code: CodeUnavailable, Message: "server is shutting down"}
+		return newError(CodeUnavailable, "server is shutting down", nil)
 	}
 	return nil
-}
-
-// supportedTypesMessage is the message for a submit without a type.
-func supportedTypesMessage(names []string) string {
-	return "type is required; supported: " + strings.Join(names, ", ")
 }

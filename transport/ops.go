@@ -1,8 +1,8 @@
 package transport
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -52,13 +52,58 @@ const MaxListLimit = 500
 // HeaderIdempotencyKey makes operation submits safe to retry.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
-func (a *API) view(op operations.Operation, withToken bool) OperationView {
+// ViewOf is op as the API shows it, with links relative to the server's
+// base URL (no event token).
+func ViewOf(op operations.Operation) OperationView {
 	self := "/api/v1/operations/" + url.PathEscape(op.ID)
-	events := self + "/events"
+	return OperationView{Operation: op, Links: Links{Self: self, Events: self + "/events"}}
+}
+
+// view is ViewOf with, when withToken is set and op has not ended, an event
+// token in links.events.
+func (a *API) view(op operations.Operation, withToken bool) OperationView {
+	v := ViewOf(op)
 	if withToken && !op.Status.Terminal() {
-		events += "?token=" + url.QueryEscape(a.mintEventToken(op.ID, op.ClientID, time.Now().Add(a.opts.EventTokenTTL)))
+		v.Links.Events += "?token=" + url.QueryEscape(a.mintEventToken(op.ID, op.ClientID, time.Now().Add(a.opts.EventTokenTTL)))
 	}
-	return OperationView{Operation: op, Links: Links{Self: self, Events: events}}
+	return v
+}
+
+// ListOperations returns one page of the operations caller may see (its
+// own; an admin's: all), newest first, as GET /api/v1/operations does for
+// the server and an embedded client alike. A bad status, a limit outside
+// 1..MaxListLimit (0 means the default 50) or a negative offset is a
+// VALIDATION_ERROR.
+func ListOperations(ctx context.Context, engine *operations.Engine, caller auth.Identity, o ListOptions) (*ListResponse, error) {
+	f := operations.Filter{Type: o.Type, Limit: o.Limit, Offset: o.Offset}
+	if !caller.Has(auth.ScopeAdmin) {
+		f.ClientID = caller.ClientID
+	}
+	if o.Status != "" {
+		st, err := operations.ParseStatus(string(o.Status))
+		if err != nil {
+			return nil, newError(CodeValidation, err.Error(), map[string]any{"field": "status"})
+		}
+		f.Status = st
+	}
+	if f.Limit == 0 {
+		f.Limit = operations.DefaultListLimit
+	}
+	if f.Limit < 1 || f.Limit > MaxListLimit {
+		return nil, newError(CodeValidation, fmt.Sprintf("limit must be an integer between 1 and %d", MaxListLimit), map[string]any{"field": "limit"})
+	}
+	if f.Offset < 0 {
+		return nil, newError(CodeValidation, "offset must not be negative", map[string]any{"field": "offset"})
+	}
+	page, total, err := engine.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := &ListResponse{Operations: make([]OperationView, len(page)), Total: total, Limit: f.Limit, Offset: f.Offset}
+	for i, op := range page {
+		out.Operations[i] = ViewOf(op)
+	}
+	return out, nil
 }
 
 func (a *API) submit(w http.ResponseWriter, r *http.Request) {
@@ -72,25 +117,14 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, a.opts.MaxBodyBytes, &req) {
 		return
 	}
-	if req.Type == "" {
-		WriteError(w, CodeValidation, supportedTypesMessage(a.opts.Engine.Registry().Names()),
-			map[string]any{"field": "type", "supported": a.opts.Engine.Registry().Names()})
-		return
-	}
-	if len(req.Params) > 0 && req.Params[0] != '{' {
-		WriteError(w, CodeValidation, "params must be an object", map[string]any{"field": "params"})
-		return
-	}
 	op, created, err := a.opts.Engine.Submit(r.Context(), operations.SubmitRequest{
-		ClientID: id.ClientID, Type: req.Type, Params: compactJSON(req.Params), IdempotencyKey: key,
+		ClientID: id.ClientID, Type: req.Type, Params: req.Params, IdempotencyKey: key,
 	})
 	if err != nil {
 		if ae := OperationError(err); ae != nil {
 			a.audit(r, audit.EventOperationSubmit, "rejected", map[string]any{"type": req.Type, "code": ae.Code})
-			writeAPIError(w, ae)
-			return
 		}
-		a.internalError(w, r, "submit operation", err)
+		a.writeErr(w, r, "submit operation", err)
 		return
 	}
 	a.audit(r, audit.EventOperationSubmit, "accepted", map[string]any{"type": op.Type, "operation_id": op.ID, "idempotent_replay": !created})
@@ -99,9 +133,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{
-		"operation_id": op.ID, "type": op.Type, "status": op.Status, "created_at": op.CreatedAt, "links": v.Links,
-	})
+	writeJSON(w, http.StatusAccepted, Submitted{OperationID: op.ID, Type: op.Type, Status: op.Status, CreatedAt: op.CreatedAt, Links: v.Links})
 }
 
 // visibleOperation loads the operation named in the path, answering 404
@@ -109,12 +141,11 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 func (a *API) visibleOperation(w http.ResponseWriter, r *http.Request) (operations.Operation, bool) {
 	id, _ := auth.IdentityFrom(r.Context())
 	op, err := a.opts.Engine.Get(r.Context(), r.PathValue("id"))
-	if errors.Is(err, operations.ErrNotFound) || (err == nil && !op.VisibleTo(id.ClientID, id.Has(auth.ScopeAdmin)) && tokenOperation(r.Context()) != op.ID) {
-		WriteError(w, CodeNotFound, "operation not found", nil)
-		return operations.Operation{}, false
+	if err == nil && !op.VisibleTo(id.ClientID, id.Has(auth.ScopeAdmin)) {
+		err = operations.ErrNotFound // other clients' operations do not exist for the caller
 	}
 	if err != nil {
-		a.internalError(w, r, "get operation", err)
+		a.writeErr(w, r, "get operation", err)
 		return operations.Operation{}, false
 	}
 	return op, true
@@ -138,11 +169,7 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	a.audit(r, audit.EventOperationCancel, outcome, map[string]any{"operation_id": r.PathValue("id")})
 	if err != nil {
-		if ae := OperationError(err); ae != nil {
-			writeAPIError(w, ae)
-			return
-		}
-		a.internalError(w, r, "cancel operation", err)
+		a.writeErr(w, r, "cancel operation", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, a.view(op, false))
@@ -151,37 +178,26 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	id, _ := auth.IdentityFrom(r.Context())
 	q := r.URL.Query()
-	f := operations.Filter{Type: q.Get("type"), Limit: operations.DefaultListLimit}
-	if !id.Has(auth.ScopeAdmin) {
-		f.ClientID = id.ClientID
-	}
-	if s := q.Get("status"); s != "" {
-		st, err := operations.ParseStatus(s)
+	o := ListOptions{Type: q.Get("type")}
+	if q.Has("status") { // present but empty is an error too
+		st, err := operations.ParseStatus(q.Get("status"))
 		if err != nil {
 			WriteError(w, CodeValidation, err.Error(), map[string]any{"field": "status"})
 			return
 		}
-		f.Status = st
+		o.Status = st
 	}
 	var ok bool
-	if q.Has("status") && q.Get("status") == "" {
-		WriteError(w, CodeValidation, "status must not be empty when given", map[string]any{"field": "status"})
+	if o.Limit, ok = queryInt(w, q, "limit", operations.DefaultListLimit, 1, MaxListLimit); !ok {
 		return
 	}
-	if f.Limit, ok = queryInt(w, q, "limit", operations.DefaultListLimit, 1, MaxListLimit); !ok {
+	if o.Offset, ok = queryInt(w, q, "offset", 0, 0, 1<<31-1); !ok {
 		return
 	}
-	if f.Offset, ok = queryInt(w, q, "offset", 0, 0, 1<<31-1); !ok {
-		return
-	}
-	page, total, err := a.opts.Engine.List(r.Context(), f)
+	out, err := ListOperations(r.Context(), a.opts.Engine, id, o)
 	if err != nil {
-		a.internalError(w, r, "list operations", err)
+		a.writeErr(w, r, "list operations", err)
 		return
-	}
-	out := ListResponse{Operations: make([]OperationView, len(page)), Total: total, Limit: f.Limit, Offset: f.Offset}
-	for i, op := range page {
-		out.Operations[i] = a.view(op, false)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

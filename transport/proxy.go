@@ -51,6 +51,16 @@ func (a *API) trustedProxy(host string) bool {
 	return false
 }
 
+// remoteHost is the IP of the connection's peer (the whole RemoteAddr if it
+// has no port).
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
 // forwardedFor flattens X-Forwarded-For header values into addresses, in
 // order (client first).
 func forwardedFor(values []string) []string {
@@ -79,11 +89,7 @@ func (a *API) requireHTTPS(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		if a.trustedProxy(host) && strings.EqualFold(strings.TrimSpace(lastValue(r.Header.Values("X-Forwarded-Proto"))), "https") {
+		if a.trustedProxy(remoteHost(r)) && strings.EqualFold(strings.TrimSpace(lastValue(r.Header.Values("X-Forwarded-Proto"))), "https") {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -25,7 +25,7 @@ type QueryRequest struct {
 	// Mode is "read" (default: a read transaction; the server refuses
 	// writes) or "write" (needs the write scope).
 	Mode string `json:"mode,omitempty"`
-	// TimeoutMS bounds the transaction, 1..600000; 0 means 30 s.
+	// TimeoutMS bounds the transaction, 0..600000; 0 means 30 s.
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }
 
@@ -65,18 +65,13 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		var ae *Error
-		if errors.As(err, &ae) {
-			if ae.Code == CodeUnavailable {
-				a.log.Warn("query: database unavailable", "request_id", RequestIDFrom(r.Context()), "err", err)
-			}
-			writeAPIError(w, &Error{Code: ae.Code, Message: ae.Message, Details: ae.Details})
-			return
+		switch {
+		case errors.As(err, &ae) && ae.Code == CodeUnavailable:
+			a.log.Warn("query: database unavailable", "request_id", RequestIDFrom(r.Context()), "err", err)
+		case ae == nil && r.Context().Err() != nil:
+			err = newError(CodeQuery, "request cancelled", nil) // the client went away; nobody reads this
 		}
-		if r.Context().Err() != nil {
-			WriteError(w, CodeQuery, "request cancelled", nil)
-			return
-		}
-		a.internalError(w, r, "query failed", err)
+		a.writeErr(w, r, "query failed", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -99,12 +94,7 @@ func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryR
 	}
 	resp, err := runQuery(ctx, db, env, pq.mode, req.Query, pq.params, pq.timeout, maxRows)
 	if err != nil {
-		err = queryError(ctx, err, pq.timeout)
-		var ae *Error
-		if errors.As(err, &ae) {
-			ae.Status = statusOf(ae.Code)
-		}
-		return nil, err
+		return nil, queryError(ctx, err, pq.timeout)
 	}
 	return resp, nil
 }
@@ -120,7 +110,7 @@ type preparedQuery struct {
 // VALIDATION_ERROR naming the field.
 func prepareQuery(req QueryRequest) (*preparedQuery, *Error) {
 	invalid := func(field, msg string) *Error {
-		return &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: msg, Details: map[string]any{"field": field}}
+		return newError(CodeValidation, msg, map[string]any{"field": field})
 	}
 	switch {
 	case strings.TrimSpace(req.Query) == "":
@@ -128,7 +118,7 @@ func prepareQuery(req QueryRequest) (*preparedQuery, *Error) {
 	case len(req.Query) > MaxQueryBytes:
 		return nil, invalid("query", fmt.Sprintf("query is longer than %d bytes", MaxQueryBytes))
 	case req.TimeoutMS < 0 || req.TimeoutMS > MaxQueryTimeout.Milliseconds():
-		return nil, invalid("timeout_ms", fmt.Sprintf("timeout_ms must be between 1 and %d", MaxQueryTimeout.Milliseconds()))
+		return nil, invalid("timeout_ms", fmt.Sprintf("timeout_ms must be between 0 (the default, %d) and %d", DefaultQueryTimeout.Milliseconds(), MaxQueryTimeout.Milliseconds()))
 	}
 	pq := &preparedQuery{mode: neo4j.AccessModeRead, timeout: DefaultQueryTimeout, params: make(map[string]any, len(req.Parameters))}
 	switch req.Mode {
@@ -208,12 +198,12 @@ func queryError(ctx context.Context, err error, timeout time.Duration) error {
 	switch {
 	case errors.As(err, &ne) && strings.HasPrefix(ne.Code, "Neo.ClientError.Transaction.TransactionTimedOut"),
 		errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		return &Error{Code: CodeQuery, Message: fmt.Sprintf("query did not finish within %d ms", timeout.Milliseconds()),
-			Details: map[string]any{"neo4j_code": neo4jCode(ne)}}
-	case errors.As(err, &ne) && strings.HasPrefix(ne.Code, "Neo.ClientError.") && !strings.HasPrefix(ne.Code, "Neo.ClientError.Security."):
-		return &Error{Code: CodeQuery, Message: ne.Msg, Details: map[string]any{"neo4j_code": ne.Code}}
+		return newError(CodeQuery, fmt.Sprintf("query did not finish within %d ms", timeout.Milliseconds()),
+			map[string]any{"neo4j_code": neo4jCode(ne)})
+	case neo4jpool.IsClientError(err) && errors.As(err, &ne):
+		return newError(CodeQuery, ne.Msg, map[string]any{"neo4j_code": ne.Code})
 	case neo4jpool.IsUnavailable(err) || neo4jpool.IsAuthError(err):
-		return &Error{Code: CodeUnavailable, Message: "database unavailable"}
+		return newError(CodeUnavailable, "database unavailable", nil)
 	}
 	return err
 }

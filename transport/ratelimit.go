@@ -3,7 +3,6 @@ package transport
 import (
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -111,10 +110,11 @@ func (s *limiterSet) size() int {
 // maxLimiterEntries bounds each generation of a limiterSet.
 const maxLimiterEntries = 50_000
 
-// rateLimitKeys limits authenticated requests per API key, setting the
-// X-RateLimit-Limit, -Remaining and -Reset headers on every response and
-// answering 429 RATE_LIMITED with Retry-After when the key's bucket is
-// empty.
+// rateLimitKeys limits authenticated requests per API key, setting on every
+// response X-RateLimit-Limit (the bucket's size, RateLimitBurst),
+// X-RateLimit-Remaining (requests left in it now) and X-RateLimit-Reset
+// (Unix time when it is full again) and X-RateLimit-Policy ("100;w=60":
+// the refill, RateLimitRPM requests a 60-second window), and answering 429 RATE_LIMITED with Retry-After when the bucket is empty.
 func (a *API) rateLimitKeys(next http.Handler) http.Handler {
 	if a.keyLimits == nil {
 		return next
@@ -127,7 +127,8 @@ func (a *API) rateLimitKeys(next http.Handler) http.Handler {
 		}
 		d := a.keyLimits.take(key, time.Now())
 		h := w.Header()
-		h.Set("X-RateLimit-Limit", strconv.Itoa(a.opts.RateLimitRPM))
+		h.Set("X-RateLimit-Limit", strconv.Itoa(a.keyLimits.burst))
+		h.Set("X-RateLimit-Policy", a.ratePolicy)
 		h.Set("X-RateLimit-Remaining", strconv.Itoa(d.remaining))
 		h.Set("X-RateLimit-Reset", strconv.FormatInt(d.reset.Unix(), 10))
 		if !d.allowed {
@@ -170,10 +171,7 @@ func ceilSeconds(d time.Duration) string {
 // that is a trusted proxy, the last address in X-Forwarded-For that is not
 // a trusted proxy.
 func (a *API) clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
+	host := remoteHost(r)
 	if !a.trustedProxy(host) {
 		return host
 	}

@@ -32,7 +32,7 @@ func TestPerKeyRateLimit(t *testing.T) {
 			t.Fatalf("request %d: %d", i+1, last.StatusCode)
 		}
 	}
-	if last.Header.Get("X-RateLimit-Limit") != "60" || last.Header.Get("X-RateLimit-Remaining") != "0" {
+	if last.Header.Get("X-RateLimit-Limit") != "5" || last.Header.Get("X-RateLimit-Remaining") != "0" || last.Header.Get("X-RateLimit-Policy") != "60;w=60" {
 		t.Errorf("headers: limit %q remaining %q", last.Header.Get("X-RateLimit-Limit"), last.Header.Get("X-RateLimit-Remaining"))
 	}
 	reset, err := strconv.ParseInt(last.Header.Get("X-RateLimit-Reset"), 10, 64)

@@ -18,9 +18,10 @@
 // Phases:
 //
 //  1. warm-up: one client (with the monitoring key, not a load client's)
-//     makes a status call, a query and an import
-//     (which creates the label's uniqueness constraint); then the server's
-//     idle memory is sampled after a forced GC;
+//     makes a status call, a query and an import (a server's first import
+//     creates the uniqueness constraint of the shared base label,
+//     atg_id_unique_GraphNode, if missing; none is made for the run's
+//     label); then the server's idle memory is sampled after a forced GC;
 //  2. load: --clients clients for --duration, each looping over --mix
 //     (GET /api/v1/status, POST /api/v1/query with read queries, and
 //     imports: POST /api/v1/operations of a small graph under the run's
@@ -32,8 +33,9 @@
 //     memory is measured, then released (in-process and --spawn only;
 //     each key opens 5, so 1,000 streams use 200 fresh keys);
 //  4. housekeeping: the pool metrics from /api/v1/status and /metrics,
-//     then every node under the label is deleted and the label's
-//     uniqueness constraint dropped (unless --keep-data).
+//     then every node under the label is deleted (unless --keep-data;
+//     there is no per-label constraint to drop, and the base label's one
+//     is shared and stays).
 //
 // --preload-ops N first puts N finished operations into the history of a
 // server atg-load starts (directly through its engine, not over HTTP), as
@@ -223,7 +225,7 @@ func parseFlags(e *env, args []string) (options, int, bool) {
 	fs.IntVar(&o.serverPID, "server-pid", 0, "process ID of the --url server, to read its RSS from /proc")
 	fs.IntVar(&o.preloadOps, "preload-ops", 0, "finished operations to put in the history of a server atg-load starts before the run (as if it had been up a while)")
 	fs.StringVar(&o.label, "label", "", "node label of the run's data (default AtgLoad_<random>); must be unused")
-	fs.BoolVar(&o.keepData, "keep-data", false, "leave the imported nodes and the label's constraint in place")
+	fs.BoolVar(&o.keepData, "keep-data", false, "leave the imported nodes in place")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON on stdout (the summary goes to stderr)")
 	fs.StringVar(&o.serverLog, "server-log", "", "server log file of a server atg-load starts (default: a file in the temp dir; off: none)")
 	fs.StringVar(&o.auditLog, "audit-log", "", "ATG_AUDIT_LOG of a server atg-load starts (default: a file in the temp dir; off: none)")
@@ -558,7 +560,7 @@ func settleGoroutines(want int) int {
 	}
 }
 
-// rateLimitOf reads X-RateLimit-Limit from an authenticated request to an
+// rateLimitOf reads the per-minute rate of X-RateLimit-Policy from an authenticated request to an
 // external server (0 when absent).
 func rateLimitOf(ctx context.Context, hc *http.Client, base, key string) int {
 	req, err := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/status", nil)
@@ -572,7 +574,7 @@ func rateLimitOf(ctx context.Context, hc *http.Client, base, key string) int {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
-	var n int
-	_, _ = fmt.Sscan(resp.Header.Get("X-RateLimit-Limit"), &n)
+	var n int // X-RateLimit-Policy is "<requests>;w=60"
+	_, _ = fmt.Sscanf(resp.Header.Get("X-RateLimit-Policy"), "%d;w=60", &n)
 	return n
 }

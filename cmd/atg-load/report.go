@@ -440,7 +440,7 @@ func (r *Report) writeSummary(w io.Writer) {
 		limits = fmt.Sprintf("%d req/min per key (burst %d), %d operations per key, %d auth failures/min per address",
 			r.Server.RateLimitRPM, r.Server.RateLimitBurst, r.Server.MaxOpsPerKey, r.Server.AuthFailuresPerMinute)
 	case r.Server.RateLimitRPM > 0:
-		limits = fmt.Sprintf("%d req/min per key (X-RateLimit-Limit); the others are unknown", r.Server.RateLimitRPM)
+		limits = fmt.Sprintf("%d req/min per key (X-RateLimit-Policy); the others are unknown", r.Server.RateLimitRPM)
 	}
 	fmt.Fprintf(w, "limits: %s\n", limits)
 	fmt.Fprintf(w, "workload: %d keys, mix %s (%.2f requests/iteration), %s", r.Workload.Keys, r.Workload.Mix, r.Workload.RequestsPerIteration, r.Workload.Pacing)
@@ -516,7 +516,7 @@ func (r *Report) writeSummary(w io.Writer) {
 	case c.Error != "":
 		fmt.Fprintf(w, "\ncleanup: FAILED after deleting %d nodes under %s: %s\n", c.NodesDeleted, c.Label, c.Error)
 	default:
-		fmt.Fprintf(w, "\ncleanup: deleted %d nodes under %s and dropped %s in %.1f s\n", c.NodesDeleted, c.Label, c.ConstraintDropped, c.Seconds)
+		fmt.Fprintf(w, "\ncleanup: deleted %d nodes under %s in %.1f s\n", c.NodesDeleted, c.Label, c.Seconds)
 	}
 	if s := r.Shutdown; s != nil && r.Server.Mode != "external" {
 		fmt.Fprintf(w, "shutdown: %.2f s", s.Seconds)

@@ -152,6 +152,7 @@ func (c *keysCmd) open(ctx context.Context) (*auth.FileStore, int, bool) {
 	if err != nil {
 		return nil, c.fail(err), false
 	}
+	c.file = s.Path()
 	return s, 0, true
 }
 
@@ -230,20 +231,16 @@ func (c *keysCmd) printKey(key string, rec auth.Record, asJSON bool) error {
 }
 
 // audit writes one audit record of a key change to ATG_AUDIT_LOG (standard
-// error when unset), with the operator's OS user as the client.
+// error when unset; "stdout" too goes to standard error, which must not mix
+// with the key printed on standard output), with the operator's OS user as
+// the client.
 func (c *keysCmd) audit(event, outcome string, details map[string]any) {
-	var l *audit.Logger
-	switch path := c.e.getenv("ATG_AUDIT_LOG"); path {
-	case "", "stderr":
-		l = audit.New(c.e.stderr)
-	default:
-		var err error
-		if l, err = audit.Open(path); err != nil {
-			fmt.Fprintf(c.e.stderr, "atg-server %s: audit log: %v\n", c.name, err)
-			return
-		}
-		defer l.Close()
+	l, err := audit.Open(strings.TrimSpace(c.e.getenv("ATG_AUDIT_LOG")), c.e.stderr, c.e.stderr)
+	if err != nil {
+		fmt.Fprintf(c.e.stderr, "atg-server %s: audit log: %v\n", c.name, err)
+		return
 	}
+	defer l.Close()
 	details["keys_file"] = c.file
 	l.Log(audit.Record{Event: event, ClientID: "cli:" + operator(), Outcome: outcome, Details: details})
 }

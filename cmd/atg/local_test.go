@@ -86,7 +86,7 @@ func TestLocalDatabaseDown(t *testing.T) {
 	t.Parallel()
 	vars := localVars(t)
 	vars["NEO4J_URI"] = "bolt://" + closedPort(t)
-	vars["NEO4J_MAX_TRANSACTION_RETRY_TIME"] = "0"
+	vars["NEO4J_MAX_TRANSACTION_RETRY_TIME"] = "1s"
 	c := newCLI(t, vars)
 	tests := []struct {
 		args   []string
