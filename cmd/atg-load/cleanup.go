@@ -84,9 +84,6 @@ type CleanupReport struct {
 	Label string `json:"label"`
 	// NodesDeleted counts the nodes deleted (with their relationships).
 	NodesDeleted int64 `json:"nodes_deleted"`
-	// ConstraintDropped names the uniqueness constraint the importer made
-	// for the label, dropped afterwards.
-	ConstraintDropped string `json:"constraint_dropped,omitempty"`
 	// Seconds is how long the cleanup took.
 	Seconds float64 `json:"seconds"`
 	// Error is why it did not finish, if it did not.
@@ -96,8 +93,10 @@ type CleanupReport struct {
 }
 
 // cleanup deletes every node under label (with its relationships) in
-// batches, then drops the uniqueness constraint the importer created for it
-// (atg_id_unique_<label>), all through the API with write queries.
+// batches, through the API with write queries. There is no schema to
+// remove: the import operation creates only the uniqueness constraint of
+// the shared base label (atg_id_unique_GraphNode, see neo4jpool.Importer),
+// never one for the run's label, and that one is shared by every import.
 func cleanup(ctx context.Context, c *transport.Client, label string) (rep CleanupReport) {
 	start := time.Now()
 	rep.Label = label
@@ -117,14 +116,7 @@ func cleanup(ctx context.Context, c *transport.Client, label string) (rep Cleanu
 		}
 		rep.NodesDeleted += n
 		if n == 0 {
-			break
+			return rep
 		}
 	}
-	name := "atg_id_unique_" + label
-	if _, err := queryWithLimits(ctx, c, transport.QueryRequest{Query: "DROP CONSTRAINT `" + name + "` IF EXISTS", Mode: "write"}); err != nil {
-		rep.Error = "drop constraint " + name + ": " + err.Error()
-		return rep
-	}
-	rep.ConstraintDropped = name
-	return rep
 }

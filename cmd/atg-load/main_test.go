@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,29 +36,19 @@ type loadRun struct {
 // environFor returns the variables of the in-process server: the test
 // Neo4j plus extra.
 func environFor(s neo4jtest.Settings, extra map[string]string) map[string]string {
-	vars := map[string]string{"ENVIRONMENT": "dev", "NEO4J_URI": s.URI, "NEO4J_USER": s.User, "NEO4J_PASSWORD": s.Password}
-	if s.Database != "" {
-		vars["NEO4J_DATABASE"] = s.Database
-	}
-	for k, v := range extra {
-		vars[k] = v
-	}
+	vars := s.Env()
+	vars["ENVIRONMENT"] = "dev"
+	maps.Copy(vars, extra)
 	return vars
 }
 
 // runLoadTool runs atg-load --json with args against the test Neo4j,
-// under a fresh label that is deleted (with its constraint) afterwards
-// whatever happens.
+// under a fresh label whose nodes are deleted afterwards whatever happens.
 func runLoadTool(t *testing.T, extra map[string]string, args ...string) loadRun {
 	t.Helper()
 	s := neo4jtest.Require(t)
 	label := neo4jtest.Unique(t)
 	d := neo4jtest.Driver(t, s)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, _ = neo4jtest.Query(ctx, d, s, "DROP CONSTRAINT `atg_id_unique_"+label+"` IF EXISTS", nil)
-	})
 	neo4jtest.CleanupLabel(t, d, s, label)
 	dir := t.TempDir()
 	all := append([]string{"--json", "--label", label, "--env-file", "", "--server-log", filepath.Join(dir, "server.log"),
@@ -72,9 +63,6 @@ func runLoadTool(t *testing.T, extra map[string]string, args ...string) loadRun 
 	}
 	if n := neo4jtest.Count(t, d, s, "MATCH (n:`"+label+"`) RETURN count(n)", nil); n != 0 && !r.rep.Cleanup.Skipped {
 		t.Errorf("%d nodes under %s remain after the run", n, label)
-	}
-	if n := neo4jtest.Count(t, d, s, "SHOW CONSTRAINTS YIELD name WHERE name = $n RETURN count(*)", map[string]any{"n": "atg_id_unique_" + label}); n != 0 {
-		t.Errorf("constraint atg_id_unique_%s remains after the run", label)
 	}
 	return r
 }

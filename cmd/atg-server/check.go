@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/atgraph/atg/neo4jpool"
@@ -17,22 +20,34 @@ Neo4j. Exit status: 0 when both are fine, 2 for an invalid configuration,
 
 // runCheck implements "atg-server check".
 func runCheck(ctx context.Context, e *env, args []string) int {
-	f := newServeFlags(e, "check", checkUsage)
-	timeout := f.fs.Duration("timeout", 10*time.Second, "how long to wait for Neo4j")
-	if code, ok := f.parse(args); !ok {
-		return code
+	fs := flag.NewFlagSet("atg-server check", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() { fmt.Fprint(e.stderr, checkUsage) }
+	envFile := fs.String("env-file", ".env", "optional .env file (missing is fine)")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for Neo4j")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
 	}
-	cfg, ok := loadConfig(e, f.envFile)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage
+	}
+	cfg, ok := loadConfig(e, *envFile)
 	if !ok {
 		return exitUsage
 	}
 	fmt.Fprintf(e.stdout, "configuration: OK (environment %s, listen %s:%d, %d API key(s) from ATG_API_KEYS, keys file %q)\n",
 		cfg.Environment, cfg.Host, cfg.Port, len(cfg.APIKeys), cfg.KeysFile)
 
-	log, _ := (&serveFlags{logLevel: "error", logFormat: "text"}).logger(&env{stderr: e.stderr})
+	// The outcome is reported below; the pool logs only errors.
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	m := neo4jpool.NewManager(neo4jpool.Options{Logger: log})
 	defer m.CloseAll(context.WithoutCancel(ctx))
 	env := string(cfg.Environment)
+	uri := neo4jpool.RedactURI(cfg.Neo4j.URI)
 	if err := m.Configure(ctx, env, cfg.Neo4j); err != nil {
 		fmt.Fprintf(e.stderr, "neo4j: %v\n", err)
 		return exitFailure
@@ -40,15 +55,21 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	wctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	if err := m.WaitReady(wctx, env); err != nil {
-		fmt.Fprintf(e.stderr, "neo4j: not reachable at %s within %s: %v\n", neo4jpool.RedactURI(cfg.Neo4j.URI), *timeout, err)
+		if neo4jpool.IsAuthError(err) {
+			fmt.Fprintf(e.stderr, "neo4j: credentials rejected at %s (user %q): %v\n", uri, cfg.Neo4j.User, err)
+		} else {
+			fmt.Fprintf(e.stderr, "neo4j: not reachable at %s within %s: %v\n", uri, *timeout, err)
+		}
 		return exitFailure
 	}
-	h := m.Check(ctx, env)
-	if !h.Healthy {
-		fmt.Fprintf(e.stderr, "neo4j: %v\n", h.Err)
+	// WaitReady returned at its first healthy check, which LastHealth keeps
+	// (a Manager of our own: no other check can have run since).
+	h, ok := m.LastHealth(env)
+	if !ok || !h.Healthy {
+		fmt.Fprintf(e.stderr, "neo4j: no healthy check recorded for %s: %v\n", uri, h.Err)
 		return exitFailure
 	}
 	fmt.Fprintf(e.stdout, "neo4j: OK (Neo4j %s %s at %s, database %q, %d ms)\n", h.ServerVersion, h.Edition,
-		neo4jpool.RedactURI(cfg.Neo4j.URI), h.Database, h.Latency.Milliseconds())
+		uri, h.Database, h.Latency.Milliseconds())
 	return exitOK
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,22 +21,6 @@ import (
 	"github.com/atgraph/atg/operations"
 	"github.com/atgraph/atg/transport"
 )
-
-// raceBuild reports whether this test binary was built with -race; the
-// server binary under test is then built the same way, so a data race
-// during shutdown fails the test (exit status 66).
-func raceBuild() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
 
 // longImport is a graph document that is small to send and long to run:
 // nodes and relationships in transactions of two items each.
@@ -74,14 +57,9 @@ func TestBinarySIGTERMCancelsRunningOperations(t *testing.T) {
 	vars["ATG_RATE_LIMIT_RPM"] = "0" // the test polls
 	vars["ATG_SHUTDOWN_TIMEOUT"] = shutdownTimeout.String()
 
-	bin := filepath.Join(dir, "atg-server")
-	args := []string{"build", "-o", bin}
-	if raceBuild() {
-		args = append(args, "-race")
-	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go %v: %v\n%s", args, err, out)
-	}
+	// Built with -race when this test binary is, so a data race during
+	// shutdown fails the test (exit status 66).
+	bin := serverBinary(t)
 	cmd := exec.Command(bin, "serve", "--env-file", "", "--log-format", "json")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range vars {

@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +20,69 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
+
+// TestMain runs the tests, then removes the atg-server binary that
+// serverBinary built, if any.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtServer.dir != "" {
+		_ = os.RemoveAll(builtServer.dir)
+	}
+	os.Exit(code)
+}
+
+// builtServer is the atg-server binary serverBinary builds once for every
+// test that runs the real binary.
+var builtServer struct {
+	once sync.Once
+	dir  string // temporary directory holding it; removed by TestMain
+	path string
+	err  error
+}
+
+// serverBinary builds atg-server once per test run and returns its path.
+// It is built with -race when this test binary is, so that the binary's
+// data races fail the tests that run it (exit status 66), as in-process
+// ones do.
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	builtServer.once.Do(func() {
+		dir, err := os.MkdirTemp("", "atg-server-test-")
+		if err != nil {
+			builtServer.err = err
+			return
+		}
+		builtServer.dir = dir
+		bin := filepath.Join(dir, "atg-server")
+		args := []string{"build", "-o", bin}
+		if raceBuild() {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+			builtServer.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			return
+		}
+		builtServer.path = bin
+	})
+	if builtServer.err != nil {
+		t.Fatal(builtServer.err)
+	}
+	return builtServer.path
+}
+
+// raceBuild reports whether this test binary was built with -race.
+func raceBuild() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
 
 // cli runs atg-server in-process with the given environment variables.
 type cli struct {
@@ -324,17 +390,12 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go tool not found")
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "atg-server")
-	build := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := serverBinary(t)
 	file := filepath.Join(dir, "keys.json")
 	exe := func(args ...string) (int, string, string) {
 		t.Helper()

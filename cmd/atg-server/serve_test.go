@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -50,11 +51,11 @@ func freePort(t *testing.T) int {
 
 // serverVars returns a valid dev configuration against the test Neo4j.
 func serverVars(t *testing.T) map[string]string {
-	s := neo4jtest.Require(t)
-	return map[string]string{
-		"ATG_SERVER_HOST": "127.0.0.1", "ATG_SERVER_PORT": strconv.Itoa(freePort(t)),
-		"NEO4J_URI": s.URI, "NEO4J_USER": s.User, "NEO4J_PASSWORD": s.Password, "ATG_SHUTDOWN_TIMEOUT": "5s",
-	}
+	vars := neo4jtest.Require(t).Env() // NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD, NEO4J_DATABASE
+	maps.Copy(vars, map[string]string{
+		"ATG_SERVER_HOST": "127.0.0.1", "ATG_SERVER_PORT": strconv.Itoa(freePort(t)), "ATG_SHUTDOWN_TIMEOUT": "5s",
+	})
+	return vars
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -153,29 +154,57 @@ func TestServeRefusesInvalidConfiguration(t *testing.T) {
 func TestCheck(t *testing.T) {
 	t.Parallel()
 	vars := serverVars(t)
+	s := neo4jtest.Require(t)
 	code, stdout, stderr := newCLI(t, vars).run("check", "--env-file", "")
-	if code != exitOK || !strings.Contains(stdout, "configuration: OK") || !strings.Contains(stdout, "neo4j: OK (Neo4j 5.") {
+	if code != exitOK || !strings.Contains(stdout, "configuration: OK") || !strings.Contains(stdout, "neo4j: OK (Neo4j 5.") ||
+		!strings.Contains(stdout, " at "+s.URI+", database \"") || !strings.HasSuffix(stdout, " ms)\n") || stderr != "" {
 		t.Errorf("check: %d\n%s\n%s", code, stdout, stderr)
 	}
-	bad := map[string]string{}
-	for k, v := range vars {
-		bad[k] = v
-	}
+	bad := maps.Clone(vars)
 	bad["NEO4J_PASSWORD"] = "Wrong-Passw0rd-For-Test!"
-	code, _, stderr = newCLI(t, bad).run("check", "--env-file", "", "--timeout", "3s")
-	if code != exitFailure || !strings.Contains(stderr, "neo4j:") || strings.Contains(stderr, "Wrong-Passw0rd") {
-		t.Errorf("wrong password: %d %s", code, stderr)
+	start := time.Now()
+	code, stdout, stderr = newCLI(t, bad).run("check", "--env-file", "", "--timeout", "30s")
+	// Rejected credentials are final: check says so at once, without
+	// waiting out --timeout, and never calls the database unreachable.
+	if code != exitFailure || !strings.Contains(stderr, "neo4j: credentials rejected at "+s.URI+` (user "`+s.User+`"): `) ||
+		strings.Contains(stderr, "not reachable") || strings.Contains(stderr, "Wrong-Passw0rd") || strings.Contains(stdout, "neo4j: OK") ||
+		time.Since(start) > 15*time.Second {
+		t.Errorf("wrong password: %d %s (%s)", code, stderr, time.Since(start))
 	}
 	bad["NEO4J_PASSWORD"] = vars["NEO4J_PASSWORD"]
 	bad["NEO4J_URI"] = "bolt://127.0.0.1:" + strconv.Itoa(freePort(t))
-	start := time.Now()
+	start = time.Now()
 	code, _, stderr = newCLI(t, bad).run("check", "--env-file", "", "--timeout", "1s")
-	if code != exitFailure || !strings.Contains(stderr, "not reachable") || time.Since(start) > 10*time.Second {
+	if code != exitFailure || !strings.Contains(stderr, "neo4j: not reachable at "+bad["NEO4J_URI"]+" within 1s: ") ||
+		strings.Contains(stderr, "credentials rejected") || time.Since(start) > 10*time.Second {
 		t.Errorf("unreachable: %d %s (%s)", code, stderr, time.Since(start))
 	}
 	code, _, stderr = newCLI(t, map[string]string{"ATG_SERVER_WORKERS": "0"}).run("check", "--env-file", "")
 	if code != exitUsage || !strings.Contains(stderr, "ATG_SERVER_WORKERS") {
 		t.Errorf("invalid config: %d %s", code, stderr)
+	}
+}
+
+// TestCheckFlags checks that check takes --env-file and --timeout only:
+// serve's log flags, which check would ignore, are refused.
+func TestCheckFlags(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, nil)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"check", "-h"}, exitOK, "usage: atg-server check [--env-file .env] [--timeout 10s]"},
+		{[]string{"check", "--log-format", "json"}, exitUsage, "flag provided but not defined: -log-format"},
+		{[]string{"check", "--log-level", "debug"}, exitUsage, "flag provided but not defined: -log-level"},
+		{[]string{"check", "--timeout", "soon"}, exitUsage, `invalid value "soon" for flag -timeout`},
+		{[]string{"check", "--env-file", "", "now"}, exitUsage, `atg-server check: unexpected argument "now"`},
+	} {
+		code, stdout, stderr := c.run(tc.args...)
+		if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "configuration: OK") {
+			t.Errorf("%v: exit %d (want %d), stdout %q, stderr:\n%s", tc.args, code, tc.code, stdout, stderr)
+		}
 	}
 }
 
@@ -193,10 +222,7 @@ func TestVersion(t *testing.T) {
 func TestBinarySIGHUPAndSIGTERM(t *testing.T) {
 	t.Parallel()
 	vars := serverVars(t)
-	bin := filepath.Join(t.TempDir(), "atg-server")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := serverBinary(t)
 	keysFile := filepath.Join(t.TempDir(), "keys.json")
 	environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "ATG_KEYS_FILE=" + keysFile}
 	for k, v := range vars {

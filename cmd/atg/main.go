@@ -126,8 +126,28 @@ func init() {
 		{name: "import", summary: "import a graph document with progress: import FILE|- [--chunk-size N]", usage: importUsage, run: runImport},
 		{name: "ops", summary: "manage a server's operations: ops list|get|cancel|watch", usage: opsUsage, run: runOps},
 		{name: "version", summary: "print the version", usage: versionUsage, run: runVersion},
-		{name: "help", summary: "show this help, or a command's: help COMMAND", usage: mainUsage, run: runHelp},
+		{name: "help", summary: "show this help, or a command's: help COMMAND", run: runHelp},
 	}
+	mainUsage = usageHead + commandList(commands) + usageTail
+	for i := range commands {
+		if commands[i].name == "help" {
+			commands[i].usage = mainUsage // "atg help help" shows the main help
+		}
+	}
+}
+
+// commandList returns the "commands:" lines of the help, one per entry of
+// cmds, in their order, the summaries aligned.
+func commandList(cmds []command) string {
+	width := 0
+	for _, c := range cmds {
+		width = max(width, len(c.name))
+	}
+	var b strings.Builder
+	for _, c := range cmds {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name, c.summary)
+	}
+	return b.String()
 }
 
 // run executes the command line args (without the program name) with the
@@ -187,20 +207,21 @@ func usageError(e *env, cmd, msg string) int {
 	return exitUsage
 }
 
-// mainUsage is the help of atg ("atg help").
-const mainUsage = `usage: atg [global flags] <command> [arguments]
+// mainUsage is the help of atg ("atg help"): usageHead, the commands
+// listed from the commands table, then usageTail. init builds it.
+var mainUsage string
+
+// usageHead is the help up to the list of commands.
+const usageHead = `usage: atg [global flags] <command> [arguments]
 
 The ATG client: query the shared graph and run operations, in this process
 against Neo4j (local mode) or on an atg-server (remote mode).
 
 commands:
-  status   show the server's (remote) or the database's (local) status
-  query    run a Cypher query: query CYPHER|- [--param k=v]... [--write]
-  import   import a graph document with progress: import FILE|- [--chunk-size N]
-  ops      manage a server's operations: ops list|get|cancel|watch
-  version  print the version
-  help     show this help, or a command's: help COMMAND
+`
 
+// usageTail is the help after the list of commands.
+const usageTail = `
 global flags (before or after the command):
   --remote          remote mode, whatever ATG_REMOTE_MODE says
   --local           local mode, whatever ATG_REMOTE_MODE says

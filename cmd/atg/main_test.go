@@ -284,12 +284,7 @@ func startServer(t *testing.T, maxOps int, mutate func(*atg.ServerConfig)) *test
 // localVars returns the variables of a local-mode atg on the test Neo4j.
 func localVars(t *testing.T) map[string]string {
 	t.Helper()
-	s := neo4jtest.Require(t)
-	v := map[string]string{"NEO4J_URI": s.URI, "NEO4J_USER": s.User, "NEO4J_PASSWORD": s.Password}
-	if s.Database != "" {
-		v["NEO4J_DATABASE"] = s.Database
-	}
-	return v
+	return neo4jtest.Require(t).Env()
 }
 
 // closedPort returns a URL where nothing listens.
@@ -302,6 +297,40 @@ func closedPort(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// TestHelpListsCommands checks the command list of the help, which is
+// generated from the commands table: every command, in order, aligned.
+func TestHelpListsCommands(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, nil)
+	r := c.run("help")
+	const want = `
+commands:
+  status   show the server's (remote) or the database's (local) status
+  query    run a Cypher query: query CYPHER|- [--param k=v]... [--write]
+  import   import a graph document with progress: import FILE|- [--chunk-size N]
+  ops      manage a server's operations: ops list|get|cancel|watch
+  version  print the version
+  help     show this help, or a command's: help COMMAND
+
+global flags (before or after the command):
+`
+	if r.code != exitOK || !strings.HasPrefix(r.stdout, "usage: atg [global flags] <command> [arguments]\n") ||
+		!strings.Contains(r.stdout, want) || !strings.HasSuffix(r.stdout, "Run \"atg <command> -h\" for a command's flags.\n") {
+		t.Errorf("help: exit %d\n%s", r.code, r.stdout)
+	}
+	for _, cmd := range commands {
+		if !strings.Contains(r.stdout, "\n  "+cmd.name+" ") || !strings.Contains(r.stdout, cmd.summary+"\n") {
+			t.Errorf("help does not list %q", cmd.name)
+		}
+	}
+	if h := c.run("help", "help"); h.code != exitOK || h.stdout != r.stdout {
+		t.Errorf("help help: exit %d\n%s", h.code, h.stdout)
+	}
+	if h := c.run("--help"); h.code != exitOK || h.stdout != r.stdout {
+		t.Errorf("--help: exit %d\n%s", h.code, h.stdout)
+	}
 }
 
 // TestUsage checks help, usage errors and configuration errors (exit 2).
@@ -447,12 +476,20 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// TestRunUsesProcessEnvironment checks run's default wiring.
+// TestRunUsesProcessEnvironment checks run's default wiring: with no
+// environ of its own, the configuration comes from the process environment.
+// Remote mode, the server URL and the key are set there only, so status
+// reaches for that URL (where nothing listens) only if run read them.
 func TestRunUsesProcessEnvironment(t *testing.T) {
-	t.Parallel()
+	url := "http://" + closedPort(t)
+	t.Setenv("ATG_REMOTE_MODE", "true")
+	t.Setenv("ATG_SERVICE_URL", url)
+	t.Setenv("ATG_API_KEY", "atg_dev_"+strings.Repeat("1", 64))
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"version"}, &out, &errb); code != exitOK || !strings.HasPrefix(out.String(), "atg "+atg.Version) {
-		t.Errorf("version: exit %d, %q %q", code, out.String(), errb.String())
+	code := run(context.Background(), []string{"--env-file", filepath.Join(t.TempDir(), "none.env"), "status"}, &out, &errb)
+	if code != exitUnavailable || out.Len() != 0 ||
+		!strings.Contains(errb.String(), "atg: cannot reach the server at "+url+": ") || !strings.Contains(errb.String(), "connection refused") {
+		t.Errorf("status: exit %d (want %d), stdout %q, stderr %q", code, exitUnavailable, out.String(), errb.String())
 	}
 	if isTerminal(&out) {
 		t.Error("a buffer is not a terminal")

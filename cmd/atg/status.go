@@ -81,7 +81,9 @@ func writeStatusTable(w io.Writer, s *session, st *transport.StatusResponse) {
 	row("neo4j", "%s", neo)
 	var snap neo4jpool.Snapshot
 	if len(st.Pool) > 0 && json.Unmarshal(st.Pool, &snap) == nil {
-		row("pool", "%d of %d connections in use (%.0f%%, peak %.0f%% in %s)", snap.TxActive, snap.PoolMax,
+		// TxActive counts transactions running, a lower bound of the
+		// connections in use (the driver does not report those).
+		row("pool", "%d transaction(s) running on a pool of %d connections (%.0f%%, peak %.0f%% in %s)", snap.TxActive, snap.PoolMax,
 			snap.UtilizationPercent, snap.PeakUtilizationPercent, time.Duration(snap.WindowSeconds*float64(time.Second)))
 		if snap.Recommendation.Action != "" {
 			row("advice", "%s: %s", snap.Recommendation.Action, snap.Recommendation.Reason)

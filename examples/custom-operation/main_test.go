@@ -184,8 +184,9 @@ func TestValidateAtSubmit(t *testing.T) {
 
 // dbEnv is the environment a run gets: the test database only.
 func dbEnv(s neo4jtest.Settings) map[string]string {
-	return map[string]string{"NEO4J_URI": s.URI, "NEO4J_USER": s.User, "NEO4J_PASSWORD": s.Password, "NEO4J_DATABASE": s.Database,
-		"ATG_AUDIT_LOG": "off"}
+	vars := s.Env()
+	vars["ATG_AUDIT_LOG"] = "off"
+	return vars
 }
 
 // graphState is every node and relationship carrying label, with element

@@ -13,9 +13,7 @@ import (
 	"github.com/atgraph/atg/internal/neo4jtest"
 )
 
-func dbEnv(s neo4jtest.Settings) map[string]string {
-	return map[string]string{"NEO4J_URI": s.URI, "NEO4J_USER": s.User, "NEO4J_PASSWORD": s.Password, "NEO4J_DATABASE": s.Database}
-}
+func dbEnv(s neo4jtest.Settings) map[string]string { return s.Env() }
 
 // TestEmbedded runs the example against the test database: the import
 // reports progress per chunk, the query returns the 8 resources, the graph

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
 	"testing"
@@ -33,10 +34,9 @@ func testServer(t *testing.T) (url, key string) {
 		t.Fatal(err)
 	}
 	// The configuration a server would load, with the test database.
-	cfg, err := atg.LoadServerConfig(atg.LoadOptions{Environ: map[string]string{
-		"ENVIRONMENT": "dev", "ATG_MAX_CONCURRENT_OPS": "2", "ATG_AUDIT_LOG": "off",
-		"NEO4J_URI": s.URI, "NEO4J_USER": s.User, "NEO4J_PASSWORD": s.Password, "NEO4J_DATABASE": s.Database,
-	}})
+	vars := s.Env()
+	maps.Copy(vars, map[string]string{"ENVIRONMENT": "dev", "ATG_MAX_CONCURRENT_OPS": "2", "ATG_AUDIT_LOG": "off"})
+	cfg, err := atg.LoadServerConfig(atg.LoadOptions{Environ: vars})
 	if err != nil {
 		t.Fatal(err)
 	}

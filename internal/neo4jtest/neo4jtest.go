@@ -62,6 +62,14 @@ func (s Settings) String() string {
 	return fmt.Sprintf("neo4jtest.Settings{URI:%s User:%s Database:%s}", s.URI, s.User, s.Database)
 }
 
+// Env returns the settings as the variables a configuration loader reads:
+// NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD and NEO4J_DATABASE (empty for the
+// server's default database). The map is new on every call, so callers may
+// add their own variables to it.
+func (s Settings) Env() map[string]string {
+	return map[string]string{EnvURI: s.URI, EnvUser: s.User, EnvPassword: s.Password, EnvDatabase: s.Database}
+}
+
 // Address returns host:port of the URI (port 7687 when absent).
 func (s Settings) Address() string {
 	u, err := url.Parse(s.URI)

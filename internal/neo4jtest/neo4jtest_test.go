@@ -3,6 +3,7 @@ package neo4jtest
 import (
 	"bufio"
 	"io"
+	"maps"
 	"net"
 	"regexp"
 	"strings"
@@ -21,6 +22,22 @@ func TestUnique(t *testing.T) {
 			t.Errorf("%q", u)
 		}
 	})
+}
+
+func TestSettingsEnv(t *testing.T) {
+	s := Settings{URI: "bolt://db:7687", User: "neo4j", Password: "pw", Database: "graph"}
+	want := map[string]string{"NEO4J_URI": "bolt://db:7687", "NEO4J_USER": "neo4j", "NEO4J_PASSWORD": "pw", "NEO4J_DATABASE": "graph"}
+	got := s.Env()
+	if !maps.Equal(got, want) {
+		t.Errorf("Env() = %v, want %v", got, want)
+	}
+	got["EXTRA"] = "x"
+	if again := s.Env(); !maps.Equal(again, want) {
+		t.Errorf("Env() shares its map: %v", again)
+	}
+	if db, ok := (Settings{URI: "bolt://db"}).Env()["NEO4J_DATABASE"]; !ok || db != "" {
+		t.Errorf("default database: NEO4J_DATABASE = %q, %v; want present and empty", db, ok)
+	}
 }
 
 // fakeTB records Skip and Fatalf instead of stopping the goroutine.
