@@ -15,6 +15,7 @@ import (
 
 	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
+	"github.com/atgraph/atg/internal/interspersed"
 )
 
 // keysFileEnv names the environment variable giving the default keys file.
@@ -88,25 +89,12 @@ func newKeysCmd(e *env, name, synopsis string) *keysCmd {
 // It returns the positional arguments, or an exit status if parsing ended
 // the command (-h, bad flags, wrong count).
 func (c *keysCmd) parse(args []string, wantPositional int) ([]string, int, bool) {
-	var positional []string
-	for {
-		if err := c.fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, exitOK, false
-			}
-			return nil, exitUsage, false // the flag package printed the error and usage
+	positional, err := interspersed.Parse(c.fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, exitOK, false
 		}
-		rest := c.fs.Args()
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			positional = append(positional, rest...)
-			break
-		}
-		if len(rest) == 0 {
-			break
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+		return nil, exitUsage, false // the flag package printed the error and usage
 	}
 	if len(positional) != wantPositional {
 		switch {

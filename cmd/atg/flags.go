@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/atgraph/atg/internal/interspersed"
 )
 
 // Output formats of --format.
@@ -60,25 +62,13 @@ func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
 // prints usage on stdout. It returns the positional arguments, or ok false
 // with the exit status when parsing ended the command.
 func parseCommand(e *env, g *globals, fs *flag.FlagSet, cmd, usage string, args []string) (positional []string, code int, ok bool) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			if isHelp(err) {
-				fmt.Fprint(e.stdout, usage)
-				return nil, exitOK, false
-			}
-			return nil, usageError(e, cmd, err.Error()), false
+	positional, err := interspersed.Parse(fs, args)
+	if err != nil {
+		if isHelp(err) {
+			fmt.Fprint(e.stdout, usage)
+			return nil, exitOK, false
 		}
-		rest := fs.Args()
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			positional = append(positional, rest...)
-			break
-		}
-		if len(rest) == 0 {
-			break
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+		return nil, usageError(e, cmd, err.Error()), false
 	}
 	if code, ok := g.check(e, cmd); !ok {
 		return nil, code, false
