@@ -22,33 +22,32 @@ func newMonitorClient(baseURL, key string, rec *recorder) (*transport.Client, *h
 	return c, hc, err
 }
 
-// queryWithLimits runs q, waiting out 429s (the limits may apply to the
-// monitoring key too, e.g. when it is one of the load keys of --url).
+// queryWithLimits runs q, waiting out 429s.
 func queryWithLimits(ctx context.Context, c *transport.Client, q transport.QueryRequest) (*transport.QueryResponse, error) {
-	for attempt := 0; ; attempt++ {
-		resp, err := c.Query(ctx, q)
-		var ae *transport.Error
-		if err == nil || !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || attempt >= 20 {
-			return resp, err
-		}
-		sleep(ctx, min(max(ae.RetryAfter, time.Second), transport.MaxRetryAfter))
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-	}
+	return waitOutLimits(ctx, func(ctx context.Context) (*transport.QueryResponse, error) { return c.Query(ctx, q) })
 }
 
 // statusWithLimits calls GET /api/v1/status, waiting out 429s.
 func statusWithLimits(ctx context.Context, c *transport.Client) (*transport.StatusResponse, error) {
+	return waitOutLimits(ctx, c.Status)
+}
+
+// waitOutLimits calls call(ctx) until it answers anything but 429, sleeping the
+// server's Retry-After (at least a second) in between, at most 20 times:
+// the rate limits may apply to the monitoring key too, e.g. when it is one
+// of the load keys of --url. Other errors are returned at once: the
+// monitoring client does not retry them.
+func waitOutLimits[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := c.Status(ctx)
+		resp, err := call(ctx)
 		var ae *transport.Error
 		if err == nil || !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || attempt >= 20 {
 			return resp, err
 		}
 		sleep(ctx, min(max(ae.RetryAfter, time.Second), transport.MaxRetryAfter))
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			var zero T
+			return zero, ctx.Err()
 		}
 	}
 }

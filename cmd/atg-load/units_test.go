@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,5 +193,61 @@ func TestPacerDoesNotSpin(t *testing.T) {
 	}
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Errorf("wait returned after %v, before the phase ended", d)
+	}
+}
+
+// TestMonitorClientWaitsOutOnly429 checks the housekeeping calls: a 429 is
+// waited out (Retry-After honoured) and the call repeated; any other error
+// comes back after one request, since the monitoring client never retries.
+func TestMonitorClientWaitsOutOnly429(t *testing.T) {
+	var calls atomic.Int32
+	var answer atomic.Int32 // status code of the first answer; then 200
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 && answer.Load() != http.StatusOK {
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(int(answer.Load()))
+			_, _ = w.Write([]byte(`{"error":{"code":"X","message":"not now"}}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"client_id":"monitor","environment":"dev"}`))
+	}))
+	defer ts.Close()
+	c, hc, err := newMonitorClient(ts.URL, "atg_dev_"+strings.Repeat("0", 64), newRecorder("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeIdle(hc)
+	ctx := context.Background()
+
+	answer.Store(http.StatusTooManyRequests)
+	start := time.Now()
+	st, err := statusWithLimits(ctx, c)
+	if err != nil || st.ClientID != "monitor" || calls.Load() != 2 {
+		t.Fatalf("after a 429: %+v, %v after %d calls", st, err, calls.Load())
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("retried after %v, want Retry-After's 1s", waited)
+	}
+
+	calls.Store(0)
+	answer.Store(http.StatusServiceUnavailable)
+	_, err = queryWithLimits(ctx, c, transport.QueryRequest{Query: "RETURN 1", Mode: "read"})
+	var ae *transport.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || calls.Load() != 1 {
+		t.Fatalf("after a 503: %v after %d calls, want the 503 after one", err, calls.Load())
+	}
+
+	calls.Store(0)
+	answer.Store(http.StatusTooManyRequests)
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := statusWithLimits(cctx, c); !errors.Is(err, context.DeadlineExceeded) || calls.Load() != 1 {
+		t.Errorf("context ended while waiting out a 429: %v after %d calls, want context.DeadlineExceeded after one", err, calls.Load())
+	}
+	if waited := time.Since(start); waited >= time.Second {
+		t.Errorf("gave up after %v, want at the context's end (200ms)", waited)
 	}
 }
