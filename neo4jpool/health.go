@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -161,16 +160,7 @@ func (m *Manager) CheckAll(ctx context.Context) []Health {
 		wg.Go(func() { out[i] = m.Check(ctx, env) })
 	}
 	wg.Wait()
-	slices.SortFunc(out, func(a, b Health) int {
-		switch {
-		case a.Environment < b.Environment:
-			return -1
-		case a.Environment > b.Environment:
-			return 1
-		}
-		return 0
-	})
-	return out
+	return out // in the order of Environments: sorted
 }
 
 // LastHealth returns the result of the most recent Check of env, if any.

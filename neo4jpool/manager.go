@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -527,14 +528,6 @@ func (m *Manager) allMetrics() []*envMetrics {
 	for _, em := range m.metrics {
 		out = append(out, em)
 	}
-	slices.SortFunc(out, func(a, b *envMetrics) int {
-		switch {
-		case a.env < b.env:
-			return -1
-		case a.env > b.env:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *envMetrics) int { return strings.Compare(a.env, b.env) })
 	return out
 }
