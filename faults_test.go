@@ -37,6 +37,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"go.uber.org/goleak"
 
+	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/internal/neo4jtest"
 	"github.com/atgraph/atg/neo4jpool"
@@ -236,39 +237,12 @@ func (n *neo4jInstance) answers(timeout time.Duration) bool {
 // is shut down when t ends.
 func faultServer(t *testing.T, db neo4jpool.Config, mutate func(*Server)) (*Server, string) {
 	t.Helper()
-	ctx := context.Background()
 	store := auth.NewMemoryStore()
-	key, _, err := store.Create(ctx, auth.CreateOptions{ClientID: "fault-tester", Environment: auth.Dev})
+	key, _, err := store.Create(context.Background(), auth.CreateOptions{ClientID: "fault-tester", Environment: auth.Dev})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &Server{
-		Config: ServerConfig{
-			Host: "127.0.0.1", Port: 8000, Workers: 1, MaxConcurrentOps: 2, Environment: auth.Dev,
-			MaxBodyBytes: DefaultMaxBodyBytes, QueryMaxRows: DefaultQueryMaxRows,
-			OperationRetention: time.Hour, ShutdownTimeout: 10 * time.Second, AuditLog: "off",
-			Neo4j: db.WithDefaults(),
-		},
-		Logger: quietLog, KeyStore: store, Listener: ln,
-	}
-	if mutate != nil {
-		mutate(srv)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return srv, key
+	return startServer(t, db, store, mutate), key
 }
 
 // readySample is one /readyz answer.
@@ -728,11 +702,7 @@ func checkShutdownAudit(t *testing.T, path string, ids []string) {
 	}
 	finished := map[string]int{}
 	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
-		var rec struct {
-			Event   string         `json:"event"`
-			Outcome string         `json:"outcome"`
-			Details map[string]any `json:"details"`
-		}
+		var rec audit.Record
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("audit line %q: %v", line, err)
 		}

@@ -33,8 +33,9 @@ import (
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// testServer starts a Server on a random port against the test Neo4j and
-// returns it with a read+write key and an admin key.
+// testServer starts a Server on a random port against the test Neo4j, with
+// an audit log in a temporary folder, and returns it with a read+write key
+// and an admin key.
 func testServer(t *testing.T, mutate func(*Server)) (*Server, string, string) {
 	t.Helper()
 	s := neo4jtest.Require(t)
@@ -48,6 +49,21 @@ func testServer(t *testing.T, mutate func(*Server)) (*Server, string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db := neo4jpool.Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database}
+	srv := startServer(t, db, store, func(srv *Server) {
+		srv.Config.AuditLog = filepath.Join(t.TempDir(), "audit.log")
+		if mutate != nil {
+			mutate(srv)
+		}
+	})
+	return srv, key, admin
+}
+
+// startServer starts a Server on a random port of 127.0.0.1 against db,
+// with the keys of store and the audit log off, after mutate (if not nil)
+// has changed it; it is shut down when t ends.
+func startServer(t *testing.T, db neo4jpool.Config, store auth.KeyStore, mutate func(*Server)) *Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,16 +72,15 @@ func testServer(t *testing.T, mutate func(*Server)) (*Server, string, string) {
 		Config: ServerConfig{
 			Host: "127.0.0.1", Port: 8000, Workers: 1, MaxConcurrentOps: 2, Environment: auth.Dev,
 			MaxBodyBytes: DefaultMaxBodyBytes, QueryMaxRows: DefaultQueryMaxRows,
-			OperationRetention: time.Hour, ShutdownTimeout: 10 * time.Second,
-			AuditLog: filepath.Join(t.TempDir(), "audit.log"),
-			Neo4j:    neo4jpool.Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database}.WithDefaults(),
+			OperationRetention: time.Hour, ShutdownTimeout: 10 * time.Second, AuditLog: "off",
+			Neo4j: db.WithDefaults(),
 		},
 		Logger: quietLog, KeyStore: store, Listener: ln,
 	}
 	if mutate != nil {
 		mutate(srv)
 	}
-	if err := srv.Start(ctx); err != nil {
+	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -75,7 +90,7 @@ func testServer(t *testing.T, mutate func(*Server)) (*Server, string, string) {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	return srv, key, admin
+	return srv
 }
 
 func call(t *testing.T, srv *Server, method, path, key string, body any) (int, []byte) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/internal/neo4jtest"
 	"github.com/atgraph/atg/operations"
@@ -226,12 +227,7 @@ func TestBinarySIGTERMCancelsRunningOperations(t *testing.T) {
 	must(t, err)
 	finished := map[string]int{}
 	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
-		var rec struct {
-			Time    time.Time      `json:"time"`
-			Event   string         `json:"event"`
-			Outcome string         `json:"outcome"`
-			Details map[string]any `json:"details"`
-		}
+		var rec audit.Record
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("audit line %q: %v", line, err)
 		}
