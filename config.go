@@ -508,7 +508,7 @@ func parseBytes(p *problems, name, raw string, def int64) int64 {
 	if raw == "" {
 		return def
 	}
-	mult := int64(1)
+	mult, digits := int64(1), raw
 	upper := strings.ToUpper(raw)
 	for _, s := range []struct {
 		suffix string
@@ -516,11 +516,11 @@ func parseBytes(p *problems, name, raw string, def int64) int64 {
 	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
 		if strings.HasSuffix(upper, s.suffix) {
 			mult = s.mult
-			raw = strings.TrimSpace(raw[:len(raw)-len(s.suffix)])
+			digits = strings.TrimSpace(raw[:len(raw)-len(s.suffix)])
 			break
 		}
 	}
-	n, err := strconv.ParseInt(raw, 10, 64)
+	n, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || n > (1<<62)/mult {
 		p.add(name, raw, "must be a byte count such as 33554432 or 32MiB")
 		return def

@@ -342,6 +342,8 @@ func TestServerConfigErrors(t *testing.T) {
 		{"managed identity not a boolean", serverEnv("ATG_USE_MANAGED_IDENTITY", "perhaps"), "ATG_USE_MANAGED_IDENTITY", []string{"boolean"}},
 		{"body limit tiny", serverEnv("ATG_MAX_BODY_BYTES", "10"), "ATG_MAX_BODY_BYTES", []string{"1024"}},
 		{"body limit garbage", serverEnv("ATG_MAX_BODY_BYTES", "lots"), "ATG_MAX_BODY_BYTES", []string{"byte count"}},
+		{"body limit bad unit named whole", serverEnv("ATG_MAX_BODY_BYTES", "32XB"), "ATG_MAX_BODY_BYTES", []string{`"32XB"`, "byte count"}},
+		{"body limit fraction named whole", serverEnv("ATG_MAX_BODY_BYTES", "1.5MiB"), "ATG_MAX_BODY_BYTES", []string{`"1.5MiB"`, "byte count"}},
 		{"retention zero", serverEnv("ATG_OPERATION_RETENTION", "0s"), "ATG_OPERATION_RETENTION", []string{"positive"}},
 		{"shutdown garbage", serverEnv("ATG_SHUTDOWN_TIMEOUT", "later"), "ATG_SHUTDOWN_TIMEOUT", []string{"duration"}},
 		{"query rows zero", serverEnv("ATG_QUERY_MAX_ROWS", "0"), "ATG_QUERY_MAX_ROWS", []string{"at least 1"}},

@@ -59,8 +59,11 @@ func TestOpenFile(t *testing.T) {
 		}
 	}
 	info, err := os.Stat(path)
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("mode %v, %v", info.Mode(), err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", info.Mode())
 	}
 	b, _ := os.ReadFile(path)
 	if strings.Count(string(b), "\n") != 2 {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -204,16 +205,7 @@ func TestDigest(t *testing.T) {
 	// SHA-256("abc"), FIPS 180-2 test vector.
 	got := Digest("abc")
 	want := "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-	if h := strings.ToLower(hexString(got[:])); h != want {
+	if h := hex.EncodeToString(got[:]); h != want {
 		t.Errorf("Digest(abc) = %s, want %s", h, want)
 	}
-}
-
-func hexString(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return string(out)
 }
