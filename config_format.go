@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/neo4jpool"
@@ -18,6 +19,24 @@ func redactKey(k string) string {
 		return ""
 	}
 	return auth.Redact(k)
+}
+
+// redactURL returns raw fit to print: user information, which may hold a
+// password or a token, becomes "xxxxx" (ATG_SERVICE_URL must not carry any;
+// see validServiceURL), and an unparsable value becomes "[unparsable URL]"
+// since it cannot be shown in part. Empty stays empty.
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	return u.String()
 }
 
 // redactTenant shows a tenant ID as "12345678-****-****-****-123456789012",
@@ -41,8 +60,8 @@ type clientView struct {
 
 func (c ClientConfig) view() clientView {
 	v := clientView{RemoteMode: c.RemoteMode, RequestTimeout: c.RequestTimeout.Seconds()}
-	if c.ServiceURL != "" {
-		v.ServiceURL = &c.ServiceURL
+	if u := redactURL(c.ServiceURL); u != "" {
+		v.ServiceURL = &u
 	}
 	if k := redactKey(c.APIKey); k != "" {
 		v.APIKey = &k
@@ -50,27 +69,30 @@ func (c ClientConfig) view() clientView {
 	return v
 }
 
-// String returns c with the API key redacted.
+// String returns c with the API key and any user information in the
+// service URL redacted.
 func (c ClientConfig) String() string {
 	return fmt.Sprintf("atg.ClientConfig{RemoteMode:%t ServiceURL:%s APIKey:%s RequestTimeout:%s}",
-		c.RemoteMode, c.ServiceURL, redactKey(c.APIKey), c.RequestTimeout)
+		c.RemoteMode, redactURL(c.ServiceURL), redactKey(c.APIKey), c.RequestTimeout)
 }
 
-// GoString implements fmt.GoStringer (%#v) with the API key redacted.
+// GoString returns String's redacted form. (fmt prints every verb, %#v
+// included, through Format.)
 func (c ClientConfig) GoString() string { return c.String() }
 
 // Format implements fmt.Formatter: every verb prints the redacted form.
 func (c ClientConfig) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
 
-// MarshalJSON encodes c with the API key redacted and request_timeout in
-// seconds.
+// MarshalJSON encodes c with the API key and the service URL's user
+// information redacted, and request_timeout in seconds.
 func (c ClientConfig) MarshalJSON() ([]byte, error) { return json.Marshal(c.view()) }
 
-// LogValue implements slog.LogValuer with the API key redacted.
+// LogValue implements slog.LogValuer with the API key and the service
+// URL's user information redacted.
 func (c ClientConfig) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Bool("remote_mode", c.RemoteMode),
-		slog.String("service_url", c.ServiceURL),
+		slog.String("service_url", redactURL(c.ServiceURL)),
 		slog.String("api_key", redactKey(c.APIKey)),
 		slog.Duration("request_timeout", c.RequestTimeout),
 	)
@@ -129,7 +151,8 @@ func (c ServerConfig) String() string {
 	return fmt.Sprintf("atg.ServerConfig%+v", c.view())
 }
 
-// GoString implements fmt.GoStringer (%#v) with secrets redacted.
+// GoString returns String's redacted form. (fmt prints every verb, %#v
+// included, through Format.)
 func (c ServerConfig) GoString() string { return c.String() }
 
 // Format implements fmt.Formatter: every verb prints the redacted form.

@@ -119,6 +119,8 @@ func TestClientConfigErrors(t *testing.T) {
 		{"CC-4 invalid URL", map[string]string{"ATG_REMOTE_MODE": "true", "ATG_SERVICE_URL": "invalid-url", "ATG_API_KEY": devKeyA}, "ATG_SERVICE_URL", []string{"invalid url", "invalid-url"}},
 		{"URL without host", map[string]string{"ATG_REMOTE_MODE": "true", "ATG_SERVICE_URL": "https://", "ATG_API_KEY": devKeyA}, "ATG_SERVICE_URL", []string{"invalid url"}},
 		{"ftp URL", map[string]string{"ATG_REMOTE_MODE": "true", "ATG_SERVICE_URL": "ftp://host", "ATG_API_KEY": devKeyA}, "ATG_SERVICE_URL", []string{"invalid url"}},
+		{"URL with credentials", map[string]string{"ATG_REMOTE_MODE": "true", "ATG_SERVICE_URL": "https://bob:hunter2@atg.example.com", "ATG_API_KEY": devKeyA}, "ATG_SERVICE_URL", []string{"invalid url", "user information", "xxxxx@atg.example.com"}},
+		{"URL with a token as user", map[string]string{"ATG_REMOTE_MODE": "true", "ATG_SERVICE_URL": "https://tok3n-s3cret@atg.example.com", "ATG_API_KEY": devKeyA}, "ATG_SERVICE_URL", []string{"invalid url", "xxxxx@atg.example.com"}},
 		{"CC-5 missing key", map[string]string{"ATG_REMOTE_MODE": "true", "ATG_SERVICE_URL": "https://atg-dev.example.com"}, "ATG_API_KEY", []string{"api key"}},
 		{"missing URL", map[string]string{"ATG_REMOTE_MODE": "true", "ATG_API_KEY": devKeyA}, "ATG_SERVICE_URL", []string{"required when remote mode"}},
 		{"CC-C6 non-integer timeout", map[string]string{"ATG_REQUEST_TIMEOUT": "soon"}, "ATG_REQUEST_TIMEOUT", []string{"soon", "seconds"}},
@@ -130,6 +132,11 @@ func TestClientConfigErrors(t *testing.T) {
 			t.Parallel()
 			_, err := LoadClientConfig(LoadOptions{Environ: tc.env})
 			wantProblem(t, err, tc.varName, tc.fragments...)
+			for _, secret := range []string{"hunter2", "tok3n-s3cret", devKeyA} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q contains a secret", err)
+				}
+			}
 		})
 	}
 }
@@ -497,10 +504,10 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	t.Parallel()
 	secretPW := "Sup3r-Secret-Passw0rd!"
 	neo := neo4jpool.Config{URI: "bolt://neo4j:" + secretPW + "@db:7687", User: "neo4j", Password: secretPW, MaxPoolSize: 5, ConnectionTimeout: time.Second}
-	client := ClientConfig{RemoteMode: true, ServiceURL: "https://atg.example.com", APIKey: devKeyA, RequestTimeout: time.Minute}
+	client := ClientConfig{RemoteMode: true, ServiceURL: "https://bob:url-Passw0rd@atg.example.com", APIKey: devKeyA, RequestTimeout: time.Minute}
 	server := ServerConfig{Host: "0.0.0.0", Port: 8000, Workers: 4, MaxConcurrentOps: 3, Environment: auth.Dev,
 		APIKeys: []string{devKeyA, productionKey}, TargetTenantID: "12345678-1234-1234-1234-123456789012", Neo4j: neo}
-	secrets := []string{secretPW, strings.Repeat("a", 64), strings.Repeat("d", 64), "1234-1234-1234"}
+	secrets := []string{secretPW, strings.Repeat("a", 64), strings.Repeat("d", 64), "1234-1234-1234", "url-Passw0rd"}
 	values := map[string]any{"client": client, "server": server, "neo4j": neo, "*client": &client, "*server": &server,
 		"slice": []any{client, server}, "nested": struct{ C ServerConfig }{server}}
 	for name, v := range values {
@@ -526,7 +533,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		}
 	}
 	// The redacted forms are informative.
-	if s := client.String(); !strings.Contains(s, "atg_dev_***") {
+	if s := client.String(); !strings.Contains(s, "atg_dev_***") || !strings.Contains(s, "https://xxxxx@atg.example.com") {
 		t.Errorf("client String() = %s, want atg_dev_***", s)
 	}
 	if s := server.String(); !strings.Contains(s, "atg_production_***") || !strings.Contains(s, "12345678-****-****-****-123456789012") || !strings.Contains(s, "[REDACTED]") {
