@@ -7,8 +7,26 @@ import (
 )
 
 // ErrInvalidConfig is matched (with errors.Is) by every configuration error:
-// *ConfigError, *FieldError and *DotenvError.
+// *ConfigError, *FieldError, *DotenvError and *SetupError.
 var ErrInvalidConfig = errors.New("invalid configuration")
+
+// SetupError is a Server that cannot start as configured for a reason the
+// values alone do not show: a keys file or TLS certificate that cannot be
+// read, an audit log that cannot be opened, or no usable API key outside
+// dev. Server.Start and Server.Preflight return it.
+type SetupError struct {
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error with the cause's message.
+func (e *SetupError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// Is makes every SetupError match ErrInvalidConfig.
+func (e *SetupError) Is(target error) bool { return target == ErrInvalidConfig }
 
 // FieldError reports one invalid configuration value.
 type FieldError struct {

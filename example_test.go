@@ -59,7 +59,7 @@ func ExampleLoadClientConfig_invalid() {
 	// Output:
 	// true
 	// ATG_API_KEY: API key is required when remote mode is enabled
-	// ATG_SERVICE_URL="ftp://atg.example.com": invalid URL format: must start with https:// or http:// and name a host
+	// ATG_SERVICE_URL="ftp://atg.example.com": invalid URL format: must start with https:// or http://, name a host and carry no user information
 	// ATG_REQUEST_TIMEOUT="-5s": request timeout must be positive
 }
 
@@ -225,6 +225,7 @@ func startServer(ctx context.Context, types ...operations.Type) (*atg.Server, fu
 		"ENVIRONMENT":    "dev",
 		"NEO4J_URI":      "bolt://127.0.0.1:1", // nothing listens there
 		"NEO4J_PASSWORD": "Example-Passw0rd!",
+		"ATG_AUDIT_LOG":  "off", // the default, stderr, would interleave with the output
 	}})
 	if err != nil {
 		log.Fatal(err)

@@ -83,7 +83,9 @@ type Server struct {
 }
 
 // Start builds the server and starts serving in the background. It
-// returns once the listener is open.
+// returns once the listener is open. Errors of the configuration or the
+// setup (see Preflight) match ErrInvalidConfig; others are failures to
+// listen or to build the server.
 func (s *Server) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,10 +98,6 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := s.Config.Validate(); err != nil {
 		return err
 	}
-	s.log = s.Logger
-	if s.log == nil {
-		s.log = slog.Default()
-	}
 	cfg := s.Config
 	env := string(cfg.Environment)
 	defer func() {
@@ -107,20 +105,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.cleanup(context.Background())
 		}
 	}()
-
-	if s.audit, err = audit.Open(cfg.AuditLog, os.Stdout, os.Stderr); err != nil {
-		return err
-	}
-	if cfg.TLSCertFile != "" {
-		if s.tls, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
-			return err
-		}
-	}
-	store, err := s.keyStore(ctx)
-	if err != nil {
-		return err
-	}
-	authn, err := auth.NewAuthenticator(store, cfg.Environment)
+	authn, err := s.setUp(ctx)
 	if err != nil {
 		return err
 	}
@@ -190,6 +175,52 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Info("ATG_SERVER_WORKERS is reported, not used: one Go process serves every request", "workers", cfg.Workers)
 	}
 	return nil
+}
+
+// Preflight makes, without listening or connecting to Neo4j, the checks
+// by which Start can fail before it connects: the configuration, the audit
+// log (opened for appending, so created if missing), the TLS certificate and
+// key, and the key stores, which outside dev must hold a usable key of
+// Config.Environment. It returns what Start would fail with (a
+// *ConfigError or *SetupError, both matching ErrInvalidConfig) and leaves
+// s as it was. Keys of another environment are logged as warnings.
+func (s *Server) Preflight(ctx context.Context) error {
+	if err := s.Config.Validate(); err != nil {
+		return err
+	}
+	p := &Server{Config: s.Config, Logger: s.Logger, KeyStore: s.KeyStore}
+	_, err := p.setUp(ctx)
+	return errors.Join(err, p.cleanup(context.Background()))
+}
+
+// setUp sets the logger, opens the audit log, loads the TLS certificate,
+// builds the key store and returns its authenticator: the parts of Start
+// that need neither Neo4j nor the network. Its errors are *SetupError; the
+// caller cleans up on error.
+func (s *Server) setUp(ctx context.Context) (*auth.Authenticator, error) {
+	s.log = s.Logger
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	cfg := s.Config
+	var err error
+	if s.audit, err = audit.Open(cfg.AuditLog, os.Stdout, os.Stderr); err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	if cfg.TLSCertFile != "" {
+		if s.tls, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return nil, &SetupError{Err: err}
+		}
+	}
+	store, err := s.keyStore(ctx)
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	authn, err := auth.NewAuthenticator(store, cfg.Environment)
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	return authn, nil
 }
 
 // keyStore builds the key store from the configuration.
@@ -292,10 +323,13 @@ func (s *Server) urlLocked() string {
 	return scheme + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
-// Handler returns the server's HTTP handler (after Start).
+// Handler returns the server's HTTP handler, or nil before Start.
 func (s *Server) Handler() http.Handler {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.api == nil {
+		return nil // not a nil *transport.API in a non-nil interface
+	}
 	return s.api
 }
 

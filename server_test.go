@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -458,5 +459,44 @@ func TestTLSServesAndReloads(t *testing.T) {
 		if resp.StatusCode == 200 {
 			t.Error("plain HTTP served on the TLS port")
 		}
+	}
+}
+
+// TestPreflightLeavesTheServerAsItWas checks that Preflight reports what
+// Start would refuse, as a *SetupError matching ErrInvalidConfig, and
+// changes nothing on the Server: a passing Preflight can be followed by
+// Start.
+func TestPreflightLeavesTheServerAsItWas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := ServerConfig{Host: "127.0.0.1", Port: 8000, Workers: 1, MaxConcurrentOps: 1, Environment: auth.Production,
+		MaxBodyBytes: DefaultMaxBodyBytes, QueryMaxRows: DefaultQueryMaxRows, OperationRetention: time.Hour,
+		ShutdownTimeout: time.Second, AuditLog: "off", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		KeysFile: filepath.Join(t.TempDir(), "keys.json"),
+		Neo4j:    neo4jpool.Config{URI: "bolt://127.0.0.1:1", User: "neo4j", Password: "Unused-Passw0rd!xx"}.WithDefaults()}
+	err := (&Server{Config: cfg, Logger: quietLog}).Preflight(ctx)
+	var se *SetupError
+	if !errors.As(err, &se) || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "no usable production API key") {
+		t.Fatalf("production without keys: %v (%T), want a *SetupError matching ErrInvalidConfig", err, err)
+	}
+
+	cfg.Environment, cfg.KeysFile, cfg.TrustedProxies = auth.Dev, "", nil
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Config: cfg, Logger: quietLog, Listener: ln}
+	if err := srv.Preflight(ctx); err != nil {
+		t.Fatalf("dev without keys: %v", err)
+	}
+	if srv.DevKey() != "" || srv.URL() != "" || srv.Handler() != nil {
+		t.Fatalf("Preflight changed the server: dev key %q, URL %q", srv.DevKey(), srv.URL())
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(ctx)
+	if srv.DevKey() == "" || srv.URL() == "" {
+		t.Errorf("Start after Preflight: dev key %q, URL %q", srv.DevKey(), srv.URL())
 	}
 }

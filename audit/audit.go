@@ -75,7 +75,7 @@ func Open(path string, stdout, stderr io.Writer) (*Logger, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+		return nil, fmt.Errorf("audit: %w", err) // the *PathError names the file
 	}
 	l := New(f)
 	l.closer = f

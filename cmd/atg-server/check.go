@@ -8,14 +8,17 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/atgraph/atg"
 	"github.com/atgraph/atg/neo4jpool"
 )
 
 const checkUsage = `usage: atg-server check [--env-file .env] [--timeout 10s]
 
-Validates the configuration (every bad variable is named) and connects to
-Neo4j. Exit status: 0 when both are fine, 2 for an invalid configuration,
-1 when Neo4j cannot be reached or refuses the credentials.
+Validates the configuration (every bad variable is named), makes the checks
+serve makes before it listens (keys file, usable API keys, TLS certificate
+and key, audit log) and connects to Neo4j. Exit status: 0 when all are fine,
+2 for an invalid configuration or setup, 1 when Neo4j cannot be reached or
+refuses the credentials.
 `
 
 // runCheck implements "atg-server check".
@@ -25,19 +28,21 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	fs.Usage = func() { fmt.Fprint(e.stderr, checkUsage) }
 	envFile := fs.String("env-file", ".env", "optional .env file (missing is fine)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for Neo4j")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return exitUsage
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	cfg, ok := loadConfig(e, *envFile)
 	if !ok {
 		return exitUsage
+	}
+	// Warnings (e.g. a key of another environment) go to stderr.
+	warn := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := (&atg.Server{Config: cfg, Logger: warn}).Preflight(ctx); err != nil {
+		fmt.Fprintf(e.stderr, "atg-server: %v\n", err)
+		if errors.Is(err, atg.ErrInvalidConfig) {
+			return exitUsage
+		}
+		return exitFailure
 	}
 	fmt.Fprintf(e.stdout, "configuration: OK (environment %s, listen %s:%d, %d API key(s) from ATG_API_KEYS, keys file %q)\n",
 		cfg.Environment, cfg.Host, cfg.Port, len(cfg.APIKeys), cfg.KeysFile)

@@ -22,7 +22,7 @@ ATG_KEYS_FILE and the TLS certificate; SIGINT or SIGTERM shut down
 gracefully within ATG_SHUTDOWN_TIMEOUT.
 `
 
-// serveFlags are the flags shared by serve and check.
+// serveFlags are serve's flags.
 type serveFlags struct {
 	fs        *flag.FlagSet
 	envFile   string
@@ -40,16 +40,17 @@ func newServeFlags(e *env, name, usageText string) *serveFlags {
 	return f
 }
 
-// parse parses args; ok is false when the command must exit with code.
-func (f *serveFlags) parse(args []string) (code int, ok bool) {
-	if err := f.fs.Parse(args); err != nil {
+// parseFlags parses args, which must be flags only, with fs; ok is false
+// when the command must exit with code (-h, a bad flag, an argument).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, false
 		}
 		return exitUsage, false
 	}
-	if f.fs.NArg() > 0 {
-		fmt.Fprintf(f.fs.Output(), "%s: unexpected argument %q\n", f.fs.Name(), f.fs.Arg(0))
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return exitUsage, false
 	}
 	return 0, true
@@ -92,7 +93,7 @@ func loadConfig(e *env, envFile string) (atg.ServerConfig, bool) {
 // runServe implements "atg-server serve" (also the default command).
 func runServe(ctx context.Context, e *env, args []string) int {
 	f := newServeFlags(e, "serve", serveUsage)
-	if code, ok := f.parse(args); !ok {
+	if code, ok := parseFlags(f.fs, args); !ok {
 		return code
 	}
 	log, err := f.logger(e)
@@ -109,6 +110,9 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	srv := &atg.Server{Config: cfg, Logger: log}
 	if err := srv.Start(ctx); err != nil {
 		fmt.Fprintf(e.stderr, "atg-server: %v\n", err)
+		if errors.Is(err, atg.ErrInvalidConfig) {
+			return exitUsage // keys, TLS files or audit log: fix the configuration
+		}
 		return exitFailure
 	}
 	fmt.Fprintf(e.stdout, "atg-server %s listening on %s (environment %s)\n", atg.Version, srv.URL(), cfg.Environment)

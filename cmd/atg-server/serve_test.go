@@ -185,6 +185,69 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckAndServeRefuseWhatCannotServe checks that check refuses, with
+// exit 2 and before it calls Neo4j, every setup serve would refuse before
+// listening (exit 2 too), and passes a setup serve accepts.
+func TestCheckAndServeRefuseWhatCannotServe(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	production := map[string]string{
+		"ENVIRONMENT": "production", "ATG_SERVER_HOST": "127.0.0.1", "ATG_SERVER_PORT": strconv.Itoa(freePort(t)),
+		"ATG_TRUSTED_PROXIES": "127.0.0.1/32", "ATG_AUDIT_LOG": "off",
+		"NEO4J_URI": "bolt://127.0.0.1:" + strconv.Itoa(freePort(t)), "NEO4J_PASSWORD": "Unused-Passw0rd!xx",
+	}
+	with := func(kv ...string) map[string]string {
+		vars := maps.Clone(production)
+		for i := 0; i < len(kv); i += 2 {
+			vars[kv[i]] = kv[i+1]
+		}
+		return vars
+	}
+	devOnly := filepath.Join(dir, "dev-keys.json")
+	if code, _, stderr := newCLI(t, nil).run("keys", "create", "--env", "dev", "--client-id", "a", "--file", devOnly); code != exitOK {
+		t.Fatalf("keys create: %d %s", code, stderr)
+	}
+	prodKeys := filepath.Join(dir, "production-keys.json")
+	if code, _, stderr := newCLI(t, nil).run("keys", "create", "--env", "production", "--client-id", "b", "--file", prodKeys); code != exitOK {
+		t.Fatalf("keys create: %d %s", code, stderr)
+	}
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		want []string
+	}{
+		{"no keys file yet", with("ATG_KEYS_FILE", filepath.Join(dir, "missing.json")), []string{"no usable production API key"}},
+		{"only a dev key", with("ATG_KEYS_FILE", devOnly), []string{"another environment", "no usable production API key"}},
+		{"keys file unreadable", with("ATG_KEYS_FILE", dir), []string{"ATG_KEYS_FILE"}},
+		{"TLS files missing", with("ATG_KEYS_FILE", prodKeys, "ATG_TLS_CERT_FILE", filepath.Join(dir, "no.crt"),
+			"ATG_TLS_KEY_FILE", filepath.Join(dir, "no.key")), []string{"no.crt"}},
+		{"audit log in a missing folder", with("ATG_KEYS_FILE", prodKeys, "ATG_AUDIT_LOG", filepath.Join(dir, "none", "audit.log")), []string{"audit.log"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, cmd := range []string{"check", "serve"} {
+				code, stdout, stderr := newCLI(t, tc.vars).run(cmd, "--env-file", "")
+				if code != exitUsage || strings.Contains(stdout, "OK") || strings.Contains(stdout, "listening") {
+					t.Errorf("%s: exit %d (want %d), stdout %q, stderr:\n%s", cmd, code, exitUsage, stdout, stderr)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(stderr, w) {
+						t.Errorf("%s: stderr lacks %q:\n%s", cmd, w, stderr)
+					}
+				}
+				if strings.Contains(stderr, "neo4j: ") || strings.Contains(stderr, "neo4j is ") {
+					t.Errorf("%s: reached Neo4j before refusing the setup:\n%s", cmd, stderr)
+				}
+			}
+		})
+	}
+	// A setup serve accepts passes check's setup step; the (absent)
+	// database then fails it with exit 1.
+	code, stdout, stderr := newCLI(t, with("ATG_KEYS_FILE", prodKeys)).run("check", "--env-file", "", "--timeout", "1s")
+	if code != exitFailure || !strings.Contains(stdout, "configuration: OK (environment production") || !strings.Contains(stderr, "neo4j: not reachable") {
+		t.Errorf("valid setup, no database: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
 // TestCheckFlags checks that check takes --env-file and --timeout only:
 // serve's log flags, which check would ignore, are refused.
 func TestCheckFlags(t *testing.T) {
