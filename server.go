@@ -223,18 +223,18 @@ func (s *Server) setUp(ctx context.Context) (*auth.Authenticator, error) {
 	return authn, nil
 }
 
-// keyStore builds the key store from the configuration.
+// keyStore builds the key store from the configuration: s.KeyStore, or
+// the stores of ATG_API_KEYS and ATG_KEYS_FILE, plus a generated dev key in
+// dev when none of them holds a usable key.
 func (s *Server) keyStore(ctx context.Context) (auth.KeyStore, error) {
 	cfg := s.Config
-	var chain keyChain
+	var stores auth.Chain
 	if s.KeyStore != nil {
-		chain = append(chain, s.KeyStore)
-	} else {
-		if err := s.configuredKeyStores(ctx, &chain); err != nil {
-			return nil, err
-		}
+		stores = append(stores, s.KeyStore)
+	} else if err := s.configuredKeyStores(ctx, &stores); err != nil {
+		return nil, err
 	}
-	recs, err := chain.List(ctx)
+	recs, err := stores.List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -249,32 +249,36 @@ func (s *Server) keyStore(ctx context.Context) (auth.KeyStore, error) {
 			usable++
 		}
 	}
-	if usable > 0 {
-		return chain.store(), nil
+	if usable == 0 {
+		if cfg.Environment != auth.Dev {
+			return nil, fmt.Errorf("atg: no usable %s API key: set ATG_API_KEYS or create one with `atg-server keys create --env %s` (ATG_KEYS_FILE)",
+				cfg.Environment, cfg.Environment)
+		}
+		dev := auth.NewMemoryStore()
+		key, _, err := dev.Create(ctx, auth.CreateOptions{ClientID: "dev", Environment: auth.Dev,
+			Scopes: []auth.Scope{auth.ScopeRead, auth.ScopeWrite, auth.ScopeAdmin}})
+		if err != nil {
+			return nil, err
+		}
+		s.devKey = key
+		stores = append(stores, dev)
 	}
-	if cfg.Environment != auth.Dev {
-		return nil, fmt.Errorf("atg: no usable %s API key: set ATG_API_KEYS or create one with `atg-server keys create --env %s` (ATG_KEYS_FILE)",
-			cfg.Environment, cfg.Environment)
+	if len(stores) == 1 {
+		return stores[0], nil
 	}
-	dev := auth.NewMemoryStore()
-	key, _, err := dev.Create(ctx, auth.CreateOptions{ClientID: "dev", Environment: auth.Dev,
-		Scopes: []auth.Scope{auth.ScopeRead, auth.ScopeWrite, auth.ScopeAdmin}})
-	if err != nil {
-		return nil, err
-	}
-	s.devKey = key
-	return append(chain, dev).store(), nil
+	return stores, nil
 }
 
-// configuredKeyStores opens the stores of ATG_API_KEYS and ATG_KEYS_FILE.
-func (s *Server) configuredKeyStores(ctx context.Context, chain *keyChain) error {
+// configuredKeyStores appends the stores of ATG_API_KEYS and ATG_KEYS_FILE
+// to stores.
+func (s *Server) configuredKeyStores(ctx context.Context, stores *auth.Chain) error {
 	cfg := s.Config
 	if len(cfg.APIKeys) > 0 {
 		mem, err := auth.NewMemoryStoreFromKeys(cfg.APIKeys)
 		if err != nil {
 			return fmt.Errorf("ATG_API_KEYS: %w", err)
 		}
-		*chain = append(*chain, mem)
+		*stores = append(*stores, mem)
 	}
 	if cfg.KeysFile != "" {
 		fs, err := auth.OpenFileStore(ctx, cfg.KeysFile, auth.FileStoreOptions{FlushInterval: time.Minute,
@@ -283,7 +287,7 @@ func (s *Server) configuredKeyStores(ctx context.Context, chain *keyChain) error
 			return fmt.Errorf("ATG_KEYS_FILE: %w", err)
 		}
 		s.fileStore = fs
-		*chain = append(*chain, fs)
+		*stores = append(*stores, fs)
 	}
 	return nil
 }

@@ -500,3 +500,58 @@ func TestPreflightLeavesTheServerAsItWas(t *testing.T) {
 		t.Errorf("Start after Preflight: dev key %q, URL %q", srv.DevKey(), srv.URL())
 	}
 }
+
+// TestServerKeysFromEnvironmentAndFile checks a server whose keys come from
+// ATG_API_KEYS and a keys file at once: keys of both authenticate, a key
+// added to the file authenticates after Reload, a revoked one stops, and no
+// dev key is generated.
+func TestServerKeysFromEnvironmentAndFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	envKey, _, err := auth.NewMemoryStore().Create(ctx, auth.CreateOptions{ClientID: "x", Environment: auth.Dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysFile := filepath.Join(t.TempDir(), "keys.json")
+	admin, err := auth.OpenFileStore(ctx, keysFile, auth.FileStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	fileKey, fileRec, err := admin.Create(ctx, auth.CreateOptions{ClientID: "from-file", Environment: auth.Dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := neo4jpool.Config{URI: "bolt://127.0.0.1:1", User: "neo4j", Password: "Unused-Passw0rd!xx"}
+	srv := startServer(t, unreachable, nil, func(srv *Server) {
+		srv.Config.APIKeys = []string{envKey}
+		srv.Config.KeysFile = keysFile
+	})
+	if srv.DevKey() != "" {
+		t.Errorf("generated a dev key although keys are configured")
+	}
+	status := func(key string) int {
+		code, _ := call(t, srv, http.MethodGet, "/api/v1/status", key, nil)
+		return code
+	}
+	if status(envKey) != http.StatusOK || status(fileKey) != http.StatusOK {
+		t.Fatalf("ATG_API_KEYS key: %d, keys-file key: %d; want 200 and 200", status(envKey), status(fileKey))
+	}
+	newKey, _, err := admin.Create(ctx, auth.CreateOptions{ClientID: "added", Environment: auth.Dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Revoke(ctx, fileRec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(newKey); got != http.StatusUnauthorized {
+		t.Errorf("key added to the file, before Reload: %d, want 401", got)
+	}
+	if err := srv.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if status(newKey) != http.StatusOK || status(fileKey) != http.StatusUnauthorized || status(envKey) != http.StatusOK {
+		t.Errorf("after Reload: added %d (want 200), revoked %d (want 401), ATG_API_KEYS %d (want 200)",
+			status(newKey), status(fileKey), status(envKey))
+	}
+}

@@ -2,15 +2,16 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 )
 
-// parsedAuthenticator is implemented by this package's stores: it
-// authenticates a key that ParseKey has already accepted, skipping a second
-// parse.
+// parsedAuthenticator is implemented by this package's stores and Chain: it
+// authenticates a key that ParseKey has already accepted (as environment
+// env) and whose Digest is d, skipping a second parse and hash.
 type parsedAuthenticator interface {
-	authenticateParsed(key string, env Environment) (Record, error)
+	authenticateParsed(ctx context.Context, key string, d [sha256.Size]byte, env Environment) (Record, error)
 }
 
 // Authenticator checks presented keys for one server environment against a
@@ -55,7 +56,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 	}
 	var rec Record
 	if p, ok := a.store.(parsedAuthenticator); ok {
-		rec, err = p.authenticateParsed(key, env)
+		rec, err = p.authenticateParsed(ctx, key, Digest(key), env)
 	} else {
 		rec, err = a.store.Authenticate(ctx, key)
 	}

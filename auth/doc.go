@@ -24,7 +24,8 @@
 // atomically with mode 0600, locked against concurrent writers and
 // reloadable with [FileStore.Reload]. Stores create, list, revoke and rotate
 // keys; rotation issues a new key for the same client and lets the old one
-// work for a grace period.
+// work for a grace period. A [Chain] authenticates against several stores
+// (e.g. ATG_API_KEYS and a keys file) as one.
 //
 // The outcome of an authentication is nil or one of the sentinel errors
 // [ErrMalformed], [ErrWrongEnvironment], [ErrUnknownKey], [ErrRevoked] and

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -120,10 +121,10 @@ func (s *FileStore) Authenticate(ctx context.Context, key string) (Record, error
 }
 
 // authenticateParsed implements parsedAuthenticator.
-func (s *FileStore) authenticateParsed(key string, env Environment) (Record, error) {
+func (s *FileStore) authenticateParsed(_ context.Context, _ string, d [sha256.Size]byte, env Environment) (Record, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.ix.lookup(key, env, s.now())
+	return s.ix.lookup(d, env, s.now())
 }
 
 // List implements [KeyStore]. It returns the records as of the last load,

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"time"
@@ -73,11 +74,11 @@ func (s *MemoryStore) Authenticate(ctx context.Context, key string) (Record, err
 }
 
 // authenticateParsed implements parsedAuthenticator.
-func (s *MemoryStore) authenticateParsed(key string, env Environment) (Record, error) {
+func (s *MemoryStore) authenticateParsed(_ context.Context, _ string, d [sha256.Size]byte, env Environment) (Record, error) {
 	s.mu.RLock()
 	ix := s.ix
 	s.mu.RUnlock()
-	return ix.lookup(key, env, s.now())
+	return ix.lookup(d, env, s.now())
 }
 
 // List implements [KeyStore].

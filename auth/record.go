@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -288,13 +289,12 @@ func (ix *index) authenticate(key string, now time.Time) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return ix.lookup(key, env, now)
+	return ix.lookup(Digest(key), env, now)
 }
 
 // lookup is authenticate for a key already checked by ParseKey, whose
-// environment is env.
-func (ix *index) lookup(key string, env Environment, now time.Time) (Record, error) {
-	d := Digest(key)
+// environment is env and Digest d.
+func (ix *index) lookup(d [sha256.Size]byte, env Environment, now time.Time) (Record, error) {
 	var e *entry
 	if ix != nil {
 		e = ix.byDigest[d]
