@@ -46,10 +46,25 @@ type LoadOptions struct {
 	// Environ, when non-nil, replaces the process environment (tests,
 	// embedding). It is never modified.
 	Environ map[string]string
+	// Overrides win over both the environment and the .env file, e.g.
+	// values from command-line flags. It is never modified.
+	Overrides map[string]string
 }
 
-// lookup merges the .env file and the environment, the environment winning.
-// Neither the process environment nor opts.Environ is modified.
+// Resolve reads the .env file and the environment once and returns options
+// holding the merged values (Overrides applied) in Environ and no file, so
+// loading several configurations from them reads nothing again.
+func (o LoadOptions) Resolve() (LoadOptions, error) {
+	vars, err := o.lookup()
+	if err != nil {
+		return LoadOptions{}, err
+	}
+	return LoadOptions{Environ: vars}, nil
+}
+
+// lookup merges the .env file, the environment and the overrides, each
+// winning over the one before. Neither the process environment nor the
+// maps of o are modified.
 func (o LoadOptions) lookup() (map[string]string, error) {
 	vars := map[string]string{}
 	if o.DotenvFile != "" {
@@ -61,13 +76,14 @@ func (o LoadOptions) lookup() (map[string]string, error) {
 	}
 	if o.Environ != nil {
 		maps.Copy(vars, o.Environ)
-		return vars, nil
-	}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			vars[k] = v
+	} else {
+		for _, kv := range os.Environ() {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				vars[k] = v
+			}
 		}
 	}
+	maps.Copy(vars, o.Overrides)
 	return vars, nil
 }
 

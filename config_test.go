@@ -149,6 +149,43 @@ func TestClientConfigReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestLoadOptionsOverridesAndResolve checks the order file < environment <
+// overrides, and that Resolve reads once: the file may go away after it.
+func TestLoadOptionsOverridesAndResolve(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(file, []byte("ATG_REMOTE_MODE=true\nATG_SERVICE_URL=https://from-file.example\nATG_API_KEY="+devKeyA+"\nATG_REQUEST_TIMEOUT=60\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	environ := map[string]string{"ATG_REQUEST_TIMEOUT": "120", "ATG_SERVICE_URL": "https://from-env.example"}
+	overrides := map[string]string{"ATG_REMOTE_MODE": "false", "ATG_SERVICE_URL": "https://from-flag.example"}
+	opts, err := LoadOptions{DotenvFile: file, Environ: environ, Overrides: overrides}.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadClientConfig(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ClientConfig{RemoteMode: false, ServiceURL: "https://from-flag.example", APIKey: devKeyA, RequestTimeout: 120 * time.Second}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("file < environment < overrides (-want +got):\n%s", diff)
+	}
+	if len(environ) != 2 || len(overrides) != 2 || environ["ATG_SERVICE_URL"] != "https://from-env.example" {
+		t.Errorf("the caller's maps changed: %v %v", environ, overrides)
+	}
+	bad := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(bad, []byte("NOT A LINE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (LoadOptions{DotenvFile: bad}).Resolve(); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Resolve of a malformed file: %v, want ErrInvalidConfig", err)
+	}
+}
+
 func TestClientConfigDotenv(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join("testdata", "dotenv", "client.env")

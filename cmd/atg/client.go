@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"strings"
 	"time"
@@ -52,10 +51,14 @@ func (e *configError) Unwrap() error { return e.err }
 func (g *globals) open(ctx context.Context, e *env, needRemote string) (*session, error) {
 	opts := atg.LoadOptions{DotenvFile: g.envFile, Environ: e.environ}
 	if g.remote || g.local {
-		// The flag beats ATG_REMOTE_MODE wherever that is set: the real
-		// environment wins over the .env file, and this wins over both.
-		opts.Environ = environ(e)
-		opts.Environ["ATG_REMOTE_MODE"] = fmt.Sprint(g.remote)
+		// The flag beats ATG_REMOTE_MODE wherever that is set.
+		opts.Overrides = map[string]string{"ATG_REMOTE_MODE": fmt.Sprint(g.remote)}
+	}
+	// One read of the .env file and the environment serves both the client
+	// and, in local mode, the Neo4j configuration.
+	opts, err := opts.Resolve()
+	if err != nil {
+		return nil, &configError{err}
 	}
 	cfg, err := atg.LoadClientConfig(opts)
 	g.secret = cfg.APIKey
@@ -114,21 +117,6 @@ func (g *globals) logger(e *env) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// environ returns a copy of the environment the configuration is read from.
-func environ(e *env) map[string]string {
-	out := map[string]string{}
-	if e.environ != nil {
-		maps.Copy(out, e.environ)
-		return out
-	}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // fail prints err as one line on stderr and returns its exit status.
