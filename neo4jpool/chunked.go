@@ -96,7 +96,8 @@ func ChunkedWrite[T any](ctx context.Context, m *Manager, env string, items []T,
 	var stats ChunkStats
 	for start := 0; start < total; start += chunkSize {
 		end := min(start+chunkSize, total)
-		if err := writeChunk(ctx, m, env, items[start:end:end], work, stats); err != nil {
+		chunk := func() []T { return items[start:end:end] }
+		if err := writeChunk(ctx, m, env, chunk, work, stats); err != nil {
 			return stats, err
 		}
 		stats.Items, stats.Chunks = end, stats.Chunks+1
@@ -120,11 +121,26 @@ func ChunkedWriteSeq[T any](ctx context.Context, m *Manager, env string, items i
 	if work == nil {
 		return ChunkStats{}, errNilChunkFunc
 	}
+	return chunkedWriteSeq(ctx, m, env, items, total, chunkSize, func(chunk []T) []T { return chunk }, work, onProgress)
+}
+
+// chunkedWriteSeq is ChunkedWriteSeq with a prepare step: prepare turns
+// each chunk into the value work writes, before the chunk's transaction
+// begins, so that work done once per chunk (building statement
+// parameters) neither repeats when the driver retries the transaction nor
+// runs while it is open. prepare must not keep chunk (the slice is
+// reused); what it returns may be used by work more than once.
+func chunkedWriteSeq[T, P any](ctx context.Context, m *Manager, env string, items iter.Seq2[T, error], total, chunkSize int,
+	prepare func(chunk []T) P, work func(context.Context, neo4j.ManagedTransaction, P) error,
+	onProgress ProgressFunc) (ChunkStats, error) {
+	if err := ValidateChunkSize(chunkSize); err != nil {
+		return ChunkStats{}, err
+	}
 	var stats ChunkStats
 	buf := make([]T, 0, min(chunkSize, 4096))
 	var failure error
 	flush := func() bool {
-		if err := writeChunk(ctx, m, env, buf, work, stats); err != nil {
+		if err := writeChunk(ctx, m, env, func() P { return prepare(buf) }, work, stats); err != nil {
 			failure = err
 			return false
 		}
@@ -156,15 +172,19 @@ func ChunkedWriteSeq[T any](ctx context.Context, m *Manager, env string, items i
 	return stats, nil
 }
 
-// writeChunk writes one chunk in one managed write transaction.
-func writeChunk[T any](ctx context.Context, m *Manager, env string, chunk []T, work ChunkFunc[T], stats ChunkStats) error {
+// writeChunk writes one chunk in one managed write transaction: unless ctx
+// has ended, it calls prepare once, then work (once per attempt of the
+// transaction) with what prepare returned.
+func writeChunk[P any](ctx context.Context, m *Manager, env string, prepare func() P,
+	work func(context.Context, neo4j.ManagedTransaction, P) error, stats ChunkStats) error {
 	if err := context.Cause(ctx); err != nil {
 		return &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: err}
 	}
+	prepared := prepare()
 	cctx, cancel := m.chunkContext(ctx)
 	defer cancel()
 	_, err := m.ExecuteWrite(cctx, env, func(tx neo4j.ManagedTransaction) (any, error) {
-		return nil, work(cctx, tx, chunk)
+		return nil, work(cctx, tx, prepared)
 	})
 	if err != nil {
 		return &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: m.chunkTimeoutError(ctx, cctx, err)}

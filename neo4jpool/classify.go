@@ -3,7 +3,6 @@ package neo4jpool
 import (
 	"errors"
 	"net"
-	"strings"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 )
@@ -55,7 +54,7 @@ func IsAuthError(err error) bool {
 		return false
 	}
 	var dbErr *neo4j.Neo4jError
-	if errors.As(err, &dbErr) && authCodes[dbErr.Code] {
+	if errors.As(err, &dbErr) && authCodes[neo4jCode(dbErr)] {
 		return true
 	}
 	var tokenErr *neo4j.TokenExpiredError
@@ -99,7 +98,7 @@ func IsUnavailable(err error) bool {
 	}
 	var dbErr *neo4j.Neo4jError
 	if errors.As(err, &dbErr) {
-		return dbErr.Code == "Neo.TransientError.General.DatabaseUnavailable"
+		return neo4jCode(dbErr) == "Neo.TransientError.General.DatabaseUnavailable"
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr)
@@ -107,8 +106,12 @@ func IsUnavailable(err error) bool {
 
 // IsClientError reports whether err is a Neo4j ClientError other than a
 // security error: a Cypher syntax error, a constraint violation, a wrong
-// parameter type, a write in a read transaction and the like. Retrying such
-// errors cannot succeed; an HTTP layer maps them to 400.
+// parameter type, a write in a read transaction and the like, including
+// the codes the driver reclassifies as client errors (a pre-5.0 server's
+// Neo.TransientError.Transaction.Terminated and LockClientStopped).
+// Errors the driver retries (NotALeader, ForbiddenOnReadOnlyDatabase) are
+// not client errors. Retrying such errors cannot succeed; an HTTP layer
+// maps them to 400.
 func IsClientError(err error) bool {
 	if err == nil {
 		return false
@@ -117,7 +120,16 @@ func IsClientError(err error) bool {
 	if !errors.As(err, &dbErr) {
 		return false
 	}
-	return strings.HasPrefix(dbErr.Code, "Neo.ClientError.") &&
-		!strings.HasPrefix(dbErr.Code, "Neo.ClientError.Security.") &&
-		!dbErr.IsRetriable()
+	return dbErr.Classification() == "ClientError" && dbErr.Category() != "Security" && !dbErr.IsRetriable()
+}
+
+// neo4jCode returns the status code of e as the driver classifies it. The
+// driver rewrites a few pre-5.0 codes (for example
+// Neo.TransientError.Transaction.Terminated becomes
+// Neo.ClientError.Transaction.Terminated) the first time one of its
+// accessors runs; calling Classification first makes the answer the same
+// whichever classifier saw the error first.
+func neo4jCode(e *neo4j.Neo4jError) string {
+	_ = e.Classification()
+	return e.Code
 }

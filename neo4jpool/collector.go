@@ -15,8 +15,8 @@ const (
 	MetricPoolPeakUtilization    = "atg_neo4j_pool_peak_utilization_ratio" // gauge: peak of the above over the window
 	MetricPoolScaleRecommended   = "atg_neo4j_pool_scale_recommendation"   // gauge: 1 for the advised action (label action)
 	MetricTxStartSeconds         = "atg_neo4j_tx_start_seconds"            // histogram: call entry to first work-function run
-	MetricPoolBorrowQueued       = "atg_neo4j_pool_borrow_queued_total"    // counter: borrows that waited ("Borrow queued")
-	MetricPoolAcquireTimeouts    = "atg_neo4j_pool_acquire_timeouts_total" // counter: borrows that timed out ("Borrow time-out")
+	MetricPoolBorrowQueued       = "atg_neo4j_pool_borrow_queued_total"    // counter: waits in the pool queue ("Borrow queued"; a borrow that waits again counts again)
+	MetricPoolAcquireTimeouts    = "atg_neo4j_pool_acquire_timeouts_total" // counter: borrows given up ("Borrow time-out": context ended while waiting, or a dial timed out)
 	MetricConnectionsCreated     = "atg_neo4j_connections_created_total"   // counter: connections that completed login
 	MetricConnectionsFailed      = "atg_neo4j_connections_failed_total"    // counter: failed connection attempts
 	MetricConnectionsClosed      = "atg_neo4j_connections_closed_total"    // counter: created connections closed
@@ -39,8 +39,8 @@ var (
 	descPeakUtil    = prometheus.NewDesc(MetricPoolPeakUtilization, "Peak of tx_active divided by the pool maximum over the metrics window.", envLabel, nil)
 	descScale       = prometheus.NewDesc(MetricPoolScaleRecommended, "1 for the currently advised pool action (scale_up, scale_down, ok), 0 for the others.", []string{"env", "action"}, nil)
 	descTxStart     = prometheus.NewDesc(MetricTxStartSeconds, "Time from calling ExecuteRead/ExecuteWrite to the first run of the work function (includes connection acquisition, queueing and BEGIN; an acquisition-time proxy).", envLabel, nil)
-	descQueued      = prometheus.NewDesc(MetricPoolBorrowQueued, "Connection borrows that had to wait for a free connection (driver log 'Borrow queued').", envLabel, nil)
-	descTimeouts    = prometheus.NewDesc(MetricPoolAcquireTimeouts, "Connection borrows that timed out (driver log 'Borrow time-out').", envLabel, nil)
+	descQueued      = prometheus.NewDesc(MetricPoolBorrowQueued, "Times a connection borrow joined the pool's wait queue (driver log 'Borrow queued'; a borrow that waits again counts again).", envLabel, nil)
+	descTimeouts    = prometheus.NewDesc(MetricPoolAcquireTimeouts, "Connection borrows the driver gave up (driver log 'Borrow time-out'): the borrow's context ended while it waited (acquisition timeout, or the caller's deadline or cancellation), or dialling a new connection timed out.", envLabel, nil)
 	descConnCreated = prometheus.NewDesc(MetricConnectionsCreated, "Connections that completed handshake and login (driver log 'Connected').", envLabel, nil)
 	descConnFailed  = prometheus.NewDesc(MetricConnectionsFailed, "Connection attempts that failed (driver log 'Failed to connect to').", envLabel, nil)
 	descConnClosed  = prometheus.NewDesc(MetricConnectionsClosed, "Created connections that were closed (driver log 'Close').", envLabel, nil)
@@ -82,7 +82,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), env)
 	}
 	for _, em := range c.m.allMetrics() {
-		s := em.snapshot()
+		s, txStart := em.collect(false)
 		env := s.Environment
 		gauge(descPoolMax, float64(s.PoolMax), env)
 		gauge(descTxActive, float64(s.TxActive), env)
@@ -96,8 +96,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(descScale, v, env, string(a))
 		}
-		count, sum, buckets := em.txStart.read()
-		ch <- prometheus.MustNewConstHistogram(descTxStart, count, sum, buckets, env)
+		ch <- prometheus.MustNewConstHistogram(descTxStart, txStart.count, txStart.sum, txStart.cumulative, env)
 		counter(descQueued, s.BorrowQueued, env)
 		counter(descTimeouts, s.AcquireTimeouts, env)
 		counter(descConnCreated, s.ConnectionsCreated, env)

@@ -29,7 +29,9 @@ const (
 // password.
 type Config struct {
 	// URI is the Bolt address: bolt://, bolt+s://, bolt+ssc://, neo4j://,
-	// neo4j+s:// or neo4j+ssc:// with a host. neo4j:// URIs use routing.
+	// neo4j+s:// or neo4j+ssc:// with a host. The neo4j schemes use routing
+	// and may carry a routing context as a query string; the bolt schemes
+	// may not (the driver refuses it).
 	URI string
 	// User is the user name to authenticate as (basic auth).
 	User string
@@ -44,8 +46,9 @@ type Config struct {
 	// including dialling a new one (>= 1s). Zero means DefaultConnectionTimeout.
 	ConnectionTimeout time.Duration
 	// MaxTransactionRetryTime bounds how long the driver retries a managed
-	// transaction that failed transiently (>= 0). Zero means
-	// DefaultMaxTransactionRetryTime.
+	// transaction that failed transiently; it must not be negative. Zero
+	// means DefaultMaxTransactionRetryTime: there is no setting that turns
+	// the driver's retries off.
 	MaxTransactionRetryTime time.Duration
 }
 
@@ -108,8 +111,13 @@ func (c Config) Validate() error {
 	return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(problems, "; "))
 }
 
-// ValidateURI checks the scheme and host of a Bolt URI without echoing any
-// user information it may carry.
+// routingSchemes are the schemes whose URIs may carry a routing context
+// (a query string); the driver refuses one on the others.
+var routingSchemes = map[string]bool{"neo4j": true, "neo4j+s": true, "neo4j+ssc": true}
+
+// ValidateURI checks the scheme and host of a Bolt URI, and that a query
+// string (a routing context) appears only on a neo4j:// (routing) URI,
+// without echoing any user information it may carry.
 func ValidateURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -120,6 +128,9 @@ func ValidateURI(raw string) error {
 	}
 	if u.Hostname() == "" {
 		return fmt.Errorf("neo4j URI %q has no host", RedactURI(raw))
+	}
+	if u.RawQuery != "" && !routingSchemes[u.Scheme] {
+		return fmt.Errorf("neo4j URI %q has a query string (a routing context), which only neo4j://, neo4j+s:// and neo4j+ssc:// URIs may carry", RedactURI(raw))
 	}
 	return nil
 }
@@ -167,10 +178,13 @@ func (c Config) String() string {
 		r.URI, r.User, r.Password, r.Database, r.MaxPoolSize, r.ConnectionTimeout, r.MaxTransactionRetryTime)
 }
 
-// GoString implements fmt.GoStringer (%#v) with the password redacted.
+// GoString returns the same redacted form as String. fmt does not call it
+// (Format takes precedence for every verb, %#v included); it is kept for
+// callers that call GoString directly.
 func (c Config) GoString() string { return c.String() }
 
-// Format implements fmt.Formatter so that every verb prints the redacted form.
+// Format implements fmt.Formatter so that every verb, %#v included, prints
+// the redacted form of String.
 func (c Config) Format(f fmt.State, verb rune) {
 	_, _ = f.Write([]byte(c.String()))
 }

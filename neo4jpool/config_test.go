@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
 	"github.com/atgraph/atg/neo4jpool"
 )
 
@@ -48,6 +50,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative retry time", func(c *neo4jpool.Config) { c.MaxTransactionRetryTime = -time.Second }, "retry time"},
 		{"http scheme", func(c *neo4jpool.Config) { c.URI = "http://localhost:7474" }, "bolt://"},
 		{"no host", func(c *neo4jpool.Config) { c.URI = "bolt://" }, "no host"},
+		{"bolt query", func(c *neo4jpool.Config) { c.URI = "bolt://db:7687?region=x" }, "query string"},
+		{"bolt+s query", func(c *neo4jpool.Config) { c.URI = "bolt+s://db?region=x" }, "query string"},
+		{"bolt+ssc query", func(c *neo4jpool.Config) { c.URI = "bolt+ssc://db?region=x" }, "query string"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,6 +73,41 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", scheme, err)
 		}
+	}
+	for _, scheme := range []string{"neo4j", "neo4j+s", "neo4j+ssc"} {
+		c := validConfig()
+		c.URI = scheme + "://db.example.com:7687?region=eu"
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s with a routing context: %v", scheme, err)
+		}
+	}
+}
+
+// The rule ValidateURI applies is the driver's: it refuses a query string
+// on the bolt schemes when creating a driver (so Configure must refuse it
+// first) and accepts one on the neo4j schemes.
+func TestValidateURIQueryStringMatchesTheDriver(t *testing.T) {
+	for _, scheme := range []string{"bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"} {
+		uri := scheme + "://127.0.0.1:1?region=x"
+		d, driverErr := neo4j.NewDriverWithContext(uri, neo4j.BasicAuth("neo4j", testPassword, ""))
+		if d != nil {
+			_ = d.Close(t.Context())
+		}
+		var usage *neo4j.UsageError
+		driverRefuses := errors.As(driverErr, &usage)
+		if driverErr != nil && !driverRefuses {
+			t.Fatalf("%s: unexpected driver error %v", uri, driverErr)
+		}
+		validateErr := neo4jpool.ValidateURI(uri)
+		if driverRefuses != (validateErr != nil) {
+			t.Errorf("%s: driver error %v, ValidateURI error %v", uri, driverErr, validateErr)
+		}
+		var m neo4jpool.Manager
+		err := m.Configure(t.Context(), "dev", neo4jpool.Config{URI: uri, User: "neo4j", Password: testPassword})
+		if driverRefuses != errors.Is(err, neo4jpool.ErrInvalidConfig) {
+			t.Errorf("%s: Configure: %v", uri, err)
+		}
+		_ = m.CloseAll(t.Context())
 	}
 }
 

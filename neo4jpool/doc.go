@@ -45,15 +45,19 @@
 //   - time from a call to the first run of its work function, a histogram
 //     named atg_neo4j_tx_start_seconds because that is what it measures
 //     (queueing, dialling, BEGIN), not true acquisition time;
-//   - queued borrows, acquisition time-outs and connections created, failed
-//     and closed, counted from the driver's log lines through a wrapping
-//     logger (config.Log) that also forwards every line to slog; these
-//     strings are not driver API, so the driver version is pinned and the
-//     parser is golden-tested against testdata/poollog/v5.28.4.txt;
+//   - waits in the pool queue ("Borrow queued", once per wait, so a borrow
+//     that waits twice counts twice), given-up borrows ("Borrow time-out":
+//     acquisition time-outs, but also borrows whose caller's context ended
+//     while they waited, and dials that timed out) and connections created,
+//     failed and closed, counted from the driver's log lines through a
+//     wrapping logger (config.Log) that also forwards every line to slog;
+//     these strings are not driver API, so the driver version is pinned and
+//     the parser is golden-tested against testdata/poollog/v5.28.4.txt;
 //   - transactions committed, failed and retried (work run more than once);
 //   - utilisation (tx_active / MaxPoolSize), its peak over a sliding window
 //     (Options.MetricsWindow, 1 min) and a recommendation: scale_up when the
-//     peak is above 80 % or borrows queued or timed out in the window,
+//     peak is above 80 % or the driver logged a queued or given-up borrow
+//     in the window (see [Recommend] for what that does not distinguish),
 //     scale_down when the peak is below 20 %, ok otherwise.
 //
 // Idle connections and true acquisition time are not observable in v5.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -373,15 +374,22 @@ func hasJSONNumber(rv reflect.Value) bool {
 	return false
 }
 
-// normalizeProperties converts json.Number values (from a decoder with
-// UseNumber) to int64 or float64 so that integers stay integers. A list of
-// json.Number becomes []int64 when every element is integral, else
-// []float64. The input map is returned unchanged when it holds no
-// json.Number; otherwise a converted copy is returned.
+// normalizeProperties prepares property values for the driver:
+//
+//   - json.Number values (from a decoder with UseNumber) become int64 or
+//     float64, so that integers stay integers; in a list holding a
+//     json.Number, the numbers become all int64 when every one is
+//     integral, else all float64;
+//   - a time.Time in time.Local, alone or as a list element, becomes the
+//     same instant in UTC: the driver would send its zone by the name
+//     "Local", which Neo4j rejects.
+//
+// The input map is returned unchanged when nothing needs converting;
+// otherwise a converted copy is returned (the input is not modified).
 func normalizeProperties(props map[string]any) map[string]any {
 	needs := false
 	for _, v := range props {
-		if containsJSONNumber(v) || isLocalTime(v) {
+		if containsJSONNumber(v) || containsLocalTime(v) {
 			needs = true
 			break
 		}
@@ -419,13 +427,51 @@ func isLocalTime(v any) bool {
 	return ok && t.Location() == time.Local
 }
 
+var timeType = reflect.TypeFor[time.Time]()
+
+// containsLocalTime reports whether v is a time.Time in time.Local or a
+// list with such an element (validation admits no deeper nesting).
+func containsLocalTime(v any) bool {
+	if isLocalTime(v) {
+		return true
+	}
+	switch x := v.(type) {
+	case []any:
+		return slices.ContainsFunc(x, isLocalTime)
+	case []time.Time:
+		return slices.ContainsFunc(x, func(t time.Time) bool { return t.Location() == time.Local })
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice || rv.Type().Elem() != timeType {
+		return false
+	}
+	for i := 0; i < rv.Len(); i++ {
+		if isLocalTime(rv.Index(i).Interface()) {
+			return true
+		}
+	}
+	return false
+}
+
+// utcIfLocal returns t in UTC when it is in time.Local (the same instant,
+// in a zone Neo4j knows), else t unchanged.
+func utcIfLocal(t time.Time) time.Time {
+	if t.Location() == time.Local {
+		return t.UTC()
+	}
+	return t
+}
+
 func normalizeValue(v any) any {
 	switch x := v.(type) {
 	case time.Time:
-		if x.Location() == time.Local {
-			return x.UTC() // the same instant, in a zone Neo4j knows
+		return utcIfLocal(x)
+	case []time.Time:
+		out := make([]time.Time, len(x))
+		for i, t := range x {
+			out[i] = utcIfLocal(t)
 		}
-		return x
+		return out
 	case json.Number:
 		if i, err := x.Int64(); err == nil {
 			return i
@@ -455,6 +501,10 @@ func normalizeValue(v any) any {
 		out := make([]any, len(x))
 		for i, e := range x {
 			out[i] = e
+			if t, ok := e.(time.Time); ok {
+				out[i] = utcIfLocal(t)
+				continue
+			}
 			if n, ok := e.(json.Number); ok {
 				if allInt {
 					out[i], _ = n.Int64()
@@ -477,6 +527,14 @@ func normalizeValue(v any) any {
 			}
 		}
 		return out
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Type().Elem() == timeType {
+		// A named []time.Time type: keep the type, convert the elements.
+		out := reflect.MakeSlice(rv.Type(), rv.Len(), rv.Len())
+		for i := 0; i < rv.Len(); i++ {
+			out.Index(i).Set(reflect.ValueOf(utcIfLocal(rv.Index(i).Interface().(time.Time))))
+		}
+		return out.Interface()
 	}
 	return v
 }

@@ -197,18 +197,26 @@ func (e *NotReadyError) Error() string {
 // Unwrap returns the last check's cause and the context's error.
 func (e *NotReadyError) Unwrap() []error { return []error{e.Last, e.Cause} }
 
-// permanent reports health-check failures that waiting cannot fix.
+// permanent reports health-check failures that waiting cannot fix: an
+// unknown or closed environment, rejected credentials, or a driver the
+// driver package refused to create from the configuration.
 func permanent(err error) bool {
-	return errors.Is(err, ErrUnknownEnvironment) || isClosedErr(err) || IsAuthError(err) ||
-		errors.Is(err, ErrInvalidConfig)
+	if errors.Is(err, ErrUnknownEnvironment) || isClosedErr(err) || IsAuthError(err) {
+		return true
+	}
+	var envErr *EnvError
+	return errors.As(err, &envErr) && envErr.Op == opCreateDriver
 }
 
 // WaitReady checks env until it is healthy or ctx ends, waiting between
 // attempts with exponential backoff (Options.ReadyInitialBackoff doubling,
 // ±20 % jitter, capped at Options.ReadyMaxBackoff; one fresh backoff per
 // call). It returns nil once healthy. It stops at once, returning the
-// cause, when waiting cannot help: an unknown or closed environment or
-// rejected credentials. When ctx ends first it returns a *NotReadyError
+// cause, when waiting cannot help: an unknown or closed environment,
+// rejected credentials, or a configuration the driver refuses when
+// creating the driver (an *EnvError with Op "create driver" wrapping a
+// *neo4j.UsageError, for example from a setting made in
+// Options.DriverConfig). When ctx ends first it returns a *NotReadyError
 // that wraps the cause of the last check that ran to its end and the
 // context's error.
 func (m *Manager) WaitReady(ctx context.Context, env string) error {

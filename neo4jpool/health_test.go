@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j/config"
 
 	"github.com/atgraph/atg/internal/neo4jtest"
 	"github.com/atgraph/atg/neo4jpool"
@@ -97,6 +98,9 @@ func TestCheckOnSaturatedPoolTimesOut(t *testing.T) {
 	if !strings.Contains(h.Err.Error(), "timed out after 500ms") {
 		t.Errorf("cause: %v", h.Err)
 	}
+	// The check's own 500 ms deadline, not the 30 s acquisition timeout,
+	// ended the wait, and the driver still logged "Borrow time-out": the
+	// AcquireTimeouts counter includes borrows whose caller's context ended.
 	if snap, _ := m.Snapshot("dev"); snap.BorrowQueued == 0 || snap.AcquireTimeouts == 0 {
 		t.Errorf("the wait and the time-out were not counted: %+v", snap)
 	}
@@ -179,5 +183,44 @@ func TestCheckAll(t *testing.T) {
 	}
 	if hs[0].Healthy || hs[0].Err == nil || !hs[1].Healthy {
 		t.Errorf("broken healthy=%v (%v), dev healthy=%v (%v)", hs[0].Healthy, hs[0].Err, hs[1].Healthy, hs[1].Err)
+	}
+}
+
+// A configuration that Configure accepts but the driver refuses when
+// creating the driver cannot start working: WaitReady returns the refusal
+// (the driver's *neo4j.UsageError) after one attempt instead of retrying
+// until its context ends.
+func TestWaitReadyStopsWhenTheDriverRefusesTheConfig(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		uri   string
+		setup func(string, *config.Config)
+	}{
+		"illegal routing context key": {uri: "neo4j://" + closedPort(t) + "?address=x"},
+		"negative liveness timeout": {uri: "bolt://" + closedPort(t), setup: func(_ string, c *config.Config) {
+			c.ConnectionLivenessCheckTimeout = -time.Second
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			m := newManager(t, neo4jpool.Options{ReadyInitialBackoff: 10 * time.Millisecond, ReadyMaxBackoff: 50 * time.Millisecond,
+				DriverConfig: tc.setup})
+			if err := m.Configure(t.Context(), "dev", neo4jpool.Config{URI: tc.uri, User: "neo4j", Password: testPassword}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := m.WaitReady(ctx, "dev")
+			var usage *neo4j.UsageError
+			var nr *neo4jpool.NotReadyError
+			var envErr *neo4jpool.EnvError
+			if errors.As(err, &nr) || !errors.As(err, &usage) || !errors.As(err, &envErr) || envErr.Op != "create driver" {
+				t.Fatalf("want the driver's refusal at once, got %v", err)
+			}
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("WaitReady took %s for a configuration that cannot work", took)
+			}
+		})
 	}
 }

@@ -221,8 +221,10 @@ func (im *Importer) run(ctx context.Context, size int,
 	}
 	var res ImportResult
 
+	// Statements and rows are built before each chunk's transaction begins
+	// (prepare), not inside it, so a retry of the transaction reuses them.
 	nw := &nodeWriter{base: im.baseLabel(), stmts: make(map[string]string)}
-	_, err := ChunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, nw.write, func(done, total int) {
+	_, err := chunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, nw.prepare, nw.write, func(done, total int) {
 		res.Nodes = done
 		res.NodesCreated += nw.created
 		res.Chunks++
@@ -235,7 +237,7 @@ func (im *Importer) run(ctx context.Context, size int,
 	}
 
 	rw := &relWriter{base: im.baseLabel(), stmts: make(map[string]string)}
-	_, err = ChunkedWriteSeq(ctx, im.Manager, im.Env, rels, relTotal, size, rw.write, func(done, total int) {
+	_, err = chunkedWriteSeq(ctx, im.Manager, im.Env, rels, relTotal, size, rw.prepare, rw.write, func(done, total int) {
 		res.Relationships += rw.written
 		res.RelationshipsSkipped += rw.rows - rw.written
 		res.RelationshipsCreated += rw.created
@@ -295,45 +297,54 @@ func (im *Importer) ensureConstraint(ctx context.Context, label string) error {
 // only reads it.
 var emptyProps = map[string]any{}
 
+// batch is one statement of a chunk's transaction with its rows.
+type batch struct {
+	stmt string
+	rows []any
+}
+
 // nodeWriter writes node chunks; created holds the counts of the last
 // successful attempt (the driver may run write more than once).
 type nodeWriter struct {
 	base    string
 	stmts   map[string]string // label-set key -> statement
 	created int
+
+	keyBuf  []byte   // labelKey's buffer, reused across nodes
+	scratch []string // labelKey's sorting space, reused across nodes
 }
 
-type nodeGroup struct {
-	key    string
-	labels []string
-	rows   []any
-}
-
-func (w *nodeWriter) write(ctx context.Context, tx neo4j.ManagedTransaction, chunk []Node) error {
-	w.created = 0
-	var order []*nodeGroup
-	groups := make(map[string]*nodeGroup)
-	var keyBuf []byte
-	var scratch []string
+// prepare groups a chunk of nodes by label set (in order of first
+// appearance) and builds each group's statement and rows, before the
+// chunk's transaction begins.
+func (w *nodeWriter) prepare(chunk []Node) []batch {
+	var out []batch
+	index := make(map[string]int) // label-set key -> position in out
 	for i := range chunk {
 		n := &chunk[i]
-		keyBuf, scratch = labelKey(keyBuf[:0], scratch[:0], n.Labels, w.base)
-		g := groups[string(keyBuf)] // no allocation for the lookup
-		if g == nil {
-			key := string(keyBuf)
-			g = &nodeGroup{key: key, labels: labelSet(n.Labels, w.base)}
-			groups[key] = g
-			order = append(order, g)
+		w.keyBuf, w.scratch = labelKey(w.keyBuf[:0], w.scratch[:0], n.Labels, w.base)
+		j, ok := index[string(w.keyBuf)] // no allocation for the lookup
+		if !ok {
+			key := string(w.keyBuf)
+			j = len(out)
+			index[key] = j
+			out = append(out, batch{stmt: w.statement(key)})
 		}
 		props := emptyProps
 		if len(n.Properties) > 0 {
 			props = normalizeProperties(n.Properties)
 		}
-		g.rows = append(g.rows, map[string]any{"id": n.ID, "props": props})
+		out[j].rows = append(out[j].rows, map[string]any{"id": n.ID, "props": props})
 	}
+	return out
+}
+
+// write runs the prepared statements of one chunk in tx.
+func (w *nodeWriter) write(ctx context.Context, tx neo4j.ManagedTransaction, batches []batch) error {
+	w.created = 0
 	created := 0
-	for _, g := range order {
-		res, err := tx.Run(ctx, w.statement(g), map[string]any{"rows": g.rows})
+	for _, b := range batches {
+		res, err := tx.Run(ctx, b.stmt, map[string]any{"rows": b.rows})
 		if err != nil {
 			return err
 		}
@@ -350,7 +361,8 @@ func (w *nodeWriter) write(ctx context.Context, tx neo4j.ManagedTransaction, chu
 // labelKey appends to buf the label set of labels (sorted, without
 // duplicates and without base) joined by ':', using scratch for sorting
 // only when labels are not already sorted. It allocates nothing once buf
-// and scratch have grown.
+// and scratch have grown. Labels match IdentifierPattern, which admits no
+// ':', so the key splits back into the set.
 func labelKey(buf []byte, scratch, labels []string, base string) ([]byte, []string) {
 	sorted := true
 	for i := 1; i < len(labels); i++ {
@@ -380,47 +392,27 @@ func labelKey(buf []byte, scratch, labels []string, base string) ([]byte, []stri
 	return buf, scratch
 }
 
-func (w *nodeWriter) statement(g *nodeGroup) string {
-	if s, ok := w.stmts[g.key]; ok {
+// statement returns the MERGE statement for the label set key (see
+// labelKey), building it on first use.
+func (w *nodeWriter) statement(key string) string {
+	if s, ok := w.stmts[key]; ok {
 		return s
 	}
 	var b strings.Builder
 	b.WriteString("UNWIND $rows AS row MERGE (n:")
 	b.WriteString(quoteIdentifier(w.base))
 	b.WriteString(" {id: row.id})")
-	if len(g.labels) > 0 {
+	if key != "" {
 		b.WriteString(" SET n")
-		for _, l := range g.labels {
+		for l := range strings.SplitSeq(key, ":") {
 			b.WriteString(":")
 			b.WriteString(quoteIdentifier(l))
 		}
 	}
 	b.WriteString(" SET n += row.props")
 	s := b.String()
-	w.stmts[g.key] = s
+	w.stmts[key] = s
 	return s
-}
-
-// labelSet returns labels sorted, without duplicates and without base. It
-// does not modify labels.
-func labelSet(labels []string, base string) []string {
-	switch len(labels) {
-	case 0:
-		return nil
-	case 1:
-		if labels[0] == base {
-			return nil
-		}
-		return labels
-	}
-	out := make([]string, 0, len(labels))
-	for _, l := range labels {
-		if l != base {
-			out = append(out, l)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // relWriter writes relationship chunks; rows, written and created hold the
@@ -431,24 +423,36 @@ type relWriter struct {
 	rows, written, created int
 }
 
-func (w *relWriter) write(ctx context.Context, tx neo4j.ManagedTransaction, chunk []Relationship) error {
-	w.rows, w.written, w.created = 0, 0, 0
-	var order []string
-	groups := make(map[string][]any)
+// prepare groups a chunk of relationships by type (in order of first
+// appearance) and builds each group's statement and rows, before the
+// chunk's transaction begins.
+func (w *relWriter) prepare(chunk []Relationship) []batch {
+	var out []batch
+	index := make(map[string]int) // type -> position in out
 	for i := range chunk {
 		r := &chunk[i]
-		if _, ok := groups[r.Type]; !ok {
-			order = append(order, r.Type)
+		j, ok := index[r.Type]
+		if !ok {
+			j = len(out)
+			index[r.Type] = j
+			out = append(out, batch{stmt: w.statement(r.Type)})
 		}
 		props := emptyProps
 		if len(r.Properties) > 0 {
 			props = normalizeProperties(r.Properties)
 		}
-		groups[r.Type] = append(groups[r.Type], map[string]any{"from": r.From, "to": r.To, "props": props})
+		out[j].rows = append(out[j].rows, map[string]any{"from": r.From, "to": r.To, "props": props})
 	}
-	written, created := 0, 0
-	for _, typ := range order {
-		res, err := tx.Run(ctx, w.statement(typ), map[string]any{"rows": groups[typ]})
+	return out
+}
+
+// write runs the prepared statements of one chunk in tx.
+func (w *relWriter) write(ctx context.Context, tx neo4j.ManagedTransaction, batches []batch) error {
+	w.rows, w.written, w.created = 0, 0, 0
+	rows, written, created := 0, 0, 0
+	for _, b := range batches {
+		rows += len(b.rows)
+		res, err := tx.Run(ctx, b.stmt, map[string]any{"rows": b.rows})
 		if err != nil {
 			return err
 		}
@@ -465,7 +469,7 @@ func (w *relWriter) write(ctx context.Context, tx neo4j.ManagedTransaction, chun
 		}
 		created += summary.Counters().RelationshipsCreated()
 	}
-	w.rows, w.written, w.created = len(chunk), written, created
+	w.rows, w.written, w.created = rows, written, created
 	return nil
 }
 

@@ -256,6 +256,11 @@ func (m *Manager) driver(ctx context.Context, env string) (neo4j.DriverWithConte
 	}
 }
 
+// opCreateDriver is the EnvError.Op of a driver the driver package refused
+// to create (a *neo4j.UsageError: a setting it does not accept). Creation
+// does no I/O, so trying again with the same configuration cannot succeed.
+const opCreateDriver = "create driver"
+
 // open creates and verifies a driver. A driver that fails verification is
 // closed.
 func (m *Manager) open(ctx context.Context, env string, cfg Config, em *envMetrics) (neo4j.DriverWithContext, error) {
@@ -272,7 +277,7 @@ func (m *Manager) open(ctx context.Context, env string, cfg Config, em *envMetri
 		}
 	})
 	if err != nil {
-		return nil, &EnvError{Env: env, URI: uri, Op: "create driver", Err: err}
+		return nil, &EnvError{Env: env, URI: uri, Op: opCreateDriver, Err: err}
 	}
 	m.verifications.Add(1)
 	if err := d.VerifyConnectivity(ctx); err != nil {

@@ -43,6 +43,11 @@ var TxStartBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 //     Bolt connection log lines ("Connected" after a successful handshake
 //     and login, "Close" of such a connection). These strings are not driver
 //     API; the parser is golden-tested against the pinned driver version.
+//     The pool lines count what the driver logs, which is not exactly
+//     "borrows that waited" and "acquisitions that timed out" (see the
+//     fields): a borrow that waits more than once is counted once per wait,
+//     and "Borrow time-out" is also logged when the caller's context ends
+//     while a borrow waits, or when dialling a new connection times out.
 //   - Idle connections and exact acquisition time are not observable.
 //     ConnectionsOpenEstimate is created minus closed.
 type Snapshot struct {
@@ -64,11 +69,22 @@ type Snapshot struct {
 	UtilizationPercent float64 `json:"utilization_percent"`
 	// PeakUtilizationPercent is the highest UtilizationPercent in the window.
 	PeakUtilizationPercent float64 `json:"peak_utilization_percent"`
-	// BorrowQueued counts borrows that waited for a free connection.
+	// BorrowQueued counts the driver's "Borrow queued" log lines: one each
+	// time a borrow joins the pool's wait queue because no connection is
+	// free. A borrow woken by a returned connection that finds it taken
+	// queues, and is counted, again: this counts waits, not distinct
+	// borrows.
 	BorrowQueued uint64 `json:"borrow_queued_total"`
 	// BorrowQueuedInWindow counts those in the window.
 	BorrowQueuedInWindow uint64 `json:"borrow_queued_in_window"`
-	// AcquireTimeouts counts connection acquisitions that timed out.
+	// AcquireTimeouts counts the driver's "Borrow time-out" log lines. The
+	// driver logs one when a borrow waiting in the queue gives up because
+	// its context ended: the acquisition timeout (Config.ConnectionTimeout),
+	// but equally the caller's own deadline or cancellation, a health
+	// check's timeout, the chunk timeout or the retry-time bound. It also
+	// logs one when dialling a new connection fails with a time-out (which
+	// ConnectionsFailed counts too). It is therefore an upper bound of true
+	// acquisition time-outs.
 	AcquireTimeouts uint64 `json:"acquire_timeouts_total"`
 	// AcquireTimeoutsInWindow counts those in the window.
 	AcquireTimeoutsInWindow uint64 `json:"acquire_timeouts_in_window"`
@@ -99,7 +115,10 @@ type Snapshot struct {
 
 // TxStartStats summarises the time from calling ExecuteRead/ExecuteWrite to
 // the first run of the work function. Quantiles are bucket upper bounds
-// (TxStartBuckets), so they over-estimate by at most one bucket.
+// (TxStartBuckets): a quantile that falls within the buckets is the upper
+// bound of the bucket it falls in, so it over-estimates by less than that
+// bucket's width; one that falls beyond the last bound (60 s) is reported
+// as 60 s, an under-estimate of unknown size.
 type TxStartStats struct {
 	// Count is the number of calls observed.
 	Count uint64 `json:"count"`
@@ -107,12 +126,12 @@ type TxStartStats struct {
 	SumSeconds float64 `json:"sum_seconds"`
 	// MeanSeconds is SumSeconds / Count (0 when Count is 0).
 	MeanSeconds float64 `json:"mean_seconds"`
-	// P50Seconds is the median (bucket upper bound).
+	// P50Seconds is the median (bucket upper bound, at most 60).
 	P50Seconds float64 `json:"p50_seconds"`
-	// P95Seconds is the 95th percentile (bucket upper bound); P95 far above
-	// P50 means callers queue for connections.
+	// P95Seconds is the 95th percentile (bucket upper bound, at most 60);
+	// P95 far above P50 means callers queue for connections.
 	P95Seconds float64 `json:"p95_seconds"`
-	// P99Seconds is the 99th percentile (bucket upper bound).
+	// P99Seconds is the 99th percentile (bucket upper bound, at most 60).
 	P99Seconds float64 `json:"p99_seconds"`
 }
 
@@ -226,6 +245,15 @@ func (e *envMetrics) health() (Health, bool) {
 
 // snapshot computes a Snapshot now.
 func (e *envMetrics) snapshot() Snapshot {
+	s, _ := e.collect(true)
+	return s
+}
+
+// collect computes a Snapshot now and returns with it the reading of the
+// tx-start histogram its TxStart was computed from, so that a scrape reads
+// the histogram once. Without explain, Recommendation.Reason is left empty
+// (the Prometheus collector exports only the action).
+func (e *envMetrics) collect(explain bool) (Snapshot, histogramReading) {
 	now := e.win.now()
 	poolMax := e.poolMax.Load()
 	active := e.txActive.Load()
@@ -234,6 +262,7 @@ func (e *envMetrics) snapshot() Snapshot {
 	committed, failed := e.txCommitted.Load(), e.txFailed.Load()
 	created, closed := e.connCreated.Load(), e.connClosed.Load()
 	peakPct := UtilizationPercent(peak, poolMax)
+	txStart := e.txStart.read()
 	return Snapshot{
 		Environment:             e.env,
 		TakenAt:                 now,
@@ -257,9 +286,9 @@ func (e *envMetrics) snapshot() Snapshot {
 		TxRetried:               e.txRetried.Load(),
 		TxAttempts:              e.txAttempts.Load(),
 		FailureRatePercent:      FailureRatePercent(failed, committed+failed),
-		TxStart:                 e.txStart.stats(),
-		Recommendation:          Recommend(peakPct, queuedW, timeoutsW, e.win.span),
-	}
+		TxStart:                 e.txStart.stats(txStart),
+		Recommendation:          recommend(peakPct, queuedW, timeoutsW, e.win.span, explain),
+	}, txStart
 }
 
 // slidingWindow keeps per-bucket maxima and counts over the last span.
@@ -368,19 +397,29 @@ func (h *histogram) observe(seconds float64) {
 	}
 }
 
-// read returns the total count, the sum and the cumulative bucket counts.
-func (h *histogram) read() (count uint64, sum float64, cumulative map[float64]uint64) {
-	cumulative = make(map[float64]uint64, len(h.bounds))
-	for i, b := range h.bounds {
-		count += h.counts[i].Load()
-		cumulative[b] = count
-	}
-	count += h.counts[len(h.bounds)].Load()
-	return count, math.Float64frombits(h.sumBits.Load()), cumulative
+// histogramReading is one reading of a histogram.
+type histogramReading struct {
+	count      uint64             // observations, +Inf bucket included
+	sum        float64            // sum of the observations
+	cumulative map[float64]uint64 // upper bound -> observations <= bound
 }
 
-func (h *histogram) stats() TxStartStats {
-	count, sum, cum := h.read()
+// read returns the total count, the sum and the cumulative bucket counts.
+// Observations that land while it runs may be partly included.
+func (h *histogram) read() histogramReading {
+	r := histogramReading{cumulative: make(map[float64]uint64, len(h.bounds))}
+	for i, b := range h.bounds {
+		r.count += h.counts[i].Load()
+		r.cumulative[b] = r.count
+	}
+	r.count += h.counts[len(h.bounds)].Load()
+	r.sum = math.Float64frombits(h.sumBits.Load())
+	return r
+}
+
+// stats summarises the reading r of h (see TxStartStats).
+func (h *histogram) stats(r histogramReading) TxStartStats {
+	count, sum, cum := r.count, r.sum, r.cumulative
 	s := TxStartStats{Count: count, SumSeconds: sum}
 	if count == 0 {
 		return s

@@ -150,16 +150,46 @@ func TestHistogramStats(t *testing.T) {
 		h.observe(0.2) // <= 250 ms
 	}
 	h.observe(100) // beyond the last bucket
-	s := h.stats()
+	s := h.stats(h.read())
 	if s.Count != 100 || s.P50Seconds != 0.001 || s.P95Seconds != 0.25 || s.P99Seconds != 0.25 {
 		t.Errorf("stats: %+v", s)
 	}
 	if s.SumSeconds < 101.8 || s.SumSeconds > 101.9 {
 		t.Errorf("sum: %v", s.SumSeconds)
 	}
-	count, _, cum := h.read()
+	r := h.read()
+	count, cum := r.count, r.cumulative
 	if count != 100 || cum[0.001] != 90 || cum[0.25] != 99 || cum[60] != 99 {
 		t.Errorf("cumulative: %d %v", count, cum)
+	}
+
+	// Beyond the last bound, quantiles are reported as the last bound: an
+	// under-estimate, as TxStartStats documents.
+	slow := newHistogram(TxStartBuckets)
+	slow.observe(100)
+	slow.observe(200)
+	if s := slow.stats(slow.read()); s.P50Seconds != 60 || s.P99Seconds != 60 || s.MeanSeconds != 150 {
+		t.Errorf("beyond the last bound: %+v", s)
+	}
+}
+
+// A scrape reads the histogram once: the exported histogram and the
+// snapshot it exports come from the same reading, and the collector does
+// not format the recommendation's reason it does not export.
+func TestCollectReadsTheHistogramOnce(t *testing.T) {
+	em := newEnvMetrics("dev", time.Minute, nil)
+	em.poolMax.Store(4)
+	em.txStart.observe(0.003)
+	em.txStart.observe(2)
+	s, r := em.collect(false)
+	if r.count != 2 || s.TxStart.Count != r.count || s.TxStart.SumSeconds != r.sum || r.cumulative[0.005] != 1 {
+		t.Errorf("snapshot %+v from reading %+v", s.TxStart, r)
+	}
+	if s.Recommendation.Reason != "" || s.Recommendation.Action != ActionScaleDown {
+		t.Errorf("collector recommendation: %+v", s.Recommendation)
+	}
+	if full := em.snapshot(); full.Recommendation.Action != s.Recommendation.Action || full.Recommendation.Reason == "" {
+		t.Errorf("snapshot recommendation: %+v", full.Recommendation)
 	}
 }
 
@@ -203,7 +233,7 @@ atg_neo4j_pool_max_connections{env="dev"} 4
 # HELP atg_neo4j_pool_utilization_ratio tx_active divided by the pool maximum.
 # TYPE atg_neo4j_pool_utilization_ratio gauge
 atg_neo4j_pool_utilization_ratio{env="dev"} 0.75
-# HELP atg_neo4j_pool_borrow_queued_total Connection borrows that had to wait for a free connection (driver log 'Borrow queued').
+# HELP atg_neo4j_pool_borrow_queued_total Times a connection borrow joined the pool's wait queue (driver log 'Borrow queued'; a borrow that waits again counts again).
 # TYPE atg_neo4j_pool_borrow_queued_total counter
 atg_neo4j_pool_borrow_queued_total{env="dev"} 1
 # HELP atg_neo4j_pool_scale_recommendation 1 for the currently advised pool action (scale_up, scale_down, ok), 0 for the others.

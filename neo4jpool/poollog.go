@@ -47,8 +47,8 @@ type logEvent int
 
 const (
 	eventNone            logEvent = iota
-	eventBorrowQueued             // pool: a borrow waits in the queue for a free connection
-	eventAcquireTimeout           // pool: a borrow gave up (acquisition time-out or ctx done)
+	eventBorrowQueued             // pool: a borrow joins the wait queue (again after each wake-up that finds no connection)
+	eventAcquireTimeout           // pool: a borrow gave up (its ctx ended while queued: acquisition time-out, caller's deadline or cancellation; or a dial timed out)
 	eventConnectFailed            // pool: dialling, TLS, handshake or login failed
 	eventConnected                // bolt: a new connection completed handshake and login
 	eventConnectionClose          // bolt: a connection is being closed

@@ -54,32 +54,51 @@ func FailureRatePercent(failed, total uint64) float64 {
 
 // Recommend turns measurements over one window into advice:
 //
-//   - scale_up when a connection acquisition timed out or a borrow had to
-//     queue for a free connection in the window, or when peak utilisation
-//     was above ScaleUpAbovePercent;
+//   - scale_up when acquireTimeouts or borrowQueued is not zero, or when
+//     peak utilisation was above ScaleUpAbovePercent;
 //   - scale_down when peak utilisation was below ScaleDownBelowPercent (and
-//     nothing queued);
+//     both counts are zero);
 //   - ok otherwise.
 //
 // peakPercent is the highest transactions-active / pool-max percentage seen
-// in the window.
+// in the window. The manager passes the counts of the driver's "Borrow
+// time-out" and "Borrow queued" log lines in the window (see
+// [Snapshot.AcquireTimeouts] and [Snapshot.BorrowQueued]) and treats every
+// one as a sign of a pool too small. That is not always so: "Borrow
+// time-out" is also logged when a caller's context ends (cancellation, its
+// own deadline, a health check's timeout) while its borrow waits, and when
+// dialling a new connection times out (an unreachable server), and a
+// borrow that waits twice is counted twice. The advice does not tell these
+// cases apart. The reason names the count that decided.
 func Recommend(peakPercent float64, borrowQueued, acquireTimeouts uint64, window time.Duration) Recommendation {
-	w := window.String()
+	return recommend(peakPercent, borrowQueued, acquireTimeouts, window, true)
+}
+
+// recommend is Recommend; without explain it leaves Reason empty and
+// formats nothing.
+func recommend(peakPercent float64, borrowQueued, acquireTimeouts uint64, window time.Duration, explain bool) Recommendation {
+	advise := func(a Action, format string, args ...any) Recommendation {
+		if !explain {
+			return Recommendation{Action: a}
+		}
+		return Recommendation{a, fmt.Sprintf(format, args...)}
+	}
 	switch {
 	case acquireTimeouts > 0:
-		return Recommendation{ActionScaleUp, fmt.Sprintf(
-			"%d connection acquisition(s) timed out in the last %s (peak utilisation %.0f%%)", acquireTimeouts, w, peakPercent)}
+		return advise(ActionScaleUp,
+			"%d connection borrow(s) timed out or were given up in the last %s (driver log \"Borrow time-out\"; peak utilisation %.0f%%)",
+			acquireTimeouts, window, peakPercent)
 	case borrowQueued > 0:
-		return Recommendation{ActionScaleUp, fmt.Sprintf(
-			"%d borrow(s) waited for a free connection in the last %s (peak utilisation %.0f%%)", borrowQueued, w, peakPercent)}
+		return advise(ActionScaleUp,
+			"borrows waited for a free connection %d time(s) in the last %s (peak utilisation %.0f%%)", borrowQueued, window, peakPercent)
 	case peakPercent > ScaleUpAbovePercent:
-		return Recommendation{ActionScaleUp, fmt.Sprintf(
-			"peak utilisation %.0f%% in the last %s is above %.0f%%", peakPercent, w, ScaleUpAbovePercent)}
+		return advise(ActionScaleUp,
+			"peak utilisation %.0f%% in the last %s is above %.0f%%", peakPercent, window, ScaleUpAbovePercent)
 	case peakPercent < ScaleDownBelowPercent:
-		return Recommendation{ActionScaleDown, fmt.Sprintf(
-			"peak utilisation %.0f%% in the last %s is below %.0f%%", peakPercent, w, ScaleDownBelowPercent)}
+		return advise(ActionScaleDown,
+			"peak utilisation %.0f%% in the last %s is below %.0f%%", peakPercent, window, ScaleDownBelowPercent)
 	default:
-		return Recommendation{ActionOK, fmt.Sprintf(
-			"peak utilisation %.0f%% in the last %s is within %.0f%%-%.0f%%", peakPercent, w, ScaleDownBelowPercent, ScaleUpAbovePercent)}
+		return advise(ActionOK,
+			"peak utilisation %.0f%% in the last %s is within %.0f%%-%.0f%%", peakPercent, window, ScaleDownBelowPercent, ScaleUpAbovePercent)
 	}
 }

@@ -118,10 +118,13 @@ func (e *RetryError) Unwrap() []error {
 // driver's "gave up" error, TransactionExecutionLimit, as not retryable, so
 // an accidental wrap does not stack.)
 //
-// Syntax errors, constraint violations, authentication failures and other
-// client errors are returned at once, unchanged, after one call. When Retry
-// gives up on a retryable error it returns a *RetryError wrapping the last
-// error (not just the context's error, unlike go-retry).
+// An error that is not retryable (syntax errors, constraint violations,
+// authentication failures and other client errors) ends the retries at
+// once and is returned unchanged. When Retry gives up on a retryable error
+// it returns a *RetryError wrapping the last error (not just the context's
+// error, unlike go-retry), even after a single call (MaxAttempts 1, or
+// MaxDuration over before a second call). When ctx ends before the first
+// call, its error is returned as go-retry reports it.
 func Retry(ctx context.Context, policy RetryPolicy, fn func(ctx context.Context) error) error {
 	_, err := RetryValue(ctx, policy, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, fn(ctx)
@@ -156,7 +159,7 @@ func RetryValue[T any](ctx context.Context, policy RetryPolicy, fn func(ctx cont
 		return zero, err
 	case ctx.Err() != nil:
 		return zero, &RetryError{Attempts: attempts, Err: last, Cause: context.Cause(ctx)}
-	case attempts == 1 || !IsRetryable(last):
+	case !IsRetryable(last):
 		return zero, last
 	default:
 		return zero, &RetryError{Attempts: attempts, Err: last}

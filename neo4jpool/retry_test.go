@@ -86,6 +86,28 @@ func TestRetryNeverRetriesPermanentErrors(t *testing.T) {
 	}
 }
 
+// Giving up on a retryable error after a single call still returns a
+// *RetryError: with MaxAttempts 1, and when MaxDuration ends before a
+// second call.
+func TestRetryGivesUpAfterOneCall(t *testing.T) {
+	for name, p := range map[string]neo4jpool.RetryPolicy{
+		"one attempt":    {MaxAttempts: 1},
+		"short duration": {MaxAttempts: -1, InitialBackoff: time.Second, MaxBackoff: time.Second, MaxDuration: time.Millisecond},
+	} {
+		calls := 0
+		err := neo4jpool.Retry(t.Context(), p, func(context.Context) error {
+			calls++
+			time.Sleep(5 * time.Millisecond) // MaxDuration is over before the first wait
+			return transientErr()
+		})
+		var rerr *neo4jpool.RetryError
+		var dbErr *neo4j.Neo4jError
+		if !errors.As(err, &rerr) || rerr.Attempts != 1 || rerr.Cause != nil || calls != 1 || !errors.As(err, &dbErr) {
+			t.Errorf("%s: want a RetryError after 1 attempt wrapping the last error, got %#v (%d calls)", name, err, calls)
+		}
+	}
+}
+
 func TestRetryContextCancelledWhileWaiting(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	calls := 0
@@ -149,45 +171,60 @@ func TestRetryPolicyDefaults(t *testing.T) {
 	}
 }
 
+// TestClassifiers gives each classifier its own, freshly built error
+// values: the driver reclassifies some codes the first time one of its
+// accessors runs, so a classifier must not depend on another having seen
+// the error first.
 func TestClassifiers(t *testing.T) {
-	conn := &neo4j.ConnectivityError{Inner: io.EOF}
-	wrapped := &neo4jpool.EnvError{Env: "dev", URI: "bolt://x", Op: "connect", Err: conn}
-	limitConn := &neo4j.TransactionExecutionLimit{Cause: "timeout", Errors: []error{conn}}
-	netErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
-	cases := []struct {
+	type classifierCase struct {
 		name                                 string
 		err                                  error
 		retryable, auth, unavailable, client bool
-	}{
-		{"nil", nil, false, false, false, false},
-		{"transient", transientErr(), true, false, true, false},
-		{"wrapped transient", fmt.Errorf("x: %w", transientErr()), true, false, true, false},
-		{"deadlock", &neo4j.Neo4jError{Code: "Neo.TransientError.Transaction.DeadlockDetected"}, true, false, false, false},
-		{"connectivity", conn, true, false, true, false},
-		{"wrapped connectivity", wrapped, true, false, true, false},
-		{"driver gave up", limitConn, false, false, true, false},
-		{"syntax", syntaxErr(), false, false, false, true},
-		{"constraint", constraintErr(), false, false, false, true},
-		{"auth", authErr(), false, true, false, false},
-		{"rate limit", &neo4j.Neo4jError{Code: "Neo.ClientError.Security.AuthenticationRateLimit"}, false, true, false, false},
-		{"forbidden", &neo4j.Neo4jError{Code: "Neo.ClientError.Security.Forbidden"}, false, false, false, false},
-		{"not a leader", &neo4j.Neo4jError{Code: "Neo.ClientError.Cluster.NotALeader"}, true, false, false, false},
-		{"net error", netErr, false, false, true, false},
-		{"closed", fmt.Errorf("x: %w", net.ErrClosed), false, false, true, false},
-		{"not ready", &neo4jpool.NotReadyError{Env: "dev", Last: conn, Cause: context.DeadlineExceeded}, true, false, true, false},
-		{"plain", errors.New("x"), false, false, false, false},
-		{"old terminated code", &neo4j.Neo4jError{Code: "Neo.TransientError.Transaction.Terminated"}, false, false, false, true},
 	}
-	for _, c := range cases {
+	fresh := func() []classifierCase {
+		conn := &neo4j.ConnectivityError{Inner: io.EOF}
+		wrapped := &neo4jpool.EnvError{Env: "dev", URI: "bolt://x", Op: "connect", Err: conn}
+		limitConn := &neo4j.TransactionExecutionLimit{Cause: "timeout", Errors: []error{conn}}
+		netErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+		return []classifierCase{
+			{"nil", nil, false, false, false, false},
+			{"transient", transientErr(), true, false, true, false},
+			{"wrapped transient", fmt.Errorf("x: %w", transientErr()), true, false, true, false},
+			{"deadlock", &neo4j.Neo4jError{Code: "Neo.TransientError.Transaction.DeadlockDetected"}, true, false, false, false},
+			{"connectivity", conn, true, false, true, false},
+			{"wrapped connectivity", wrapped, true, false, true, false},
+			{"driver gave up", limitConn, false, false, true, false},
+			{"syntax", syntaxErr(), false, false, false, true},
+			{"constraint", constraintErr(), false, false, false, true},
+			{"auth", authErr(), false, true, false, false},
+			{"rate limit", &neo4j.Neo4jError{Code: "Neo.ClientError.Security.AuthenticationRateLimit"}, false, true, false, false},
+			{"forbidden", &neo4j.Neo4jError{Code: "Neo.ClientError.Security.Forbidden"}, false, false, false, false},
+			{"not a leader", &neo4j.Neo4jError{Code: "Neo.ClientError.Cluster.NotALeader"}, true, false, false, false},
+			{"net error", netErr, false, false, true, false},
+			{"closed", fmt.Errorf("x: %w", net.ErrClosed), false, false, true, false},
+			{"not ready", &neo4jpool.NotReadyError{Env: "dev", Last: conn, Cause: context.DeadlineExceeded}, true, false, true, false},
+			{"plain", errors.New("x"), false, false, false, false},
+			{"old terminated code", &neo4j.Neo4jError{Code: "Neo.TransientError.Transaction.Terminated"}, false, false, false, true},
+			{"wrapped old terminated code", fmt.Errorf("x: %w", &neo4j.Neo4jError{Code: "Neo.TransientError.Transaction.Terminated"}), false, false, false, true},
+			{"old lock client stopped code", &neo4j.Neo4jError{Code: "Neo.TransientError.Transaction.LockClientStopped"}, false, false, false, true},
+		}
+	}
+	for _, c := range fresh() {
 		if got := neo4jpool.IsRetryable(c.err); got != c.retryable {
 			t.Errorf("%s: IsRetryable = %v", c.name, got)
 		}
+	}
+	for _, c := range fresh() {
 		if got := neo4jpool.IsAuthError(c.err); got != c.auth {
 			t.Errorf("%s: IsAuthError = %v", c.name, got)
 		}
+	}
+	for _, c := range fresh() {
 		if got := neo4jpool.IsUnavailable(c.err); got != c.unavailable {
 			t.Errorf("%s: IsUnavailable = %v", c.name, got)
 		}
+	}
+	for _, c := range fresh() {
 		if got := neo4jpool.IsClientError(c.err); got != c.client {
 			t.Errorf("%s: IsClientError = %v", c.name, got)
 		}

@@ -31,12 +31,14 @@ type retryGuard struct {
 	succeeded bool // the last work returned nil: its commit may be in flight
 }
 
+// newRetryGuard starts a guard of limit, which must be positive: the
+// stored Config's MaxTransactionRetryTime always is (Configure applies
+// WithDefaults, which turns zero into the default, and Validate refuses a
+// negative value).
 func newRetryGuard(parent context.Context, limit time.Duration) *retryGuard {
 	g := &retryGuard{limit: limit}
 	g.ctx, g.cancel = context.WithCancelCause(parent)
-	if limit > 0 {
-		g.timer = time.AfterFunc(limit, g.expire)
-	}
+	g.timer = time.AfterFunc(limit, g.expire)
 	return g
 }
 
@@ -73,9 +75,7 @@ func (g *retryGuard) leave(err error) {
 }
 
 func (g *retryGuard) stop() {
-	if g.timer != nil {
-		g.timer.Stop()
-	}
+	g.timer.Stop()
 	g.cancel(nil)
 }
 
