@@ -347,7 +347,7 @@ func (r *Report) finish(ctx context.Context) {
 		}
 	}
 	if p := r.Pool; p != nil && p.AcquireTimeoutsTotal > 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("pool: %v connection acquisition(s) timed out", p.AcquireTimeoutsTotal))
+		r.Problems = append(r.Problems, fmt.Sprintf("pool: %v connection borrow(s) timed out or were given up (driver log \"Borrow time-out\")", p.AcquireTimeoutsTotal))
 	}
 	if r.Cleanup.Error != "" {
 		r.Problems = append(r.Problems, "cleanup: "+r.Cleanup.Error)
