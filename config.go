@@ -320,29 +320,18 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 	}
 
 	cfg.Environment = DefaultEnvironment
-	envOK := true
 	if s := strings.TrimSpace(raw.Environment); s != "" {
-		e, err := auth.ParseEnvironment(s)
-		if err != nil {
-			p.add("ENVIRONMENT", s, "must be dev, integration or production")
-			envOK = false
-		} else {
-			cfg.Environment = e
-		}
+		cfg.Environment = auth.Environment(s) // validated below with the other fields
 	}
-	if envOK {
+	if cfg.Environment.Valid() { // the Neo4j variables depend on it
 		neo, err := loadNeo4j(vars, cfg.Environment)
 		cfg.Neo4j = neo
-		if ce, ok := err.(*ConfigError); ok {
-			p.list = append(p.list, ce.Problems...)
-		} else {
-			p.addErr(err)
-		}
+		p.merge(err)
 	}
 	// The Neo4j part was validated as it loaded; now the server's fields
 	// (range problems of the values that did parse, too).
-	p.list = append(p.list, cfg.validateServer(envOK)...)
-	if envOK && cfg.Environment == auth.Production && len(cfg.APIKeys) == 0 && cfg.KeysFile == "" {
+	p.list = append(p.list, cfg.validateServer()...)
+	if cfg.Environment == auth.Production && len(cfg.APIKeys) == 0 && cfg.KeysFile == "" {
 		p.add("ATG_API_KEYS", "", "at least one API key is required in production (set ATG_API_KEYS or ATG_KEYS_FILE)")
 	}
 	return cfg, p.err("server")
@@ -354,21 +343,15 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 // production).
 func (c ServerConfig) Validate() error {
 	var p problems
-	p.list = append(p.list, c.validateServer(true)...)
-	if err := validateNeo4j(c.Neo4j); err != nil {
-		if ce, ok := err.(*ConfigError); ok {
-			p.list = append(p.list, ce.Problems...)
-		} else {
-			p.addErr(err)
-		}
-	}
+	p.list = append(p.list, c.validateServer()...)
+	p.merge(validateNeo4j(c.Neo4j))
 	return p.err("server")
 }
 
 // validateServer returns the problems with the server-only fields: the
 // original's checks first and in its order (port, workers, tenant), then
 // ranges, TLS, CORS, and the production key environment.
-func (c ServerConfig) validateServer(checkEnv bool) []error {
+func (c ServerConfig) validateServer() []error {
 	var p problems
 	if c.Port < 1 || c.Port > 65535 {
 		p.add("ATG_SERVER_PORT", strconv.Itoa(c.Port), "port must be between 1 and 65535")
@@ -411,12 +394,9 @@ func (c ServerConfig) validateServer(checkEnv bool) []error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		p.add("ATG_TLS_CERT_FILE", c.TLSCertFile, "ATG_TLS_CERT_FILE and ATG_TLS_KEY_FILE must be set together")
 	}
-	if !checkEnv {
-		return p.list
-	}
-	if _, err := auth.ParseEnvironment(string(c.Environment)); err != nil {
-		p.add("ENVIRONMENT", string(c.Environment), "must be dev, integration or production")
-		return p.list
+	if !c.Environment.Valid() {
+		p.list = append(p.list, environmentProblem(string(c.Environment)))
+		return p.list // the remaining rules depend on the environment
 	}
 	if c.TargetTenantID != "" && !validTenantID(c.TargetTenantID, c.Environment) {
 		rule := "invalid tenant ID format: must be a valid UUID"

@@ -81,10 +81,22 @@ func (p *problems) add(varName, value, rule string) {
 	p.list = append(p.list, &FieldError{Var: varName, Value: value, Rule: rule})
 }
 
-func (p *problems) addErr(err error) {
-	if err != nil {
+// merge adds the problems of err: each of a *ConfigError's, or err itself.
+func (p *problems) merge(err error) {
+	var ce *ConfigError
+	switch {
+	case err == nil:
+	case errors.As(err, &ce):
+		p.list = append(p.list, ce.Problems...)
+	default:
 		p.list = append(p.list, err)
 	}
+}
+
+// environmentProblem is the problem of an ENVIRONMENT value other than dev,
+// integration or production.
+func environmentProblem(value string) *FieldError {
+	return &FieldError{Var: "ENVIRONMENT", Value: value, Rule: "must be dev, integration or production"}
 }
 
 func (p *problems) err(what string) error {

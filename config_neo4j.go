@@ -46,10 +46,8 @@ func PoolSizeVar(e auth.Environment) string {
 //   - NEO4J_CONNECTION_TIMEOUT: seconds or a Go duration, >= 1s; default 30s;
 //   - NEO4J_MAX_TRANSACTION_RETRY_TIME: likewise, > 0; default 30s.
 func LoadNeo4jConfig(e auth.Environment, opts LoadOptions) (neo4jpool.Config, error) {
-	if _, err := auth.ParseEnvironment(string(e)); err != nil {
-		return neo4jpool.Config{}, &ConfigError{What: "neo4j", Problems: []error{
-			&FieldError{Var: "ENVIRONMENT", Value: string(e), Rule: "must be dev, integration or production"},
-		}}
+	if !e.Valid() {
+		return neo4jpool.Config{}, &ConfigError{What: "neo4j", Problems: []error{environmentProblem(string(e))}}
 	}
 	vars, err := opts.lookup()
 	if err != nil {
@@ -69,10 +67,8 @@ func LoadLocalConfig(opts LoadOptions) (auth.Environment, neo4jpool.Config, erro
 	}
 	e := DefaultEnvironment
 	if s := strings.TrimSpace(vars["ENVIRONMENT"]); s != "" {
-		if e, err = auth.ParseEnvironment(s); err != nil {
-			return "", neo4jpool.Config{}, &ConfigError{What: "neo4j", Problems: []error{
-				&FieldError{Var: "ENVIRONMENT", Value: s, Rule: "must be dev, integration or production"},
-			}}
+		if e = auth.Environment(s); !e.Valid() {
+			return "", neo4jpool.Config{}, &ConfigError{What: "neo4j", Problems: []error{environmentProblem(s)}}
 		}
 	}
 	cfg, err := loadNeo4j(vars, e)
@@ -104,9 +100,7 @@ func loadNeo4j(vars map[string]string, e auth.Environment) (neo4jpool.Config, er
 	if get("NEO4J_MAX_TRANSACTION_RETRY_TIME") != "" && cfg.MaxTransactionRetryTime == 0 {
 		p.add("NEO4J_MAX_TRANSACTION_RETRY_TIME", "0", "must be positive (0 would silently mean the 30s default)")
 	}
-	if err := validateNeo4jAs(cfg, PoolSizeVar(e)); err != nil {
-		p.list = append(p.list, err.(*ConfigError).Problems...)
-	}
+	p.merge(validateNeo4jAs(cfg, PoolSizeVar(e)))
 	return cfg, p.err("neo4j")
 }
 
@@ -119,7 +113,7 @@ func validateNeo4jAs(c neo4jpool.Config, poolVar string) error {
 	if c.URI == "" {
 		p.add("NEO4J_URI", "", "neo4j URI is required (only LoadNeo4jConfig in dev defaults it to "+DefaultDevNeo4jURI+")")
 	} else if err := neo4jpool.ValidateURI(c.URI); err != nil {
-		p.add("NEO4J_URI", neo4jpool.RedactURI(c.URI), "must be bolt://, bolt+s://, bolt+ssc://, neo4j://, neo4j+s:// or neo4j+ssc:// with a host")
+		p.add("NEO4J_URI", neo4jpool.RedactURI(c.URI), "must be bolt://, bolt+s://, bolt+ssc://, neo4j://, neo4j+s:// or neo4j+ssc:// with a host; only the neo4j schemes may carry a query string (a routing context)")
 	}
 	if c.User == "" {
 		p.add("NEO4J_USER", "", "neo4j user is required")

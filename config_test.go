@@ -400,6 +400,7 @@ func TestServerConfigErrors(t *testing.T) {
 		{"CORS origin with a slash never matches", serverEnv("ATG_CORS_ORIGINS", "https://x.example/"), "ATG_CORS_ORIGINS", []string{"no path"}},
 		{"bad proxies", serverEnv("ATG_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"), "ATG_TRUSTED_PROXIES", []string{"CIDR"}},
 		{"production over plain HTTP", serverEnv("ENVIRONMENT", "production", "ATG_API_KEYS", productionKey, "NEO4J_URI", "bolt://db:7687"), "ATG_TLS_CERT_FILE", []string{"plain HTTP"}},
+		{"routing context on a bolt URI", serverEnv("NEO4J_URI", "bolt://db:7687?region=eu"), "NEO4J_URI", []string{"query string"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -412,6 +413,28 @@ func TestServerConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServerConfigNamesABadEnvironmentOnce checks that an unknown
+// ENVIRONMENT is one problem, and that the rules depending on the
+// environment (keys, tenant, TLS) are not applied to a guess.
+func TestServerConfigNamesABadEnvironmentOnce(t *testing.T) {
+	t.Parallel()
+	_, err := LoadServerConfig(LoadOptions{Environ: serverEnv("ENVIRONMENT", "Production", "ATG_API_KEYS", devKeyA, "ATG_SERVER_PORT", "0")})
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want a *ConfigError", err)
+	}
+	var vars []string
+	for _, p := range ce.Problems {
+		var fe *FieldError
+		if errors.As(p, &fe) {
+			vars = append(vars, fe.Var)
+		}
+	}
+	if diff := cmp.Diff([]string{"ATG_SERVER_PORT", "ENVIRONMENT"}, vars); diff != "" {
+		t.Errorf("problems (-want +got):\n%s\n%v", diff, err)
 	}
 }
 
