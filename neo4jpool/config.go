@@ -142,10 +142,7 @@ func RedactURI(raw string) string {
 	if err != nil {
 		return "[unparsable URI]"
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
+	return u.Redacted()
 }
 
 // redacted is the printable form of Config: same fields, password masked.
