@@ -91,7 +91,7 @@ type Engine struct {
 	mu      sync.Mutex
 	closed  bool
 	live    map[string]*Operation // queued and running operations
-	queue   []string
+	queue   []queued
 	running map[string]context.CancelCauseFunc
 	subs    map[string]map[*Subscription]struct{}
 }
@@ -216,16 +216,29 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 		ID: newID(), Type: req.Type, Status: Queued, ClientID: req.ClientID, CreatedAt: now,
 		Params: params, IdempotencyKey: req.IdempotencyKey, RequestDigest: digest,
 	}
+	// The operation is written once, already numbering its first event,
+	// which then goes into its history. Nobody watches it yet: Subscribe
+	// needs e.mu and the stored operation.
+	ev, ok := e.nextEventLocked(live, EventStatus, StatusData{OperationID: live.ID, Status: Queued, Time: now})
 	if err := e.store.Create(ctx, *live); err != nil {
 		return Operation{}, false, err
 	}
 	e.live[live.ID] = live
 	e.metrics.submitted.WithLabelValues(live.Type).Inc()
-	e.publishLocked(live, EventStatus, StatusData{OperationID: live.ID, Status: Queued, Time: now})
+	if ok {
+		e.appendEventLocked(live.ID, ev)
+	}
 	submitted := *live // as accepted: queued (it may start at once below)
-	e.queue = append(e.queue, live.ID)
+	e.queue = append(e.queue, queued{id: live.ID, typ: typ})
 	e.dispatchLocked()
 	return submitted, true, nil
+}
+
+// queued is an operation waiting for a slot, with the type Submit found
+// for it.
+type queued struct {
+	id  string
+	typ Type
 }
 
 // Get returns the operation with id, or ErrNotFound.
@@ -288,24 +301,19 @@ func (e *Engine) cancelLocked(op *Operation, reason string) {
 // dispatchLocked starts queued operations while slots are free.
 func (e *Engine) dispatchLocked() {
 	for len(e.running) < e.cfg.MaxConcurrent && len(e.queue) > 0 && !e.closed {
-		id := e.queue[0]
+		next := e.queue[0]
 		e.queue = e.queue[1:]
-		op, ok := e.live[id]
+		op, ok := e.live[next.id]
 		if !ok || op.Status != Queued {
 			continue // cancelled while queued
-		}
-		typ, err := e.cfg.Registry.Lookup(op.Type)
-		if err != nil {
-			e.finishLocked(op, Failed, nil, &Error{Code: CodeInternal, Message: "operation type is no longer registered"})
-			continue
 		}
 		now := e.now().UTC()
 		op.Status, op.StartedAt = Running, &now
 		e.publishLocked(op, EventStatus, StatusData{OperationID: op.ID, Status: Running, Time: now})
 		ctx, cancel := context.WithCancelCause(e.baseCtx)
-		e.running[id] = cancel
+		e.running[op.ID] = cancel
 		e.wg.Add(1)
-		go e.run(ctx, cancel, typ, id, op.Params)
+		go e.run(ctx, cancel, next.typ, op.ID, op.Params)
 	}
 }
 
@@ -406,33 +414,53 @@ func (e *Engine) putLocked(op *Operation) {
 // publishLocked appends an event to op's history, stores op (whose
 // LastEventID it advances, with any change the caller made) and hands the
 // event to watchers.
-// A watcher whose buffer is full is cut off (it may resume from history).
 func (e *Engine) publishLocked(op *Operation, typ EventType, data any) {
+	ev, ok := e.nextEventLocked(op, typ, data)
+	if !ok {
+		return
+	}
+	e.appendEventLocked(op.ID, ev)
+	e.putLocked(op)
+	e.deliverLocked(op.ID, ev)
+}
+
+// nextEventLocked makes op's next event, advancing op.LastEventID; it
+// reports false (and logs) if data cannot be encoded.
+func (e *Engine) nextEventLocked(op *Operation, typ EventType, data any) (Event, bool) {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		e.log.Error("encode event", "operation_id", op.ID, "err", err)
-		return
+		return Event{}, false
 	}
 	op.LastEventID++
-	ev := Event{Seq: op.LastEventID, Type: typ, Time: e.now().UTC(), Data: raw}
-	if err := e.store.AppendEvent(context.Background(), op.ID, ev); err != nil {
-		e.log.Error("store event", "operation_id", op.ID, "err", err)
+	return Event{Seq: op.LastEventID, Type: typ, Time: e.now().UTC(), Data: raw}, true
+}
+
+// appendEventLocked adds ev to operation id's stored history.
+func (e *Engine) appendEventLocked(id string, ev Event) {
+	if err := e.store.AppendEvent(context.Background(), id, ev); err != nil {
+		e.log.Error("store event", "operation_id", id, "err", err)
 	}
-	e.putLocked(op)
-	for sub := range e.subs[op.ID] {
+}
+
+// deliverLocked hands ev to operation id's watchers, ending their streams
+// after a terminal event. A watcher whose buffer is full is cut off (it may
+// resume from history).
+func (e *Engine) deliverLocked(id string, ev Event) {
+	for sub := range e.subs[id] {
 		select {
 		case sub.ch <- ev:
 		default:
 			sub.lagged = true
 			close(sub.ch)
-			delete(e.subs[op.ID], sub)
+			delete(e.subs[id], sub)
 		}
 	}
-	if typ.Terminal() {
-		for sub := range e.subs[op.ID] {
+	if ev.Type.Terminal() {
+		for sub := range e.subs[id] {
 			close(sub.ch)
 		}
-		delete(e.subs, op.ID)
+		delete(e.subs, id)
 	}
 }
 

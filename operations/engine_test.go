@@ -232,6 +232,59 @@ func TestLifecycleEventsAndResult(t *testing.T) {
 	}
 }
 
+// writeCounter is a MemoryStore that counts the writes (Create and Put) of
+// each operation.
+type writeCounter struct {
+	MemoryStore
+	mu     sync.Mutex
+	writes map[string]int
+}
+
+func (s *writeCounter) count(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writes == nil {
+		s.writes = map[string]int{}
+	}
+	s.writes[id]++
+}
+
+func (s *writeCounter) Create(ctx context.Context, op Operation) error {
+	s.count(op.ID)
+	return s.MemoryStore.Create(ctx, op)
+}
+
+func (s *writeCounter) Put(ctx context.Context, op Operation) error {
+	s.count(op.ID)
+	return s.MemoryStore.Put(ctx, op)
+}
+
+// TestSubmitWritesOnce: a submit stores the queued operation once, with
+// its first event already numbered, and that event in its history.
+func TestSubmitWritesOnce(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	store := &writeCounter{}
+	e := newEngine(t, Config{Store: store, MaxConcurrent: 1}, g.typ("work"))
+	submit(t, e, "c", "work", "running") // takes the only slot
+	<-g.started
+	op := submit(t, e, "c", "work", "waiting")
+	store.mu.Lock()
+	writes := store.writes[op.ID]
+	store.mu.Unlock()
+	if writes != 1 {
+		t.Errorf("%d writes of a submitted operation that stays queued, want 1", writes)
+	}
+	stored, err := e.Get(context.Background(), op.ID)
+	if err != nil || stored.Status != Queued || stored.LastEventID != 1 || op.LastEventID != 1 {
+		t.Errorf("stored %+v (%v), returned %+v", stored, err, op)
+	}
+	evs, err := store.EventsAfter(context.Background(), op.ID, 0)
+	if err != nil || len(evs) != 1 || evs[0].Seq != 1 || evs[0].Type != EventStatus || !strings.Contains(string(evs[0].Data), `"status":"queued"`) {
+		t.Errorf("history %+v (%v)", evs, err)
+	}
+}
+
 func TestFailuresArePublicAndSafe(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, Config{ClassifyError: func(err error) *Error {

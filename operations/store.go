@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 )
@@ -237,6 +238,9 @@ func (s *MemoryStore) List(_ context.Context, f Filter) ([]Operation, int, error
 			continue
 		}
 		op := e.op
+		// The owner is checked even when ids is f.ClientID's index: the
+		// index may hold an ID since deleted and used again by another
+		// client, or an operation Put with another owner.
 		if (f.ClientID != "" && op.ClientID != f.ClientID) || (f.Status != "" && op.Status != f.Status) || (f.Type != "" && op.Type != f.Type) {
 			continue
 		}
@@ -311,15 +315,8 @@ func (s *MemoryStore) EventsAfter(_ context.Context, id string, after int64) ([]
 	if !ok {
 		return nil, ErrNotFound
 	}
-	i, _ := slices.BinarySearchFunc(e.events, after+1, func(x Event, seq int64) int {
-		switch {
-		case x.Seq < seq:
-			return -1
-		case x.Seq > seq:
-			return 1
-		}
-		return 0
-	})
+	// The first event after `after` (after+1 would overflow at MaxInt64).
+	i := sort.Search(len(e.events), func(i int) bool { return e.events[i].Seq > after })
 	return slices.Clone(e.events[i:]), nil
 }
 

@@ -3,6 +3,7 @@ package operations
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -85,5 +86,54 @@ func TestMemoryStoreListCostsFollowTheClient(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("1,000 client lists and counts over 50,000 operations took %s", d)
+	}
+}
+
+// TestMemoryStoreIndexNeverShowsAnotherClients: the per-client index may
+// hold a stale ID (deleted entries are dropped lazily), so an ID used again
+// by another client, or an operation Put with another owner, must not show
+// up in the first client's list.
+func TestMemoryStoreIndexNeverShowsAnotherClients(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := &MemoryStore{}
+	at := time.Now().UTC()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.Create(ctx, Operation{ID: "reused", Status: Completed, ClientID: "a", FinishedAt: &at}))
+	if n, _ := s.DeleteFinishedBefore(ctx, at.Add(time.Second)); n != 1 {
+		t.Fatalf("deleted %d", n)
+	}
+	must(s.Create(ctx, Operation{ID: "reused", Status: Queued, ClientID: "b"}))
+	must(s.Create(ctx, Operation{ID: "moved", Status: Queued, ClientID: "a"}))
+	must(s.Put(ctx, Operation{ID: "moved", Status: Queued, ClientID: "b"}))
+	if page, total, _ := s.List(ctx, Filter{ClientID: "a"}); total != 0 || len(page) != 0 {
+		t.Errorf("client a sees %d operations: %+v", total, page)
+	}
+}
+
+// TestMemoryStoreEventsAfterTheLargestSeq: after math.MaxInt64 there is
+// nothing (Engine.Wait subscribes there), and every other after works too.
+func TestMemoryStoreEventsAfterTheLargestSeq(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := &MemoryStore{}
+	if err := s.Create(ctx, Operation{ID: "op", Status: Queued, ClientID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	for seq := int64(1); seq <= 3; seq++ {
+		if err := s.AppendEvent(ctx, "op", Event{Seq: seq, Type: EventStatus}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for after, want := range map[int64]int{math.MinInt64: 3, -1: 3, 0: 3, 1: 2, 2: 1, 3: 0, 4: 0, math.MaxInt64: 0} {
+		evs, err := s.EventsAfter(ctx, "op", after)
+		if err != nil || len(evs) != want || (want > 0 && evs[0].Seq != int64(4-want)) {
+			t.Errorf("EventsAfter(%d): %+v %v, want %d events", after, evs, err, want)
+		}
 	}
 }

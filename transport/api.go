@@ -44,7 +44,11 @@ type Options struct {
 	// Version is reported by /api/v1/health.
 	Version string
 	// Authenticate wraps handlers that need an API key (for example
-	// (*auth.Middleware).Wrap). It must put an auth.Identity in the context.
+	// (*auth.Middleware).Wrap). It must put an auth.Identity in the context
+	// and refuse requests without credentials: a refused event token is
+	// answered by passing the request to it without its Authorization
+	// header, so that bad tokens reach the same failure log and hook as bad
+	// keys.
 	Authenticate func(http.Handler) http.Handler
 	// Engine runs operations.
 	Engine *operations.Engine
@@ -196,38 +200,41 @@ type route struct {
 	method, path string
 	scope        auth.Scope // "" = no authentication
 	handler      http.HandlerFunc
+	// authenticate wraps the handler of a route with a scope; nil means
+	// Options.Authenticate (by API key).
+	authenticate func(http.Handler) http.Handler
 }
 
 func (a *API) table() []route {
 	return []route{
-		{"GET", "/livez", "", a.livez},
-		{"GET", "/readyz", "", a.readyz},
-		{"GET", "/api/v1/health", "", a.health},
-		{"GET", "/metrics", "", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}).ServeHTTP},
-		{"GET", "/openapi.json", "", a.openapi},
-		{"GET", "/api/v1/status", auth.ScopeRead, a.status},
-		{"POST", "/api/v1/query", auth.ScopeRead, a.query},
-		{"POST", "/api/v1/operations", auth.ScopeWrite, a.submit},
-		{"GET", "/api/v1/operations", auth.ScopeRead, a.list},
-		{"GET", "/api/v1/operations/{id}", auth.ScopeRead, a.get},
-		{"DELETE", "/api/v1/operations/{id}", auth.ScopeWrite, a.cancel},
-		{"GET", "/api/v1/operations/{id}/events", auth.ScopeRead, a.events},
+		{"GET", "/livez", "", a.livez, nil},
+		{"GET", "/readyz", "", a.readyz, nil},
+		{"GET", "/api/v1/health", "", a.health, nil},
+		{"GET", "/metrics", "", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}).ServeHTTP, nil},
+		{"GET", "/openapi.json", "", a.openapi, nil},
+		{"GET", "/api/v1/status", auth.ScopeRead, a.status, nil},
+		{"POST", "/api/v1/query", auth.ScopeRead, a.query, nil},
+		{"POST", "/api/v1/operations", auth.ScopeWrite, a.submit, nil},
+		{"GET", "/api/v1/operations", auth.ScopeRead, a.list, nil},
+		{"GET", "/api/v1/operations/{id}", auth.ScopeRead, a.get, nil},
+		{"DELETE", "/api/v1/operations/{id}", auth.ScopeWrite, a.cancel, nil},
+		// Browsers' EventSource cannot send headers: a short-lived token
+		// scoped to this one operation's events may stand in for the key.
+		{"GET", "/api/v1/operations/{id}/events", auth.ScopeRead, a.events, a.eventsAuth},
 	}
 }
 
 // routes builds every handler chain once: per route, metrics and access
 // log, the HTTPS rule, and for authenticated routes the failure limit, the
-// authenticator, the key's rate limit and the scope; then the outer chain
-// of request IDs and CORS.
+// route's authenticator, the key's rate limit and the scope; then the
+// outer chain of request IDs and CORS.
 func (a *API) routes() {
 	for _, rt := range a.table() {
 		var h http.Handler = rt.handler
 		if rt.scope != "" {
-			authenticate := a.opts.Authenticate
-			if rt.path == "/api/v1/operations/{id}/events" {
-				// Browsers' EventSource cannot send headers: a short-lived token
-				// scoped to this one operation's events may stand in for the key.
-				authenticate = a.eventsAuth
+			authenticate := rt.authenticate
+			if authenticate == nil {
+				authenticate = a.opts.Authenticate
 			}
 			h = a.limitAuthFailures(authenticate(a.rateLimitKeys(auth.RequireScope(rt.scope, h))))
 		}

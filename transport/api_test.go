@@ -8,9 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +37,8 @@ func TestMain(m *testing.M) {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// fixture is an API served by httptest against the real test Neo4j.
+// fixture is an API served by httptest. With fixtureOpts.db it talks to the
+// real test Neo4j (and needs one); otherwise its database is a closed port.
 type fixture struct {
 	t        *testing.T
 	srv      *httptest.Server
@@ -45,6 +50,10 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
+	// db: the test queries Neo4j, so it needs the test database
+	// (neo4jtest.Require); without it the API's database is a closed port.
+	db bool
+	// neo4jURI replaces the database's address (with db: same credentials).
 	neo4jURI     string
 	queryMaxRows int
 	maxBody      int64
@@ -57,11 +66,21 @@ type fixtureOpts struct {
 	https        bool
 	audit        io.Writer
 	cors         []string
+	// authLog receives the key authenticator's log; onAuthFailure is
+	// called, besides the audit, on each failed authentication.
+	authLog       io.Writer
+	onAuthFailure func(*http.Request, error)
 }
+
+// unreachableNeo4j is a closed port: the database of fixtures without db.
+const unreachableNeo4j = "bolt://127.0.0.1:1"
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	t.Helper()
-	s := neo4jtest.Require(t)
+	s := neo4jtest.Settings{URI: unreachableNeo4j, User: "neo4j", Password: "unused"}
+	if o.db {
+		s = neo4jtest.Require(t)
+	}
 	ctx := context.Background()
 	uri := s.URI
 	if o.neo4jURI != "" {
@@ -133,7 +152,16 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		auditLog = audit.New(o.audit)
 	}
 	var api *API
-	mw := &auth.Middleware{Authenticator: authn, Logger: quiet, OnFailure: func(r *http.Request, reason error) { api.AuditAuthFailure(r, reason) }}
+	authLog := quiet
+	if o.authLog != nil {
+		authLog = slog.New(slog.NewTextHandler(o.authLog, nil))
+	}
+	mw := &auth.Middleware{Authenticator: authn, Logger: authLog, OnFailure: func(r *http.Request, reason error) {
+		api.AuditAuthFailure(r, reason)
+		if o.onAuthFailure != nil {
+			o.onAuthFailure(r, reason)
+		}
+	}}
 	api, err = NewAPI(Options{
 		Environment: "dev", Version: "test", Authenticate: mw.Wrap,
 		Engine: engine, DB: m, Logger: quiet, QueryMaxRows: o.queryMaxRows, MaxBodyBytes: o.maxBody,
@@ -287,7 +315,7 @@ func TestRoutingErrorsAndRequestIDs(t *testing.T) {
 
 func TestHealthEndpoints(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t, fixtureOpts{db: true})
 	resp := f.do("GET", "/livez", "", nil)
 	if resp.StatusCode != 200 {
 		t.Errorf("livez %d", resp.StatusCode)
@@ -307,7 +335,7 @@ func TestHealthEndpoints(t *testing.T) {
 			t.Fatalf("health %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 		h := decode[map[string]any](t, resp)
-		keys := slices.Sorted(mapsKeys(h))
+		keys := slices.Sorted(maps.Keys(h))
 		if diff := cmp.Diff([]string{"environment", "neo4j_status", "status", "timestamp", "uptime_seconds", "version"}, keys); diff != "" {
 			t.Errorf("health fields: %s", diff)
 		}
@@ -317,22 +345,12 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 }
 
-func mapsKeys(m map[string]any) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 func TestHealthWhenNeo4jIsDown(t *testing.T) {
 	t.Parallel()
 	s := neo4jtest.Require(t)
 	proxy := neo4jtest.NewProxy(t, s.Address())
 	proxy.Stop()
-	f := newFixture(t, fixtureOpts{neo4jURI: proxy.URI("bolt")})
+	f := newFixture(t, fixtureOpts{db: true, neo4jURI: proxy.URI("bolt")})
 	start := time.Now()
 	resp := f.do("GET", "/readyz", "", nil)
 	if resp.StatusCode != 503 || resp.Header.Get("Content-Type") != "application/health+json" {
@@ -399,7 +417,7 @@ func TestAuthenticationComesFirst(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t, fixtureOpts{db: true})
 	resp := f.do("GET", "/api/v1/status", "writer", nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
@@ -426,7 +444,7 @@ func TestStatus(t *testing.T) {
 
 func TestQuery(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOpts{queryMaxRows: 5})
+	f := newFixture(t, fixtureOpts{db: true, queryMaxRows: 5})
 	label := neo4jtest.Unique(t)
 	d := neo4jtest.Driver(t, f.settings)
 	neo4jtest.CleanupLabel(t, d, f.settings, label)
@@ -519,14 +537,6 @@ func readBody(resp *http.Response) string {
 	return string(b)
 }
 
-type submitted struct {
-	OperationID string    `json:"operation_id"`
-	Type        string    `json:"type"`
-	Status      string    `json:"status"`
-	CreatedAt   time.Time `json:"created_at"`
-	Links       Links     `json:"links"`
-}
-
 func TestOperationsLifecycle(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
@@ -551,7 +561,7 @@ func TestOperationsLifecycle(t *testing.T) {
 	if resp.StatusCode != 202 {
 		t.Fatalf("submit: %d %s", resp.StatusCode, readBody(resp))
 	}
-	sub := decode[submitted](t, resp)
+	sub := decode[Submitted](t, resp)
 	if sub.Type != "echo" || sub.Status != "queued" && sub.Status != "running" || sub.Links.Self != "/api/v1/operations/"+sub.OperationID ||
 		!strings.HasPrefix(sub.Links.Events, sub.Links.Self+"/events?token=") || resp.Header.Get("Location") != sub.Links.Self {
 		t.Errorf("submit response %+v", sub)
@@ -593,10 +603,58 @@ func TestOperationsLifecycle(t *testing.T) {
 	}
 }
 
+// TestListParametersHaveOneMessage: a limit or offset out of range gets the
+// same VALIDATION_ERROR from the HTTP API, the remote client and
+// ListOperations (the embedded client's path); non-integers get it too.
+func TestListParametersHaveOneMessage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	ctx := context.Background()
+	c := f.client(t, "writer")
+	const limitMsg, offsetMsg = "limit must be an integer between 1 and 500", "offset must be an integer between 0 and 2147483647"
+	for _, tc := range []struct {
+		query string
+		o     ListOptions
+		field string
+		msg   string
+	}{
+		{"limit=501", ListOptions{Limit: 501}, "limit", limitMsg},
+		{"limit=-1", ListOptions{Limit: -1}, "limit", limitMsg},
+		{"offset=-1", ListOptions{Offset: -1}, "offset", offsetMsg},
+		{"offset=2147483648", ListOptions{Offset: 1 << 31}, "offset", offsetMsg},
+	} {
+		e := wantError(t, f.do("GET", "/api/v1/operations?"+tc.query, "writer", nil), 400, CodeValidation)
+		if e.Message != tc.msg || e.Details["field"] != tc.field {
+			t.Errorf("GET ?%s: %q %v, want %q", tc.query, e.Message, e.Details, tc.msg)
+		}
+		var ae *Error
+		_, err := ListOperations(ctx, f.engine, auth.Identity{ClientID: "writer"}, tc.o)
+		if !errors.As(err, &ae) || ae.Code != CodeValidation || ae.Message != tc.msg || ae.Details["field"] != tc.field {
+			t.Errorf("ListOperations(%+v): %v, want %q", tc.o, err, tc.msg)
+		}
+		_, err = c.List(ctx, tc.o)
+		if !errors.As(err, &ae) || ae.Code != CodeValidation || ae.Message != tc.msg {
+			t.Errorf("Client.List(%+v): %v, want %q", tc.o, err, tc.msg)
+		}
+	}
+	for query, msg := range map[string]string{"limit=0": limitMsg, "limit=x": limitMsg, "limit=": limitMsg, "offset=1.5": offsetMsg, "offset=99999999999999999999": offsetMsg} {
+		if e := wantError(t, f.do("GET", "/api/v1/operations?"+query, "writer", nil), 400, CodeValidation); e.Message != msg {
+			t.Errorf("GET ?%s: %q, want %q", query, e.Message, msg)
+		}
+	}
+	// In range, both ends.
+	if list := decode[ListResponse](t, f.do("GET", "/api/v1/operations?limit=500&offset=2147483647", "writer", nil)); list.Limit != 500 || list.Offset != 2147483647 {
+		t.Errorf("list at the bounds: %+v", list)
+	}
+	if list, err := ListOperations(ctx, f.engine, auth.Identity{ClientID: "writer"}, ListOptions{}); err != nil || list.Limit != 50 || list.Offset != 0 {
+		t.Errorf("ListOperations defaults: %+v %v", list, err)
+	}
+}
+
 func TestCancelRunningOperation(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
-	sub := decode[submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"block"}`))
+	sub := decode[Submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"block"}`))
 	deadline := time.Now().Add(5 * time.Second)
 	for decode[OperationView](t, f.do("GET", sub.Links.Self, "writer", nil)).Status != operations.Running {
 		if time.Now().After(deadline) {
@@ -620,12 +678,12 @@ func TestIdempotencyKey(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	a := f.do("POST", "/api/v1/operations", "writer", `{"type":"echo","params":{"n":1}}`, HeaderIdempotencyKey, "retry-1")
 	b := f.do("POST", "/api/v1/operations", "writer", `{"type":"echo","params":{ "n": 1 }}`, HeaderIdempotencyKey, "retry-1")
-	sa, sb := decode[submitted](t, a), decode[submitted](t, b)
+	sa, sb := decode[Submitted](t, a), decode[Submitted](t, b)
 	if sa.OperationID != sb.OperationID || b.Header.Get("Idempotent-Replayed") != "true" {
 		t.Errorf("replay: %s vs %s", sa.OperationID, sb.OperationID)
 	}
 	wantError(t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo","params":{"n":2}}`, HeaderIdempotencyKey, "retry-1"), 409, CodeIdempotencyReused)
-	c := decode[submitted](t, f.do("POST", "/api/v1/operations", "other", `{"type":"echo","params":{"n":1}}`, HeaderIdempotencyKey, "retry-1"))
+	c := decode[Submitted](t, f.do("POST", "/api/v1/operations", "other", `{"type":"echo","params":{"n":1}}`, HeaderIdempotencyKey, "retry-1"))
 	if c.OperationID == sa.OperationID {
 		t.Error("another client's key must not replay")
 	}
@@ -666,7 +724,7 @@ func eventTypes(evs []SSEEvent) []string {
 func TestEventStream(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpts{heartbeat: 50 * time.Millisecond})
-	sub := decode[submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"block"}`))
+	sub := decode[Submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"block"}`))
 
 	// Two watchers follow live; heartbeats arrive while nothing happens.
 	var wg sync.WaitGroup
@@ -721,15 +779,73 @@ func TestEventStream(t *testing.T) {
 	if evs := readEvents(t, f, sub.Links.Self+"/events", "writer", "2"); !cmp.Equal(eventTypes(evs), want[2:]) || evs[0].ID != "3" {
 		t.Errorf("resume after 2: %v", evs)
 	}
-	wantError(t, f.do("GET", sub.Links.Self+"/events", "writer", nil, "Last-Event-ID", "x"), 400, CodeValidation)
+	// After the largest ID there is nothing; signs and values beyond it are refused.
+	if evs := readEvents(t, f, sub.Links.Self+"/events", "writer", "9223372036854775807"); len(evs) != 0 {
+		t.Errorf("after the largest Last-Event-ID: %v", evs)
+	}
+	if evs := readEvents(t, f, sub.Links.Self+"/events", "writer", "0003"); !cmp.Equal(eventTypes(evs), want[3:]) {
+		t.Errorf("resume after 0003: %v", evs)
+	}
+	for _, id := range []string{"x", "+1", "-0", "9223372036854775808"} {
+		wantError(t, f.do("GET", sub.Links.Self+"/events", "writer", nil, "Last-Event-ID", id), 400, CodeValidation)
+	}
+}
+
+// TestLastEventIDSchemaMatchesParser: openapi.json's pattern for
+// Last-Event-ID accepts exactly what the server accepts: empty, or decimal
+// digits of a value up to math.MaxInt64.
+func TestLastEventIDSchemaMatchesParser(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name, In string
+				Schema   struct{ Pattern string }
+			}
+		}
+	}
+	must(t, json.Unmarshal(OpenAPIDocument, &doc))
+	var pattern string
+	for _, p := range doc.Paths["/api/v1/operations/{id}/events"]["get"].Parameters {
+		if p.Name == "Last-Event-ID" && p.In == "header" {
+			pattern = p.Schema.Pattern
+		}
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil || pattern == "" {
+		t.Fatalf("pattern %q: %v", pattern, err)
+	}
+	values := []string{"", "0", "00", "7", "007", "123456789012345678", "1234567890123456789", "9223372036854775807",
+		"09223372036854775807", "9223372036854775808", "9223372036854775810", "9300000000000000000", "9999999999999999999",
+		"10000000000000000000", "18446744073709551615", "+5", "-0", "-1", " 5", "5 ", "1e3", "0x10", "٣"}
+	// Around every digit of the largest value: one below, one above.
+	const largest = "9223372036854775807"
+	for i := range largest {
+		for _, d := range "0123456789" {
+			values = append(values, largest[:i]+string(d)+largest[i+1:])
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		values = append(values, strconv.FormatUint(rng.Uint64()>>rng.IntN(64), 10))
+	}
+	for _, v := range values {
+		n, ok := parseLastEventID(v)
+		if re.MatchString(v) != ok {
+			t.Errorf("%q: schema says %v, server %v", v, re.MatchString(v), ok)
+		}
+		if want, err := strconv.ParseUint(v, 10, 64); ok && (err != nil || uint64(n) != want) && v != "" {
+			t.Errorf("%q parsed as %d", v, n)
+		}
+	}
 }
 
 func TestEventTokens(t *testing.T) {
 	t.Parallel()
 	var auditBuf syncWriter
 	f := newFixture(t, fixtureOpts{audit: &auditBuf})
-	a := decode[submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo"}`))
-	b := decode[submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo"}`))
+	a := decode[Submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo"}`))
+	b := decode[Submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo"}`))
 	token := strings.TrimPrefix(a.Links.Events, a.Links.Self+"/events?token=")
 	// The token opens only that operation's events, nothing else.
 	wantError(t, f.do("GET", b.Links.Self+"/events?token="+token, "", nil), 401, CodeAuthenticationFailed)
@@ -754,9 +870,57 @@ func TestEventTokens(t *testing.T) {
 	}
 }
 
+// TestBadEventTokenFailsLikeBadKey: a refused event token goes through the
+// key authenticator's failure path: its log line, its failure hook (where
+// the server audits and calls Server.OnAuthFailure) and its 401.
+func TestBadEventTokenFailsLikeBadKey(t *testing.T) {
+	t.Parallel()
+	var auditBuf, authLog syncWriter
+	var mu sync.Mutex
+	var hooked []string
+	f := newFixture(t, fixtureOpts{audit: &auditBuf, authLog: &authLog, onAuthFailure: func(r *http.Request, _ error) {
+		mu.Lock()
+		defer mu.Unlock()
+		hooked = append(hooked, r.URL.Path)
+	}})
+	op := decode[Submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"echo"}`))
+	events := op.Links.Self + "/events"
+	for _, req := range []struct{ query, authorization string }{
+		{"", "Bearer atg_dev_" + strings.Repeat("0", 64)},                        // a bad key
+		{"?token=garbage", ""},                                                   // a bad token
+		{"?token=garbage", "Bearer " + f.keys["writer"]},                         // a bad token, though the key is good
+		{strings.TrimPrefix(op.Links.Events, op.Links.Self+"/events") + "x", ""}, // a tampered token
+	} {
+		var hdr []string
+		if req.authorization != "" {
+			hdr = []string{"Authorization", req.authorization}
+		}
+		resp := f.do("GET", events+req.query, "", nil, hdr...)
+		wantError(t, resp, 401, CodeAuthenticationFailed)
+		if resp.Header.Get("WWW-Authenticate") != "Bearer" {
+			t.Errorf("%q: WWW-Authenticate %q", req.query, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	mu.Lock()
+	got := slices.Clone(hooked)
+	mu.Unlock()
+	if want := []string{events, events, events, events}; !cmp.Equal(got, want) {
+		t.Errorf("failure hook saw %v, want %v", got, want)
+	}
+	if n, m := strings.Count(authLog.String(), "authentication failed"), strings.Count(authLog.String(), "remote_addr=127.0.0.1:"); n != 4 || m != 4 {
+		t.Errorf("%d authentication failure log lines (%d with remote_addr), want 4:\n%s", n, m, authLog.String())
+	}
+	if n := strings.Count(auditBuf.String(), `"event":"auth_failure"`); n != 4 {
+		t.Errorf("%d auth_failure audit records, want 4:\n%s", n, auditBuf.String())
+	}
+	if strings.Contains(authLog.String()+auditBuf.String(), "garbage") {
+		t.Error("a token reached the log or the audit")
+	}
+}
+
 func TestMetricsEndpoint(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t, fixtureOpts{db: true})
 	f.do("GET", "/api/v1/health", "", nil)
 	f.do("POST", "/api/v1/query", "reader", `{"query":"RETURN 1"}`)
 	resp := f.do("GET", "/metrics", "", nil)

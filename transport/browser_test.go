@@ -64,15 +64,24 @@ func TestBrowserEventSource(t *testing.T) {
 	defer page.Close()
 
 	f := newFixture(t, fixtureOpts{cors: []string{page.URL}})
-	sub := decode[submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"ticks","params":{"n":25}}`))
+	sub := decode[Submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"ticks","params":{"n":25}}`))
 	eventsURL := f.srv.URL + sub.Links.Events
 	pageURL.Store(eventsURL)
 
+	// Not t.TempDir: Chromium's helper processes may still write to the
+	// profile for a moment after it is killed, so its removal is retried.
+	profile, err := os.MkdirTemp("", "atg-chromium-")
+	must(t, err)
+	t.Cleanup(func() {
+		for deadline := time.Now().Add(10 * time.Second); os.RemoveAll(profile) != nil && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--user-data-dir="+t.TempDir(), page.URL)
+		"--user-data-dir="+profile, page.URL)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

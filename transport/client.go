@@ -156,23 +156,29 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 		}
 		return nil
 	}
-	if !req.retry || c.opts.MaxRetries < 0 {
+	if !req.retry {
 		return attempt(ctx)
 	}
 	return c.withRetries(ctx, attempt)
 }
 
-// withRetries runs attempt with exponential backoff and jitter, retrying
-// what Retryable accepts and waiting at least a server's Retry-After.
+// backoff is the client's backoff between retries: exponential from
+// RetryBaseDelay, with 20 % jitter, at most RetryMaxDelay, without end.
+func (c *Client) backoff() retry.Backoff {
+	b := retry.NewExponential(c.opts.RetryBaseDelay)
+	b = retry.WithJitterPercent(20, b)
+	return retry.WithCappedDuration(c.opts.RetryMaxDelay, b)
+}
+
+// withRetries runs attempt, retrying what Retryable accepts up to
+// MaxRetries times (none when it is negative) with the client's backoff,
+// waiting at least a server's Retry-After.
 func (c *Client) withRetries(ctx context.Context, attempt func(context.Context) error) error {
 	if c.opts.MaxRetries < 0 {
 		return attempt(ctx)
 	}
 	var hint time.Duration
-	b := retry.NewExponential(c.opts.RetryBaseDelay)
-	b = retry.WithJitterPercent(20, b)
-	b = retry.WithCappedDuration(c.opts.RetryMaxDelay, b)
-	b = retry.WithMaxRetries(uint64(c.opts.MaxRetries), b)
+	b := retry.WithMaxRetries(uint64(c.opts.MaxRetries), c.backoff())
 	withHint := retry.BackoffFunc(func() (time.Duration, bool) {
 		d, stop := b.Next()
 		if hint > d {
@@ -347,13 +353,18 @@ func (c *Client) Get(ctx context.Context, id string) (*OperationView, error) {
 
 // ListOptions filter GET /api/v1/operations.
 type ListOptions struct {
+	// Status selects one status; empty means any.
 	Status operations.Status
-	Type   string
-	Limit  int
+	// Type selects one operation type; empty means any.
+	Type string
+	// Limit is the page size, 1..MaxListLimit; 0 means 50.
+	Limit int
+	// Offset skips that many operations, newest first; 0..2147483647.
 	Offset int
 }
 
-// List calls GET /api/v1/operations.
+// List calls GET /api/v1/operations. Options out of range are the
+// server's VALIDATION_ERROR, as with ListOperations.
 func (c *Client) List(ctx context.Context, o ListOptions) (*ListResponse, error) {
 	q := url.Values{}
 	if o.Status != "" {
@@ -362,10 +373,10 @@ func (c *Client) List(ctx context.Context, o ListOptions) (*ListResponse, error)
 	if o.Type != "" {
 		q.Set("type", o.Type)
 	}
-	if o.Limit > 0 {
+	if o.Limit != 0 { // 0: the server's default; out of range: its VALIDATION_ERROR, as ListOperations says
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
-	if o.Offset > 0 {
+	if o.Offset != 0 {
 		q.Set("offset", strconv.Itoa(o.Offset))
 	}
 	var out ListResponse

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sethvargo/go-retry"
+
 	"github.com/atgraph/atg/operations"
 )
 
@@ -40,9 +42,12 @@ type EventStream struct {
 	done bool
 
 	// empty counts consecutive connections that ended without delivering
-	// an event; they are retried with backoff, and not forever.
+	// an event (delivered: whether the current one has); they are retried
+	// with the client's backoff (pause, fresh after each delivering
+	// connection), and not forever.
 	empty     int
 	delivered bool
+	pause     retry.Backoff
 
 	resp  *http.Response
 	rd    *SSEReader
@@ -142,7 +147,7 @@ func (s *EventStream) Next(ctx context.Context) (Event, error) {
 			}
 			// The stream ended without a terminal event or broke: resume.
 			if s.delivered {
-				s.empty = 0
+				s.empty, s.pause = 0, nil
 			} else {
 				s.empty++
 			}
@@ -167,16 +172,20 @@ func (s *EventStream) Next(ctx context.Context) (Event, error) {
 // maxEmptyReconnects bounds consecutive reconnections that deliver nothing.
 const maxEmptyReconnects = 10
 
-// pauseBeforeReconnect backs off when connections keep ending without
-// delivering events, and gives up after maxEmptyReconnects of them.
+// pauseBeforeReconnect waits the client's backoff when connections keep
+// ending without delivering events, and gives up after maxEmptyReconnects
+// reconnections in a row that delivered nothing.
 func (s *EventStream) pauseBeforeReconnect(ctx context.Context) error {
 	if s.empty == 0 {
 		return nil
 	}
-	if s.empty > maxEmptyReconnects {
+	if s.pause == nil {
+		s.pause = retry.WithMaxRetries(maxEmptyReconnects, s.c.backoff())
+	}
+	d, stop := s.pause.Next()
+	if stop {
 		return fmt.Errorf("transport: the event stream of operation %s closed %d times without delivering an event", s.id, s.empty)
 	}
-	d := min(s.c.opts.RetryBaseDelay<<min(s.empty-1, 10), s.c.opts.RetryMaxDelay)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

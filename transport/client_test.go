@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,7 @@ func (f *fixture) client(t *testing.T, key string, mutate ...func(*ClientOptions
 func TestClientCalls(t *testing.T) {
 	t.Parallel()
 	var ua atomic.Value
-	f := newFixture(t, fixtureOpts{wrap: func(h http.Handler) http.Handler {
+	f := newFixture(t, fixtureOpts{db: true, wrap: func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ua.Store(r.Header.Get("User-Agent"))
 			h.ServeHTTP(w, r)
@@ -296,5 +297,38 @@ func TestNoRetriesMeansNone(t *testing.T) {
 	}
 	if fl.calls != 2 {
 		t.Errorf("%d requests, want 2 (no retries)", fl.calls)
+	}
+}
+
+// TestEventStreamGivesUpOnEmptyConnections: connections that end without
+// an event are retried with the client's backoff, maxEmptyReconnects
+// times, then Next fails.
+func TestEventStreamGivesUpOnEmptyConnections(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conns.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "retry: 2000\n\n: nothing\n\n")
+	}))
+	defer srv.Close()
+	c, err := NewClient(ClientOptions{BaseURL: srv.URL, APIKey: "k", RetryBaseDelay: 10 * time.Millisecond, RetryMaxDelay: 100 * time.Millisecond})
+	must(t, err)
+	defer c.Close()
+	ctx := context.Background()
+	start := time.Now()
+	s, err := c.Events(ctx, "op_x", 0)
+	must(t, err)
+	defer s.Close()
+	_, err = s.Next(ctx)
+	if err == nil || !strings.Contains(err.Error(), "closed 11 times without delivering an event") {
+		t.Errorf("Next: %v", err)
+	}
+	if n := conns.Load(); n != 1+maxEmptyReconnects {
+		t.Errorf("%d connections, want %d", n, 1+maxEmptyReconnects)
+	}
+	// 10, 20, 40, 80, then 100 ms six times, each within 20 %.
+	if d := time.Since(start); d < 600*time.Millisecond {
+		t.Errorf("gave up after %s: no backoff between empty connections", d)
 	}
 }

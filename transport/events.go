@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -21,14 +22,10 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var after int64
-	if s := r.Header.Get("Last-Event-ID"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			WriteError(w, CodeValidation, "Last-Event-ID must be a non-negative integer", map[string]any{"field": "Last-Event-ID"})
-			return
-		}
-		after = n
+	after, ok := parseLastEventID(r.Header.Get("Last-Event-ID"))
+	if !ok {
+		WriteError(w, CodeValidation, "Last-Event-ID must be a decimal integer from 0 to 9223372036854775807", map[string]any{"field": "Last-Event-ID"})
+		return
 	}
 	sub, err := a.opts.Engine.Subscribe(r.Context(), op.ID, after)
 	if err != nil {
@@ -74,4 +71,18 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// parseLastEventID parses a Last-Event-ID header (as openapi.json's pattern
+// describes it): empty means 0, else decimal digits only (leading zeros
+// allowed, no sign) of a value up to math.MaxInt64.
+func parseLastEventID(s string) (int64, bool) {
+	if s == "" {
+		return 0, true
+	}
+	if strings.Trim(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }

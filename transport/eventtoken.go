@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,12 +14,10 @@ import (
 
 // Event tokens let a browser's EventSource, which cannot send an
 // Authorization header, follow one operation's events. A token is
-// "<operation id>.<client id>.<unix expiry>.<HMAC-SHA256>" base64url-encoded,
-// signed with a key generated at startup, valid for EventTokenTTL and for
-// that one stream only. API keys never go into URLs.
-
-// errBadEventToken is the audited reason of a refused event token.
-var errBadEventToken = fmt.Errorf("%w: bad or expired event token", auth.ErrMalformed)
+// base64url("<operation id>\n<client id>\n<unix expiry>") + "." +
+// base64url(HMAC-SHA256 of that payload under a key generated at startup),
+// both unpadded. It is valid for EventTokenTTL and for that one stream
+// only. API keys never go into URLs.
 
 // eventTokenKeyID is the KeyID of identities that come from event tokens.
 const eventTokenKeyID = "event-token"
@@ -61,9 +58,20 @@ func (a *API) verifyEventToken(token, opID string, now time.Time) (string, bool)
 }
 
 // eventsAuth authenticates an events request by its token query parameter
-// when present, else by API key.
+// when present, else by API key with Options.Authenticate. A refused token
+// (forged, expired or for another operation) fails like a bad key, through
+// Options.Authenticate itself: the request goes on to it without its
+// Authorization header, so the failure gets the same log line, failure hook
+// (the audit record, Server.OnAuthFailure), WWW-Authenticate and 401, with
+// the reason "missing credentials" (an event token is not an API key).
 func (a *API) eventsAuth(next http.Handler) http.Handler {
 	byKey := a.opts.Authenticate(next)
+	// An authenticator that let a request without credentials through
+	// would reach this handler, which refuses it anyway.
+	refuse := a.opts.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		WriteError(w, CodeAuthenticationFailed, auth.MessageAuthenticationFailed, nil)
+	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := r.URL.Query().Get("token")
 		if token == "" {
@@ -72,10 +80,10 @@ func (a *API) eventsAuth(next http.Handler) http.Handler {
 		}
 		clientID, ok := a.verifyEventToken(token, r.PathValue("id"), time.Now())
 		if !ok {
-			a.log.Warn("authentication failed", "reason", "bad_event_token", "request_id", RequestIDFrom(r.Context()), "remote", r.RemoteAddr)
-			a.AuditAuthFailure(r, errBadEventToken)
-			w.Header().Set("WWW-Authenticate", "Bearer")
-			WriteError(w, CodeAuthenticationFailed, auth.MessageAuthenticationFailed, nil)
+			a.log.Info("event token refused", "request_id", RequestIDFrom(r.Context()), "path", r.URL.Path)
+			r = r.Clone(r.Context())
+			r.Header.Del("Authorization")
+			refuse.ServeHTTP(w, r)
 			return
 		}
 		// The token was minted for this operation's owner: the usual

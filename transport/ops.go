@@ -72,9 +72,22 @@ func (a *API) view(op operations.Operation, withToken bool) OperationView {
 // ListOperations returns one page of the operations caller may see (its
 // own; an admin's: all), newest first, as GET /api/v1/operations does for
 // the server and an embedded client alike. A bad status, a limit outside
-// 1..MaxListLimit (0 means the default 50) or a negative offset is a
-// VALIDATION_ERROR.
+// 1..MaxListLimit (0 means the default 50) or an offset outside
+// 0..2147483647 is a VALIDATION_ERROR.
 func ListOperations(ctx context.Context, engine *operations.Engine, caller auth.Identity, o ListOptions) (*ListResponse, error) {
+	if o.Limit == 0 {
+		o.Limit = operations.DefaultListLimit
+	}
+	return listOperations(ctx, engine, caller, o)
+}
+
+// maxListOffset is the largest offset of GET /api/v1/operations.
+const maxListOffset = 1<<31 - 1
+
+// listOperations is ListOperations once a zero limit has been replaced by
+// the default: it checks every parameter's range (in the one place where
+// the API's messages about them are made) and lists.
+func listOperations(ctx context.Context, engine *operations.Engine, caller auth.Identity, o ListOptions) (*ListResponse, error) {
 	f := operations.Filter{Type: o.Type, Limit: o.Limit, Offset: o.Offset}
 	if !caller.Has(auth.ScopeAdmin) {
 		f.ClientID = caller.ClientID
@@ -86,14 +99,11 @@ func ListOperations(ctx context.Context, engine *operations.Engine, caller auth.
 		}
 		f.Status = st
 	}
-	if f.Limit == 0 {
-		f.Limit = operations.DefaultListLimit
-	}
 	if f.Limit < 1 || f.Limit > MaxListLimit {
-		return nil, newError(CodeValidation, fmt.Sprintf("limit must be an integer between 1 and %d", MaxListLimit), map[string]any{"field": "limit"})
+		return nil, listParamError("limit")
 	}
-	if f.Offset < 0 {
-		return nil, newError(CodeValidation, "offset must not be negative", map[string]any{"field": "offset"})
+	if f.Offset < 0 || f.Offset > maxListOffset {
+		return nil, listParamError("offset")
 	}
 	page, total, err := engine.List(ctx, f)
 	if err != nil {
@@ -104,6 +114,16 @@ func ListOperations(ctx context.Context, engine *operations.Engine, caller auth.
 		out.Operations[i] = ViewOf(op)
 	}
 	return out, nil
+}
+
+// listParamError is the VALIDATION_ERROR of a limit or offset that is not
+// an integer in its range.
+func listParamError(name string) *Error {
+	lo, hi := 1, MaxListLimit
+	if name == "offset" {
+		lo, hi = 0, maxListOffset
+	}
+	return newError(CodeValidation, fmt.Sprintf("%s must be an integer between %d and %d", name, lo, hi), map[string]any{"field": name})
 }
 
 func (a *API) submit(w http.ResponseWriter, r *http.Request) {
@@ -175,10 +195,13 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.view(op, false))
 }
 
+// list serves GET /api/v1/operations. It only turns the query's strings
+// into ListOptions (an absent limit is the default, a present one is
+// checked as given); listOperations checks the ranges.
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	id, _ := auth.IdentityFrom(r.Context())
 	q := r.URL.Query()
-	o := ListOptions{Type: q.Get("type")}
+	o := ListOptions{Type: q.Get("type"), Limit: operations.DefaultListLimit}
 	if q.Has("status") { // present but empty is an error too
 		st, err := operations.ParseStatus(q.Get("status"))
 		if err != nil {
@@ -187,31 +210,24 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		}
 		o.Status = st
 	}
-	var ok bool
-	if o.Limit, ok = queryInt(w, q, "limit", operations.DefaultListLimit, 1, MaxListLimit); !ok {
-		return
+	for _, p := range []struct {
+		name string
+		dst  *int
+	}{{"limit", &o.Limit}, {"offset", &o.Offset}} {
+		if !q.Has(p.name) {
+			continue
+		}
+		n, err := strconv.Atoi(q.Get(p.name))
+		if err != nil {
+			writeAPIError(w, listParamError(p.name))
+			return
+		}
+		*p.dst = n
 	}
-	if o.Offset, ok = queryInt(w, q, "offset", 0, 0, 1<<31-1); !ok {
-		return
-	}
-	out, err := ListOperations(r.Context(), a.opts.Engine, id, o)
+	out, err := listOperations(r.Context(), a.opts.Engine, id, o)
 	if err != nil {
 		a.writeErr(w, r, "list operations", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// queryInt parses an optional integer query parameter within [lo, hi].
-func queryInt(w http.ResponseWriter, q url.Values, name string, def, lo, hi int) (int, bool) {
-	if !q.Has(name) {
-		return def, true
-	}
-	s := q.Get(name)
-	n, err := strconv.Atoi(s)
-	if err != nil || n < lo || n > hi {
-		WriteError(w, CodeValidation, fmt.Sprintf("%s must be an integer between %d and %d", name, lo, hi), map[string]any{"field": name})
-		return 0, false
-	}
-	return n, true
 }

@@ -80,11 +80,19 @@ func (s *limiterSet) take(key string, now time.Time) decision {
 	return s.state(l, ok, now)
 }
 
-// blocked reports whether key's bucket is empty, without consuming.
+// blocked reports whether key's bucket is empty, without consuming. It only
+// looks: a key without a bucket is not blocked and gets none, so lookups
+// never push other keys' buckets out of the set.
 func (s *limiterSet) blocked(key string, now time.Time) (decision, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.get(key, now)
+	l, ok := s.cur[key]
+	if !ok {
+		l, ok = s.old[key]
+	}
+	if !ok {
+		return decision{allowed: true}, false
+	}
 	d := s.state(l, l.TokensAt(now) >= 1, now)
 	return d, !d.allowed
 }
@@ -143,6 +151,7 @@ func (a *API) rateLimitKeys(next http.Handler) http.Handler {
 // limitAuthFailures refuses requests from a remote address that failed
 // authentication too often (429 with Retry-After, before the key is even
 // looked at) and counts each 401 the wrapped handler answers against it.
+// Only failures give an address a bucket: successful requests add nothing.
 func (a *API) limitAuthFailures(next http.Handler) http.Handler {
 	if a.failLimits == nil {
 		return next

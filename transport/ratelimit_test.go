@@ -182,6 +182,32 @@ func TestLimiterMemoryIsBounded(t *testing.T) {
 	}
 }
 
+// TestLookupsDoNotEvictFailingAddresses: checking whether an address is
+// blocked adds nothing, so the traffic of many other addresses cannot push
+// out the bucket of one that keeps failing and so reset its count.
+func TestLookupsDoNotEvictFailingAddresses(t *testing.T) {
+	t.Parallel()
+	s := newLimiterSet(3, 3, 10) // a generation rotates at 10 buckets
+	now := time.Now()
+	for range 3 {
+		s.take("203.0.113.66", now)
+	}
+	if _, blocked := s.blocked("203.0.113.66", now); !blocked {
+		t.Fatal("three failures with a burst of 3 did not block")
+	}
+	for i := range 1000 {
+		if _, blocked := s.blocked("10.0."+strconv.Itoa(i/256)+"."+strconv.Itoa(i%256), now); blocked {
+			t.Fatalf("address %d blocked without failures", i)
+		}
+	}
+	if n := s.size(); n != 1 {
+		t.Errorf("%d buckets after 1,000 lookups, want only the failing address's", n)
+	}
+	if _, blocked := s.blocked("203.0.113.66", now); !blocked {
+		t.Error("lookups of other addresses unblocked the failing one")
+	}
+}
+
 func TestClientAddrTrustsOnlyConfiguredProxies(t *testing.T) {
 	t.Parallel()
 	proxies, err := ParseTrustedProxies("10.0.0.0/8, 192.168.1.7")
@@ -213,9 +239,9 @@ func TestClientAddrTrustsOnlyConfiguredProxies(t *testing.T) {
 func TestRequireHTTPS(t *testing.T) {
 	t.Parallel()
 	// The httptest client connects from 127.0.0.1: trusted in one fixture,
-	// not in the other.
+	// not in the other. /readyz answers 200 only with the database up.
 	trusted := newFixture(t, fixtureOpts{https: true, proxies: "127.0.0.1"})
-	direct := newFixture(t, fixtureOpts{https: true})
+	direct := newFixture(t, fixtureOpts{db: true, https: true})
 	wantError(t, trusted.do("GET", "/api/v1/status", "reader", nil), 403, CodeForbidden)
 	if resp := trusted.do("GET", "/api/v1/status", "reader", nil, "X-Forwarded-Proto", "https"); resp.StatusCode != 200 {
 		t.Errorf("trusted proxy with https: %d", resp.StatusCode)
@@ -264,8 +290,8 @@ func selfSigned(t *testing.T) tls.Certificate {
 func TestAuditTrailOfOperationsAndWrites(t *testing.T) {
 	t.Parallel()
 	var buf syncWriter
-	f := newFixture(t, fixtureOpts{audit: &buf})
-	sub := decode[submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"block"}`, HeaderRequestID, "req-submit"))
+	f := newFixture(t, fixtureOpts{db: true, audit: &buf})
+	sub := decode[Submitted](t, f.do("POST", "/api/v1/operations", "writer", `{"type":"block"}`, HeaderRequestID, "req-submit"))
 	f.do("DELETE", sub.Links.Self, "writer", nil, HeaderRequestID, "req-cancel")
 	f.do("POST", "/api/v1/query", "writer", `{"query":"RETURN 1 AS x","mode":"write"}`)
 	f.do("POST", "/api/v1/query", "writer", `{"query":"RETURN 1 AS x"}`) // reads are not audited

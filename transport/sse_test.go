@@ -119,16 +119,17 @@ func FuzzSSEReader(f *testing.F) {
 			if i > len(stream) {
 				t.Fatal("more events than bytes")
 			}
-			// Whatever was read can be written and read back the same.
+			// Whatever was read can be written and read back the same: the
+			// reader never yields an id or event name with a line break.
 			var buf bytes.Buffer
-			if err := WriteSSE(&buf, SSEEvent{ID: ev.ID, Event: strings.NewReplacer("\r", "", "\n", "").Replace(ev.Event), Data: ev.Data}); err != nil {
-				continue // ids with CR/LF cannot be written; they cannot be read either
+			if err := WriteSSE(&buf, ev); err != nil {
+				t.Fatalf("WriteSSE refused an event the reader produced: %+v: %v", ev, err)
 			}
 			again, err := NewSSEReader(&buf).Next()
 			if err != nil {
 				t.Fatalf("re-read: %v", err)
 			}
-			if again.ID != ev.ID || !bytes.Equal(again.Data, bytes.ReplaceAll(ev.Data, []byte("\r"), []byte("\n"))) {
+			if again.ID != ev.ID || again.Event != ev.Event || again.Retry != ev.Retry || !bytes.Equal(again.Data, ev.Data) {
 				t.Fatalf("round trip changed the event: %+v -> %+v", ev, again)
 			}
 		}
