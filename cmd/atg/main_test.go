@@ -381,6 +381,8 @@ func TestUsage(t *testing.T) {
 		{"ops get missing", c, []string{"ops", "get"}, exitUsage, "", `atg ops get: missing an operation ID (see "atg ops get -h")`},
 		{"ops list bad status", c, []string{"ops", "list", "--status", "done"}, exitUsage, "", `unknown status "done"`},
 		{"ops list bad limit", c, []string{"ops", "list", "--limit", "501"}, exitUsage, "", "--limit 501: want 1 to 500"},
+		{"ops list zero limit", c, []string{"ops", "list", "--limit", "0"}, exitUsage, "", "--limit 0: want 1 to 500"},
+		{"ops list help shows the limit's default", c, []string{"ops", "list", "-h"}, exitOK, "--limit is\n         1 to 500, default 50", ""},
 		{"ops in local mode", c, []string{"ops", "list"}, exitUsage, "", `use --remote (or set ATG_REMOTE_MODE=true)`},
 		{"ops forced local", remoteNoURL, []string{"--local", "ops", "get", "op_1"}, exitUsage, "", "this is local mode"},
 		{"remote without URL", remoteNoURL, []string{"status"}, exitUsage, "", "atg: invalid client configuration: ATG_SERVICE_URL: required when remote mode is enabled; ATG_API_KEY: API key is required"},

@@ -21,7 +21,8 @@ operations live inside one atg process and end with it).
 subcommands:
   list [--status S] [--type T] [--limit N] [--offset N] [--format table|json]
          your operations (admin keys: everyone's), newest first; S is
-         queued, running, completed, failed or cancelled; N defaults to 20
+         queued, running, completed, failed or cancelled; --limit is
+         1 to 500, default 50
   get ID [--format table|json]
          one operation: status, progress, result or error, timestamps
   cancel ID [--format table|json]
@@ -68,7 +69,7 @@ func opsList(ctx context.Context, e *env, g *globals, args []string) int {
 	fs := g.flagSet(e, cmd, true)
 	status := fs.String("status", "", "only operations in this status")
 	typ := fs.String("type", "", "only operations of this type")
-	limit := fs.Int("limit", 0, "page size (default 20)")
+	limit := fs.Int("limit", operations.DefaultListLimit, "page size, 1 to 500")
 	offset := fs.Int("offset", 0, "operations to skip")
 	pos, code, ok := parseCommand(e, g, fs, cmd, opsUsage, args)
 	if !ok {
@@ -85,7 +86,7 @@ func opsList(ctx context.Context, e *env, g *globals, args []string) int {
 		}
 		o.Status = st
 	}
-	if *limit < 0 || *limit > transport.MaxListLimit {
+	if *limit < 1 || *limit > transport.MaxListLimit {
 		return usageError(e, cmd, fmt.Sprintf("--limit %d: want 1 to %d", *limit, transport.MaxListLimit))
 	}
 	if *offset < 0 {
