@@ -147,7 +147,7 @@ func (c ClientConfig) Validate() error {
 		}
 	}
 	if c.ServiceURL != "" && !validServiceURL(c.ServiceURL) {
-		p.add("ATG_SERVICE_URL", redactURL(c.ServiceURL), "invalid URL format: must start with https:// or http://, name a host and carry no user information")
+		p.add("ATG_SERVICE_URL", transport.RedactURL(c.ServiceURL), "invalid URL format: must start with https:// or http://, name a host and carry no user information")
 	}
 	if c.RequestTimeout <= 0 {
 		p.add("ATG_REQUEST_TIMEOUT", c.RequestTimeout.String(), "request timeout must be positive")

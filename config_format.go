@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/url"
 
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/neo4jpool"
+	"github.com/atgraph/atg/transport"
 )
 
 // Every config type prints through one redacted view, whatever the verb
@@ -19,24 +19,6 @@ func redactKey(k string) string {
 		return ""
 	}
 	return auth.Redact(k)
-}
-
-// redactURL returns raw fit to print: user information, which may hold a
-// password or a token, becomes "xxxxx" (ATG_SERVICE_URL must not carry any;
-// see validServiceURL), and an unparsable value becomes "[unparsable URL]"
-// since it cannot be shown in part. Empty stays empty.
-func redactURL(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "[unparsable URL]"
-	}
-	if u.User != nil {
-		u.User = url.User("xxxxx")
-	}
-	return u.String()
 }
 
 // redactTenant shows a tenant ID as "12345678-****-****-****-123456789012",
@@ -60,7 +42,7 @@ type clientView struct {
 
 func (c ClientConfig) view() clientView {
 	v := clientView{RemoteMode: c.RemoteMode, RequestTimeout: c.RequestTimeout.Seconds()}
-	if u := redactURL(c.ServiceURL); u != "" {
+	if u := transport.RedactURL(c.ServiceURL); u != "" {
 		v.ServiceURL = &u
 	}
 	if k := redactKey(c.APIKey); k != "" {
@@ -73,7 +55,7 @@ func (c ClientConfig) view() clientView {
 // service URL redacted.
 func (c ClientConfig) String() string {
 	return fmt.Sprintf("atg.ClientConfig{RemoteMode:%t ServiceURL:%s APIKey:%s RequestTimeout:%s}",
-		c.RemoteMode, redactURL(c.ServiceURL), redactKey(c.APIKey), c.RequestTimeout)
+		c.RemoteMode, transport.RedactURL(c.ServiceURL), redactKey(c.APIKey), c.RequestTimeout)
 }
 
 // GoString returns String's redacted form. (fmt prints every verb, %#v
@@ -92,7 +74,7 @@ func (c ClientConfig) MarshalJSON() ([]byte, error) { return json.Marshal(c.view
 func (c ClientConfig) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Bool("remote_mode", c.RemoteMode),
-		slog.String("service_url", redactURL(c.ServiceURL)),
+		slog.String("service_url", transport.RedactURL(c.ServiceURL)),
 		slog.String("api_key", redactKey(c.APIKey)),
 		slog.Duration("request_timeout", c.RequestTimeout),
 	)

@@ -69,11 +69,13 @@ type Client struct {
 	ua   string
 }
 
-// NewClient checks opts and returns a Client.
+// NewClient checks opts and returns a Client. The base URL must be
+// http(s)://host[:port][/path] without user information (credentials go in
+// APIKey).
 func NewClient(opts ClientOptions) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(opts.BaseURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("transport: invalid base URL %q: want http(s)://host[:port]", opts.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("transport: invalid base URL %q: want http(s)://host[:port] without user information", RedactURL(opts.BaseURL))
 	}
 	if opts.APIKey == "" {
 		return nil, errors.New("transport: an API key is required")
@@ -105,6 +107,23 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		ua = opts.UserAgent + " " + ua
 	}
 	return &Client{opts: opts, base: u, http: hc, ua: ua}, nil
+}
+
+// RedactURL returns raw fit to print: user information, which may hold a
+// password or a token, becomes "xxxxx", and an unparsable value becomes
+// "[unparsable URL]" since it cannot be shown in part. Empty stays empty.
+func RedactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	return u.String()
 }
 
 // Close releases the client's idle connections. The client stays usable.

@@ -124,9 +124,30 @@ func follow(t *testing.T, c *Client, id string) ([]operations.EventType, *Operat
 
 func TestNewClientChecksOptions(t *testing.T) {
 	t.Parallel()
-	for _, o := range []ClientOptions{{BaseURL: "ftp://x", APIKey: "k"}, {BaseURL: "http://", APIKey: "k"}, {BaseURL: "http://x"}} {
-		if _, err := NewClient(o); err == nil {
+	for _, o := range []ClientOptions{{BaseURL: "ftp://x", APIKey: "k"}, {BaseURL: "http://", APIKey: "k"}, {BaseURL: "http://x"},
+		{BaseURL: "https://bob:s3cret@x.example", APIKey: "k"}, {BaseURL: "https://t0ken@x.example", APIKey: "k"}} {
+		_, err := NewClient(o)
+		if err == nil {
 			t.Errorf("NewClient(%+v) accepted", o)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "t0ken") {
+			t.Errorf("NewClient(%q): error %q shows the user information", o.BaseURL, err)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":                                "",
+		"https://atg.example.com:8443/x":  "https://atg.example.com:8443/x",
+		"https://bob:s3cret@atg.example":  "https://xxxxx@atg.example",
+		"https://t0ken@atg.example/p?q=1": "https://xxxxx@atg.example/p?q=1",
+		"http://h:port-not-a-number":      "[unparsable URL]",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
