@@ -51,12 +51,8 @@ func TestImportLocalTimeAgainstNeo4j(t *testing.T) {
 	label := neo4jtest.Unique(t)
 	d := neo4jtest.Driver(t, s)
 	neo4jtest.CleanupLabel(t, d, s, label)
-	m := NewManager(Options{})
+	m := claimsManager(t, s)
 	ctx := context.Background()
-	defer m.CloseAll(ctx)
-	if err := m.Configure(ctx, "dev", Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database}.WithDefaults()); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	im := Importer{Manager: m, Env: "dev"}
 	if _, err := im.Import(ctx, Graph{Nodes: []Node{{ID: label + "-n", Labels: []string{label}, Properties: map[string]any{"seen": now}}}}, nil); err != nil {
@@ -81,12 +77,8 @@ func TestImportLocalTimeListsAgainstNeo4j(t *testing.T) {
 	label := neo4jtest.Unique(t)
 	d := neo4jtest.Driver(t, s)
 	neo4jtest.CleanupLabel(t, d, s, label)
-	m := NewManager(Options{})
+	m := claimsManager(t, s)
 	ctx := context.Background()
-	defer m.CloseAll(ctx)
-	if err := m.Configure(ctx, "dev", Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database}.WithDefaults()); err != nil {
-		t.Fatal(err)
-	}
 	first := time.Now()
 	second := first.Add(90 * time.Minute)
 	im := Importer{Manager: m, Env: "dev"}
