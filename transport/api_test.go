@@ -40,7 +40,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // fixture is an API served by httptest. With fixtureOpts.db it talks to the
 // real test Neo4j (and needs one); otherwise its database is a closed port.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	api      *API
 	engine   *operations.Engine
@@ -81,7 +81,7 @@ type fixtureOpts struct {
 // unreachableNeo4j is a closed port: the database of fixtures without db.
 const unreachableNeo4j = "bolt://127.0.0.1:1"
 
-func newFixture(t *testing.T, o fixtureOpts) *fixture {
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	s := neo4jtest.Settings{URI: unreachableNeo4j, User: "neo4j", Password: "unused"}
 	if o.db {
@@ -197,7 +197,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	return f
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
