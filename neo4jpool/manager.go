@@ -468,7 +468,7 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 	if err != nil {
 		return nil, err
 	}
-	guard := newRetryGuard(ctx, cfg.MaxTransactionRetryTime)
+	guard := newRetryGuard(ctx, cfg.MaxTransactionRetryTime, em.connFailed.Load)
 	defer guard.stop()
 	session := d.NewSession(ctx, neo4j.SessionConfig{AccessMode: mode, DatabaseName: cfg.Database})
 	defer func() {
