@@ -464,10 +464,41 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 	attempts := 0
 	defer func() { em.callEnd(err, attempts) }()
 
-	d, cfg, err := m.driver(ctx, env)
-	if err != nil {
-		return nil, err
+	for round := 1; ; round++ {
+		d, cfg, err := m.driver(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		ran := attempts
+		result, err = m.executeOn(ctx, env, d, cfg, mode, work, configurers, start, em, &attempts)
+		if err != nil && attempts == ran && round < maxHandOvers && ctx.Err() == nil && !m.isCurrentDriver(env, d) {
+			// The environment was reconfigured (or closed) while this call
+			// waited for a connection of the old driver, which failed it
+			// ("Pool closed") before its work ran: hand it to the new driver
+			// (m.driver reports a closed environment).
+			continue
+		}
+		return result, err
 	}
+}
+
+// maxHandOvers bounds how many drivers one call tries when its environment
+// is reconfigured while it waits.
+const maxHandOvers = 3
+
+// isCurrentDriver reports whether d is env's current driver.
+func (m *Manager) isCurrentDriver(env string, d neo4j.DriverWithContext) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.envs[env]
+	return !m.closed && st != nil && !st.closed && st.driver == d
+}
+
+// executeOn runs work in one managed transaction on driver d, adding the
+// work function's runs to *attempts.
+func (m *Manager) executeOn(ctx context.Context, env string, d neo4j.DriverWithContext, cfg Config, mode neo4j.AccessMode,
+	work neo4j.ManagedTransactionWork, configurers []func(*neo4j.TransactionConfig),
+	start time.Time, em *envMetrics, attempts *int) (any, error) {
 	guard := newRetryGuard(ctx, cfg.MaxTransactionRetryTime, em.connFailed.Load)
 	defer guard.stop()
 	session := d.NewSession(ctx, neo4j.SessionConfig{AccessMode: mode, DatabaseName: cfg.Database})
@@ -481,8 +512,8 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 		if err := guard.enter(); err != nil {
 			return nil, err
 		}
-		attempts++
-		if attempts == 1 {
+		*attempts++
+		if *attempts == 1 {
 			em.txStart.observe(time.Since(start).Seconds())
 		}
 		em.txBegin()
@@ -493,6 +524,8 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 	}
 	ctx = guard.ctx
 	op := "write transaction"
+	var result any
+	var err error
 	if mode == neo4j.AccessModeRead {
 		result, err = session.ExecuteRead(ctx, counted, configurers...)
 		op = "read transaction"
