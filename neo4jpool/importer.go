@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
 	"strings"
 
@@ -32,7 +33,9 @@ const (
 // SkipSchema) backs with an index, so each lookup is an index seek whatever
 // the node's other labels; the relationship document needs no labels.
 //
-// Nodes are grouped by label set within a chunk and written with one
+// Within a chunk, rows of one id are merged first (labels united, later
+// properties winning), so the document's order decides the final values
+// whatever the chunk size. Nodes are then grouped by label set and written with one
 // UNWIND ... MERGE ... SET n:Labels SET n += row.props statement per group;
 // relationships are grouped by type and written with UNWIND ... MATCH ...
 // MATCH ... MERGE (a)-[r:TYPE]->(b) SET r += row.props. Labels and types are
@@ -316,8 +319,11 @@ type nodeWriter struct {
 
 // prepare groups a chunk of nodes by label set (in order of first
 // appearance) and builds each group's statement and rows, before the
-// chunk's transaction begins.
+// chunk's transaction begins. An id repeated within the chunk is written
+// once, merged as collapseNodes says, so that grouping cannot reorder its
+// rows: the later row in the document wins at any chunk size.
 func (w *nodeWriter) prepare(chunk []Node) []batch {
+	chunk = collapseNodes(chunk)
 	var out []batch
 	index := make(map[string]int) // label-set key -> position in out
 	for i := range chunk {
@@ -335,6 +341,48 @@ func (w *nodeWriter) prepare(chunk []Node) []batch {
 			props = normalizeProperties(n.Properties)
 		}
 		out[j].rows = append(out[j].rows, map[string]any{"id": n.ID, "props": props})
+	}
+	return out
+}
+
+// collapseNodes returns chunk with every repeated id merged into its first
+// occurrence: labels united, properties merged in document order (a later
+// value, nil included, replaces an earlier one). Writing the merged node
+// has the same effect as writing the rows one after another (labels are
+// only added; SET n += applies keys in turn, nil removing). It returns
+// chunk itself, without allocating a copy, when no id repeats, and never
+// modifies chunk's nodes.
+func collapseNodes(chunk []Node) []Node {
+	if len(chunk) < 2 {
+		return chunk
+	}
+	seen := make(map[string]struct{}, len(chunk))
+	dup := false
+	for i := range chunk {
+		if _, ok := seen[chunk[i].ID]; ok {
+			dup = true
+			break
+		}
+		seen[chunk[i].ID] = struct{}{}
+	}
+	if !dup {
+		return chunk
+	}
+	out := make([]Node, 0, len(chunk))
+	pos := make(map[string]int, len(chunk))
+	for _, n := range chunk {
+		j, ok := pos[n.ID]
+		if !ok {
+			pos[n.ID] = len(out)
+			out = append(out, n) // shares Labels and Properties until merged
+			continue
+		}
+		m := &out[j]
+		m.Labels = append(slices.Clip(m.Labels), n.Labels...)
+		props := make(map[string]any, len(m.Properties)+len(n.Properties))
+		maps.Copy(props, m.Properties)
+		maps.Copy(props, n.Properties)
+		m.Properties = props
 	}
 	return out
 }

@@ -283,3 +283,48 @@ func sorted(s []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestImportLaterRowWinsAtAnyChunkSize: the same id several times with
+// different label sets ends with the values of its last row, whatever the
+// chunk size (grouping by label set within a chunk once reordered them).
+func TestImportLaterRowWinsAtAnyChunkSize(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	for _, size := range []int{1, 2, 3, 1000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			id := fmt.Sprintf("%s/%d", label, size)
+			g := neo4jpool.Graph{ChunkSize: size, Nodes: []neo4jpool.Node{
+				{ID: id, Labels: []string{label, "L1"}, Properties: map[string]any{"v": 1, "w": "a"}},
+				{ID: id, Labels: []string{label, "L2"}, Properties: map[string]any{"v": 2}},
+				{ID: id, Labels: []string{label, "L1"}, Properties: map[string]any{"v": 3, "w": nil}},
+				{ID: id + "/other", Labels: []string{label}},
+			}}
+			im := &neo4jpool.Importer{Manager: m, Env: "dev"}
+			res, err := im.Import(t.Context(), g, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Nodes != 4 || res.NodesCreated != 2 {
+				t.Errorf("result %+v", res)
+			}
+			recs, err := neo4jtest.Query(t.Context(), d, s, "MATCH (n:`"+label+"` {id: $id}) RETURN properties(n), labels(n)", map[string]any{"id": id})
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("%d nodes, %v", len(recs), err)
+			}
+			want := map[string]any{"id": id, "v": int64(3)}
+			if diff := cmp.Diff(want, recs[0].Values[0]); diff != "" {
+				t.Errorf("properties (-want +got):\n%s", diff)
+			}
+			var labels []string
+			for _, l := range recs[0].Values[1].([]any) {
+				labels = append(labels, l.(string))
+			}
+			if want := sorted([]string{"GraphNode", "L1", "L2", label}); !cmp.Equal(sorted(labels), want) {
+				t.Errorf("labels %v, want %v", labels, want)
+			}
+		})
+	}
+}
