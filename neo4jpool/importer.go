@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -58,11 +59,21 @@ type Importer struct {
 	// DefaultBaseLabel.
 	BaseLabel string
 	// SkipSchema stops Import from creating the uniqueness constraint on
-	// BaseLabel.id (for users without schema privileges; then someone else
-	// must create it, or imports get slow as the graph grows). Without it,
-	// the first Import per Manager, environment and base label runs
-	// CREATE CONSTRAINT ... IF NOT EXISTS; later ones skip it until the
+	// BaseLabel.id (for users without schema privileges); Import then
+	// looks for one (SHOW CONSTRAINTS). Without SkipSchema, the first
+	// Import per Manager, environment and base label runs CREATE
+	// CONSTRAINT ... IF NOT EXISTS; later ones skip it until the
 	// environment is reconfigured.
+	//
+	// What the constraint promises: with it, ids stay unique however many
+	// imports run at once, in any number of processes. Without it (not
+	// found, not visible to the user, or blocked by an index the user made
+	// on the same key), MERGE alone would create duplicates under
+	// concurrency, so imports of this base label through one Manager run
+	// one at a time (exact, but serial); imports from other processes or
+	// Managers can still duplicate nodes, and every lookup scans the label
+	// unless an index on BaseLabel.id exists. Have the constraint created
+	// (EnsureConstraints) wherever imports run concurrently.
 	SkipSchema bool
 }
 
@@ -213,10 +224,20 @@ func (im *Importer) run(ctx context.Context, size int,
 	nodes iter.Seq2[Node, error], nodeTotal int,
 	rels iter.Seq2[Relationship, error], relTotal int,
 	validate bool, onProgress func(ImportProgress)) (ImportResult, error) {
-	if base := im.baseLabel(); !im.SkipSchema && !im.Manager.schemaEnsured(im.Env, base) {
-		if err := im.ensureConstraint(ctx, base); err != nil {
-			return ImportResult{}, &ImportError{Phase: PhaseNodes, Err: err}
+	base := im.baseLabel()
+	constrained, err := im.schema(ctx, base)
+	if err != nil {
+		return ImportResult{}, &ImportError{Phase: PhaseNodes, Err: err}
+	}
+	if !constrained {
+		// MERGE alone does not keep ids unique under concurrency: without
+		// the constraint, imports of this base label through this Manager
+		// run one at a time.
+		unlock, err := im.Manager.lockImports(ctx, im.Env, base)
+		if err != nil {
+			return ImportResult{}, &ImportError{Phase: PhaseNodes, Err: &ChunkError{Err: err}}
 		}
+		defer unlock()
 	}
 	if validate {
 		nodes = validated(nodes, "node", ValidateNode)
@@ -227,7 +248,7 @@ func (im *Importer) run(ctx context.Context, size int,
 	// Statements and rows are built before each chunk's transaction begins
 	// (prepare), not inside it, so a retry of the transaction reuses them.
 	nw := &nodeWriter{base: im.baseLabel(), stmts: make(map[string]string)}
-	_, err := chunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, nw.prepare, nw.write, func(done, total int) {
+	_, err = chunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, nw.prepare, nw.write, func(done, total int) {
 		res.Nodes = done
 		res.NodesCreated += nw.created
 		res.Chunks++
@@ -276,6 +297,71 @@ func (im *Importer) EnsureConstraints(ctx context.Context, labels ...string) err
 		}
 	}
 	return nil
+}
+
+// codeIndexAlreadyExists is Neo4j's refusal to create a uniqueness
+// constraint where an index on the same label and property exists.
+const codeIndexAlreadyExists = "Neo.ClientError.Schema.IndexAlreadyExists"
+
+// schema reports whether a uniqueness constraint (or node key) on
+// label.id is known to exist, creating it unless SkipSchema. An index the
+// user created on (:label {id}) blocks the constraint: the import then
+// goes on without it (MERGE uses that index for its lookups) and is
+// serialised like an import without the constraint. With SkipSchema the
+// constraint is looked up (SHOW CONSTRAINTS); when that is not allowed,
+// it is taken to be absent.
+func (im *Importer) schema(ctx context.Context, label string) (bool, error) {
+	m := im.Manager
+	if m.schemaEnsured(im.Env, label) {
+		return true, nil
+	}
+	if im.SkipSchema {
+		ok, err := im.hasIDConstraint(ctx, label)
+		if err != nil {
+			if IsUnavailable(err) || ctx.Err() != nil {
+				return false, err
+			}
+			return false, nil // not allowed to look: assume absent
+		}
+		if ok {
+			m.markSchemaEnsured(im.Env, label)
+		}
+		return ok, nil
+	}
+	err := im.ensureConstraint(ctx, label)
+	if err == nil {
+		return true, nil
+	}
+	var ne *neo4j.Neo4jError
+	if errors.As(err, &ne) && neo4jCode(ne) == codeIndexAlreadyExists {
+		m.logger().Warn("neo4jpool: an index on the import key blocks the id uniqueness constraint; importing without it, one import at a time",
+			slog.String("env", im.Env), slog.String("label", label), slog.String("neo4j_message", ne.Msg))
+		return false, nil
+	}
+	return false, err
+}
+
+// hasIDConstraint reports whether a uniqueness constraint or node key on
+// exactly label.id exists.
+func (im *Importer) hasIDConstraint(ctx context.Context, label string) (bool, error) {
+	n, err := im.Manager.ExecuteRead(ctx, im.Env, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, "SHOW CONSTRAINTS YIELD type, labelsOrTypes, properties "+
+			"WHERE type IN ['UNIQUENESS', 'NODE_KEY'] AND labelsOrTypes = [$label] AND properties = ['id'] RETURN count(*) AS n",
+			map[string]any{"label": label})
+		if err != nil {
+			return nil, err
+		}
+		rec, err := res.Single(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return rec.Values[0], nil
+	})
+	if err != nil {
+		return false, err
+	}
+	c, _ := n.(int64)
+	return c > 0, nil
 }
 
 func (im *Importer) ensureConstraint(ctx context.Context, label string) error {
@@ -489,7 +575,9 @@ func (w *relWriter) prepare(chunk []Relationship) []batch {
 		if len(r.Properties) > 0 {
 			props = normalizeProperties(r.Properties)
 		}
-		out[j].rows = append(out[j].rows, map[string]any{"from": r.From, "to": r.To, "props": props})
+		// i tells rows apart, so that a row matching several nodes (ids
+		// duplicated by imports without the constraint) counts once.
+		out[j].rows = append(out[j].rows, map[string]any{"i": len(out[j].rows), "from": r.From, "to": r.To, "props": props})
 	}
 	return out
 }
@@ -527,7 +615,7 @@ func (w *relWriter) statement(typ string) string {
 	}
 	base := quoteIdentifier(w.base)
 	s := "UNWIND $rows AS row MATCH (a:" + base + " {id: row.from}) MATCH (b:" + base +
-		" {id: row.to}) MERGE (a)-[r:" + quoteIdentifier(typ) + "]->(b) SET r += row.props RETURN count(r) AS written"
+		" {id: row.to}) MERGE (a)-[r:" + quoteIdentifier(typ) + "]->(b) SET r += row.props RETURN count(DISTINCT row.i) AS written"
 	w.stmts[typ] = s
 	return s
 }

@@ -1,12 +1,14 @@
 package neo4jpool_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -327,4 +329,105 @@ func TestImportLaterRowWinsAtAnyChunkSize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// overlapping returns a graph of nodes from..to-1 of prefix, chained by
+// NEXT relationships (the last one points past the range: skipped unless
+// another document created that node).
+func overlapping(prefix string, from, to int) neo4jpool.Graph {
+	var g neo4jpool.Graph
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("%s/%d", prefix, i)
+		g.Nodes = append(g.Nodes, neo4jpool.Node{ID: id, Properties: map[string]any{"i": i}})
+		g.Relationships = append(g.Relationships, neo4jpool.Relationship{Type: "NEXT", From: id, To: fmt.Sprintf("%s/%d", prefix, i+1)})
+	}
+	return g
+}
+
+// importConcurrently runs Import of two overlapping documents in two
+// goroutines, three times each, and checks that every id exists once and
+// no counter is negative.
+func importConcurrently(t *testing.T, im *neo4jpool.Importer, d neo4j.DriverWithContext, s neo4jtest.Settings, base string) {
+	t.Helper()
+	docs := []neo4jpool.Graph{overlapping(base, 0, 600), overlapping(base, 200, 800)}
+	var wg sync.WaitGroup
+	results := make(chan neo4jpool.ImportResult, 6)
+	errs := make(chan error, 6)
+	for _, g := range docs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				res, err := im.Import(t.Context(), g, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				results <- res
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(results)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for res := range results {
+		if res.RelationshipsSkipped < 0 || res.Relationships > 600 || res.Relationships+res.RelationshipsSkipped != 600 {
+			t.Errorf("counters: %+v", res)
+		}
+	}
+	q := "MATCH (n:`" + base + "`) RETURN count(n) AS nodes, count(DISTINCT n.id) AS ids"
+	recs, err := neo4jtest.Query(t.Context(), d, s, q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes, ids := recs[0].Values[0].(int64), recs[0].Values[1].(int64); nodes != 800 || ids != 800 {
+		t.Errorf("%d nodes for %d ids, want 800 of each", nodes, ids)
+	}
+	if n := neo4jtest.Count(t, d, s, "MATCH (:`"+base+"`)-[r:NEXT]->(:`"+base+"`) RETURN count(r)", nil); n != 799 {
+		t.Errorf("%d relationships, want 799", n)
+	}
+}
+
+// TestImportSkipSchemaStaysExactUnderConcurrency: without the id
+// constraint (SkipSchema, none created), concurrent imports through one
+// Manager create each id once (they once duplicated nodes, and
+// RelationshipsSkipped went negative).
+func TestImportSkipSchemaStaysExactUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	base := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, base)
+	im := &neo4jpool.Importer{Manager: m, Env: "dev", BaseLabel: base, SkipSchema: true, ChunkSize: 50}
+	importConcurrently(t, im, d, s, base)
+}
+
+// TestImportUsesAnExistingIndexOnTheKey: a user's RANGE index on
+// (:Base {id}) blocks the uniqueness constraint; imports then go on
+// without it (and stay exact under concurrency) instead of failing with
+// IndexAlreadyExists.
+func TestImportUsesAnExistingIndexOnTheKey(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	base := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, base)
+	index := "idx_" + base
+	if len(index) > 64 {
+		index = index[:64]
+	}
+	if _, err := neo4jtest.Query(t.Context(), d, s, "CREATE INDEX `"+index+"` FOR (n:`"+base+"`) ON (n.id)", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := neo4jtest.Query(context.Background(), d, s, "DROP INDEX `"+index+"` IF EXISTS", nil); err != nil {
+			t.Errorf("drop index: %v", err)
+		}
+	})
+	neo4jtest.DropConstraint(t, d, s, "atg_id_unique_"+base) // in case the index did not block it
+	im := &neo4jpool.Importer{Manager: m, Env: "dev", BaseLabel: base, ChunkSize: 50}
+	importConcurrently(t, im, d, s, base)
 }

@@ -78,6 +78,11 @@ type Manager struct {
 	envs    map[string]*envState
 	metrics map[string]*envMetrics // per environment name, kept across reconfiguration
 
+	// importLocks serialise imports without an id constraint, one
+	// channel (of capacity 1) per environment and base label.
+	importMu    sync.Mutex
+	importLocks map[[2]string]chan struct{}
+
 	// Test hooks (see export_test.go).
 	verifications atomic.Int64
 	driversClosed atomic.Int64
@@ -406,6 +411,28 @@ func (m *Manager) markSchemaEnsured(env, label string) {
 			st.schema = make(map[string]bool)
 		}
 		st.schema[label] = true
+	}
+}
+
+// lockImports waits until no other import of base label in env holds the
+// lock (or ctx ends), takes it and returns its release.
+func (m *Manager) lockImports(ctx context.Context, env, base string) (func(), error) {
+	m.importMu.Lock()
+	if m.importLocks == nil {
+		m.importLocks = make(map[[2]string]chan struct{})
+	}
+	key := [2]string{env, base}
+	ch := m.importLocks[key]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		m.importLocks[key] = ch
+	}
+	m.importMu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
 }
 
