@@ -150,13 +150,18 @@ func decodeList[T any](raw json.RawMessage, out *[]T) error {
 // the retry-time bound is never reported as a cancellation.
 func importError(ctx context.Context, err error) error {
 	var res neo4jpool.ImportResult
-	phase := ""
+	phase, offset := "", 0
 	var ie *neo4jpool.ImportError
 	if errors.As(err, &ie) {
-		res, phase = ie.Result, ie.Phase
+		res, phase, offset = ie.Result, ie.Phase, ie.Offset
 	}
+	unknown := errors.Is(err, neo4jpool.ErrCommitOutcomeUnknown)
 	details := map[string]any{
 		"phase": phase, "nodes_committed": res.Nodes, "relationships_committed": res.Relationships, "chunks_committed": res.Chunks,
+		// offset: items of phase known committed, the position in the
+		// document's list for phase to resume from (relationships_committed
+		// leaves out skipped ones, so it is not an offset).
+		"offset": offset, "outcome_unknown": unknown,
 	}
 	code, msg := "IMPORT_FAILED", "import failed"
 	if errors.Is(err, neo4jpool.ErrRetryTimeExceeded) {
@@ -177,11 +182,22 @@ func importError(ctx context.Context, err error) error {
 			msg += ": " + c
 		}
 	}
+	if unknown {
+		msg += "; the last chunk may or may not have been committed"
+	}
 	return &operations.Error{
 		Code:    code,
-		Message: fmt.Sprintf("%s after %d chunk(s) were committed (%d nodes, %d relationships); importing the same document again is safe", msg, res.Chunks, res.Nodes, res.Relationships),
+		Message: fmt.Sprintf("%s after %d chunk(s) were committed (%d nodes, %d relationships; resume the %s at offset %d); importing the same document again is safe", msg, res.Chunks, res.Nodes, res.Relationships, phaseNoun(phase), offset),
 		Details: details, Err: err,
 	}
+}
+
+// phaseNoun names the list a phase writes.
+func phaseNoun(phase string) string {
+	if phase == neo4jpool.PhaseRelationships {
+		return "relationships"
+	}
+	return "nodes"
 }
 
 func plural(n int, one, many string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,39 @@ func TestImportErrorCancelledOnlyByTheCaller(t *testing.T) {
 			}
 			if got, _ := oe.Details["retry_time_exceeded"].(bool); got != tt.retryEnd {
 				t.Errorf("retry_time_exceeded %v, want %v", got, tt.retryEnd)
+			}
+		})
+	}
+}
+
+// TestImportErrorDetailsOffset: the error details carry the resume offset
+// within the failed phase and whether the last chunk's outcome is unknown.
+func TestImportErrorDetailsOffset(t *testing.T) {
+	t.Parallel()
+	conn := &neo4j.ConnectivityError{Inner: errors.New("connection lost during commit")}
+	tests := []struct {
+		name    string
+		err     error
+		offset  int
+		unknown bool
+	}{
+		{"known", &neo4jpool.ImportError{Phase: neo4jpool.PhaseRelationships, Offset: 20,
+			Result: neo4jpool.ImportResult{Nodes: 5, Relationships: 13}, Err: &neo4jpool.ChunkError{Committed: 20, Chunk: 2, Err: conn}}, 20, false},
+		{"outcome unknown", &neo4jpool.ImportError{Phase: neo4jpool.PhaseNodes, Offset: 30,
+			Err: &neo4jpool.ChunkError{Committed: 30, Chunk: 3, OutcomeUnknown: true, Err: &neo4jpool.CommitUnknownError{Err: conn}}}, 30, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var oe *operations.Error
+			if !errors.As(importError(context.Background(), tt.err), &oe) {
+				t.Fatal("not an *operations.Error")
+			}
+			if oe.Details["offset"] != tt.offset || oe.Details["outcome_unknown"] != tt.unknown {
+				t.Errorf("details %v", oe.Details)
+			}
+			if tt.unknown && !strings.Contains(oe.Message, "may or may not have been committed") {
+				t.Errorf("message %q", oe.Message)
 			}
 		})
 	}

@@ -109,11 +109,23 @@ type ImportResult struct {
 }
 
 // ImportError reports an import that stopped. Result counts what was
-// committed; Err (usually a *ChunkError, whose Committed field is the resume
-// offset within Phase) is the cause.
+// committed; Offset is where to resume; Err (usually a *ChunkError) is the
+// cause.
+//
+// To resume, import again the items not known to be committed: in the
+// nodes phase, the nodes from Offset on and all relationships; in the
+// relationships phase, the relationships from Offset on. Importing the
+// whole document again is equally safe (imports are idempotent), only
+// slower. When the error matches ErrCommitOutcomeUnknown the chunk at
+// Offset may already be in the database; writing it again is harmless.
 type ImportError struct {
 	// Phase is the phase that failed.
 	Phase string
+	// Offset is the number of items of Phase (nodes, or relationships
+	// counting skipped ones) known to be committed: the position, in the
+	// document's list for Phase, to resume from. Result.Relationships is
+	// not an offset: it leaves out skipped relationships.
+	Offset int
 	// Result counts what was committed before the failure.
 	Result ImportResult
 	// Err is the cause.
@@ -257,7 +269,7 @@ func (im *Importer) run(ctx context.Context, size int,
 		}
 	})
 	if err != nil {
-		return res, &ImportError{Phase: PhaseNodes, Result: res, Err: err}
+		return res, &ImportError{Phase: PhaseNodes, Offset: chunkOffset(err), Result: res, Err: err}
 	}
 
 	rw := &relWriter{base: im.baseLabel(), stmts: make(map[string]string)}
@@ -271,9 +283,18 @@ func (im *Importer) run(ctx context.Context, size int,
 		}
 	})
 	if err != nil {
-		return res, &ImportError{Phase: PhaseRelationships, Result: res, Err: err}
+		return res, &ImportError{Phase: PhaseRelationships, Offset: chunkOffset(err), Result: res, Err: err}
 	}
 	return res, nil
+}
+
+// chunkOffset returns the resume offset of a chunked write's error.
+func chunkOffset(err error) int {
+	var ce *ChunkError
+	if errors.As(err, &ce) {
+		return ce.Committed
+	}
+	return 0
 }
 
 // EnsureConstraints creates, if missing, a uniqueness constraint on the id

@@ -431,3 +431,45 @@ func TestImportUsesAnExistingIndexOnTheKey(t *testing.T) {
 	im := &neo4jpool.Importer{Manager: m, Env: "dev", BaseLabel: base, ChunkSize: 50}
 	importConcurrently(t, im, d, s, base)
 }
+
+// TestImportErrorOffset: an import that stops in the relationships phase
+// reports the offset to resume from in its list of relationships, counting
+// skipped and repeated relationships (Result.Relationships does not).
+func TestImportErrorOffset(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	im := &neo4jpool.Importer{Manager: m, Env: "dev", ChunkSize: 10}
+	id := func(i int) string { return fmt.Sprintf("%s/%d", label, i) }
+	nodes := func(yield func(neo4jpool.Node, error) bool) {
+		for i := range 5 {
+			if !yield(neo4jpool.Node{ID: id(i), Labels: []string{label}}, nil) {
+				return
+			}
+		}
+	}
+	rels := func(yield func(neo4jpool.Relationship, error) bool) {
+		for i := range 30 {
+			r := neo4jpool.Relationship{Type: "NEXT", From: id(i % 5), To: id(i%5 + 1)} // 4→5 is skipped, the rest repeat
+			if i == 23 {
+				r.Type = injection
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	res, err := im.ImportStream(t.Context(), nodes, rels, nil)
+	var ie *neo4jpool.ImportError
+	if !errors.As(err, &ie) {
+		t.Fatalf("got %v", err)
+	}
+	if ie.Phase != neo4jpool.PhaseRelationships || ie.Offset != 20 || res.Relationships != 16 || res.RelationshipsSkipped != 4 {
+		t.Errorf("phase %s, offset %d, result %+v", ie.Phase, ie.Offset, res)
+	}
+	if n := neo4jtest.Count(t, d, s, "MATCH (:`"+label+"`)-[r:NEXT]->() RETURN count(r)", nil); n != 4 {
+		t.Errorf("%d relationships stored, want 4", n)
+	}
+}

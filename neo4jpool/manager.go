@@ -472,7 +472,9 @@ func (m *Manager) ExecuteRead(ctx context.Context, env string, work neo4j.Manage
 // with the driver's retries of transient failures for up to
 // Config.MaxTransactionRetryTime: work may run more than once and must be
 // idempotent. Do not wrap it in [Retry]. It maintains the environment's
-// metrics.
+// metrics. When work returned nil but the commit got no answer (the
+// connection broke, or ctx ended, during COMMIT), the error matches
+// ErrCommitOutcomeUnknown: the transaction may have been committed.
 func (m *Manager) ExecuteWrite(ctx context.Context, env string, work neo4j.ManagedTransactionWork, configurers ...func(*neo4j.TransactionConfig)) (any, error) {
 	return m.execute(ctx, env, neo4j.AccessModeWrite, work, configurers)
 }
@@ -560,9 +562,51 @@ func (m *Manager) executeOn(ctx context.Context, env string, d neo4j.DriverWithC
 		result, err = session.ExecuteWrite(ctx, counted, configurers...)
 	}
 	if err != nil {
-		return nil, &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: op, Err: guard.explain(err)}
+		err = guard.explain(err)
+		if mode == neo4j.AccessModeWrite && guard.lastWorkSucceeded() && !serverRefused(err) {
+			// The work ran to its end, and then COMMIT got no answer (the
+			// connection broke, the context ended): it may have committed.
+			err = &CommitUnknownError{Err: err}
+		}
+		return nil, &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: op, Err: err}
 	}
 	return result, nil
+}
+
+// ErrCommitOutcomeUnknown is matched by the error of a write transaction
+// whose work function returned nil but whose COMMIT got no answer from the
+// server (the connection broke, or the context ended, while it was in
+// flight): the transaction may or may not have been committed.
+var ErrCommitOutcomeUnknown = errors.New("neo4jpool: commit outcome unknown")
+
+// CommitUnknownError reports a write transaction whose commit outcome is
+// unknown (see ErrCommitOutcomeUnknown, which it matches). Err is the
+// driver's error. Running the work again is safe only if it is idempotent.
+type CommitUnknownError struct {
+	// Err is the driver's error.
+	Err error
+}
+
+// Error implements error.
+func (e *CommitUnknownError) Error() string {
+	return fmt.Sprintf("%s (it may have been committed): %v", ErrCommitOutcomeUnknown, e.Err)
+}
+
+// Is makes errors.Is(err, ErrCommitOutcomeUnknown) true.
+func (e *CommitUnknownError) Is(target error) bool { return target == ErrCommitOutcomeUnknown }
+
+// Unwrap returns the driver's error.
+func (e *CommitUnknownError) Unwrap() error { return e.Err }
+
+// serverRefused reports whether the last error of err came from the server
+// (a *neo4j.Neo4jError): then the transaction was not committed.
+func serverRefused(err error) bool {
+	var limit *neo4j.TransactionExecutionLimit
+	if errors.As(err, &limit) && len(limit.Errors) > 0 {
+		err = limit.Errors[len(limit.Errors)-1]
+	}
+	var ne *neo4j.Neo4jError
+	return errors.As(err, &ne)
 }
 
 // Snapshot returns the pool metrics of env (see [Snapshot] for what each

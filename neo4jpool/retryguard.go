@@ -166,6 +166,13 @@ func (g *retryGuard) leave(err error) {
 	}
 }
 
+// lastWorkSucceeded reports whether the last attempt's work returned nil.
+func (g *retryGuard) lastWorkSucceeded() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.succeeded
+}
+
 func (g *retryGuard) stop() {
 	g.mu.Lock()
 	g.timer.Stop()
