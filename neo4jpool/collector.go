@@ -37,7 +37,7 @@ var (
 	descInFlight    = prometheus.NewDesc(MetricCallsInFlight, "ExecuteRead/ExecuteWrite calls in progress, including those waiting for a connection or between driver retries.", envLabel, nil)
 	descUtil        = prometheus.NewDesc(MetricPoolUtilization, "tx_active divided by the pool maximum.", envLabel, nil)
 	descPeakUtil    = prometheus.NewDesc(MetricPoolPeakUtilization, "Peak of tx_active divided by the pool maximum over the metrics window.", envLabel, nil)
-	descScale       = prometheus.NewDesc(MetricPoolScaleRecommended, "1 for the currently advised pool action (scale_up, scale_down, ok), 0 for the others.", []string{"env", "action"}, nil)
+	descScale       = prometheus.NewDesc(MetricPoolScaleRecommended, "1 for the currently advised pool action (scale_up, scale_down, ok, not_enough_data), 0 for the others.", []string{"env", "action"}, nil)
 	descTxStart     = prometheus.NewDesc(MetricTxStartSeconds, "Time from calling ExecuteRead/ExecuteWrite to the first run of the work function (includes connection acquisition, queueing and BEGIN; an acquisition-time proxy).", envLabel, nil)
 	descQueued      = prometheus.NewDesc(MetricPoolBorrowQueued, "Times a connection borrow joined the pool's wait queue (driver log 'Borrow queued'; a borrow that waits again counts again).", envLabel, nil)
 	descTimeouts    = prometheus.NewDesc(MetricPoolAcquireTimeouts, "Connection borrows the driver gave up (driver log 'Borrow time-out'): the borrow's context ended while it waited (acquisition timeout, or the caller's deadline or cancellation), or dialling a new connection timed out.", envLabel, nil)
@@ -89,7 +89,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descInFlight, float64(s.CallsInFlight), env)
 		gauge(descUtil, s.UtilizationPercent/100, env)
 		gauge(descPeakUtil, s.PeakUtilizationPercent/100, env)
-		for _, a := range []Action{ActionScaleUp, ActionScaleDown, ActionOK} {
+		for _, a := range Actions {
 			v := 0.0
 			if s.Recommendation.Action == a {
 				v = 1

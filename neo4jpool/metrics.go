@@ -67,7 +67,9 @@ type Snapshot struct {
 	CallsInFlight int64 `json:"calls_in_flight"`
 	// UtilizationPercent is TxActive / PoolMax in percent.
 	UtilizationPercent float64 `json:"utilization_percent"`
-	// PeakUtilizationPercent is the highest UtilizationPercent in the window.
+	// PeakUtilizationPercent is the highest UtilizationPercent in the
+	// window: work running at any moment of the window counts, including
+	// work that began before it.
 	PeakUtilizationPercent float64 `json:"peak_utilization_percent"`
 	// BorrowQueued counts the driver's "Borrow queued" log lines: one each
 	// time a borrow joins the pool's wait queue because no connection is
@@ -137,8 +139,9 @@ type TxStartStats struct {
 
 // envMetrics holds the live measurements of one environment.
 type envMetrics struct {
-	env string
-	win *slidingWindow
+	env     string
+	win     *slidingWindow
+	started time.Time // when measuring began: the window is full one span later
 
 	poolMax       atomic.Int64
 	txActive      atomic.Int64
@@ -165,9 +168,11 @@ type envMetrics struct {
 }
 
 func newEnvMetrics(env string, window time.Duration, now func() time.Time) *envMetrics {
+	win := newSlidingWindow(window, now)
 	return &envMetrics{
 		env:       env,
-		win:       newSlidingWindow(window, now),
+		win:       win,
+		started:   win.now(),
 		txStart:   newHistogram(TxStartBuckets),
 		openConns: make(map[string]struct{}),
 	}
@@ -196,7 +201,14 @@ func (e *envMetrics) txBegin() {
 	e.win.observeActive(n)
 }
 
-func (e *envMetrics) txEnd() { e.txActive.Add(-1) }
+// txEnd records the count before the decrement too: with the counts
+// recorded at each begin and end, and the current count, the window's peak
+// is exact even for work that began before the window and is still
+// running, or ended, in it.
+func (e *envMetrics) txEnd() {
+	n := e.txActive.Add(-1)
+	e.win.observeActive(n + 1)
+}
 
 // observe counts one classified driver log event.
 func (e *envMetrics) observe(ev logEvent, id string) {
@@ -287,7 +299,7 @@ func (e *envMetrics) collect(explain bool) (Snapshot, histogramReading) {
 		TxAttempts:              e.txAttempts.Load(),
 		FailureRatePercent:      FailureRatePercent(failed, committed+failed),
 		TxStart:                 e.txStart.stats(txStart),
-		Recommendation:          recommend(peakPct, queuedW, timeoutsW, e.win.span, explain),
+		Recommendation:          recommendObserved(peakPct, queuedW, timeoutsW, e.win.span, now.Sub(e.started), explain),
 	}, txStart
 }
 

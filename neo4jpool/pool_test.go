@@ -137,7 +137,8 @@ func TestUtilizationOfHeldTransactions(t *testing.T) {
 		{1, 10, 10, neo4jpool.ActionScaleDown}, // PM-3 like
 	}
 	for _, c := range cases {
-		m, _ := realManager(t, neo4jpool.Options{}, func(cfg *neo4jpool.Config) { cfg.MaxPoolSize = c.pool })
+		// A short window, filled before the snapshot: advice needs a full one.
+		m, _ := realManager(t, neo4jpool.Options{MetricsWindow: 100 * time.Millisecond}, func(cfg *neo4jpool.Config) { cfg.MaxPoolSize = c.pool })
 		started := make(chan struct{}, c.hold)
 		release := make(chan struct{})
 		var wg sync.WaitGroup
@@ -156,6 +157,7 @@ func TestUtilizationOfHeldTransactions(t *testing.T) {
 		for range c.hold {
 			<-started
 		}
+		time.Sleep(150 * time.Millisecond) // a full window, the transactions still held
 		s, _ := m.Snapshot("dev")
 		close(release)
 		wg.Wait()
