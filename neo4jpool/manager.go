@@ -491,7 +491,7 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 	start := time.Now()
 	em.callBegin()
 	attempts := 0
-	defer func() { em.callEnd(err, attempts) }()
+	defer func() { em.callEnd(err, attempts, start) }()
 
 	for round := 1; ; round++ {
 		d, cfg, err := m.driver(ctx, env)

@@ -224,7 +224,7 @@ func TestCollectorExportsDocumentedNames(t *testing.T) {
 	em.observe(eventBorrowQueued, "")
 	em.txStart.observe(0.003)
 	em.callBegin()
-	em.callEnd(nil, 2)
+	em.callEnd(nil, 2, time.Now())
 
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(m.Collector()); err != nil {
@@ -258,9 +258,9 @@ atg_neo4j_tx_retried_total{env="dev"} 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 16 single series + 4 recommendation series; atg_neo4j_up and the
+	// 17 single series + 4 recommendation series; atg_neo4j_up and the
 	// health duration appear only after a health check.
-	if n != 20 {
+	if n != 21 {
 		t.Errorf("series: %d", n)
 	}
 	if lint, err := testutil.GatherAndLint(reg); err != nil || len(lint) > 0 {

@@ -172,3 +172,43 @@ func TestUtilizationOfHeldTransactions(t *testing.T) {
 		}
 	}
 }
+
+// TestTxStartRecordsCallsThatNeverStarted: calls that wait for a busy
+// pool's only connection and give up are counted, with their waits, in
+// TxStartFailed (they were missing from the time-to-start figures, though
+// they are the worst waits); TxStart holds the call that started.
+func TestTxStartRecordsCallsThatNeverStarted(t *testing.T) {
+	t.Parallel()
+	m, _ := realManager(t, neo4jpool.Options{}, func(cfg *neo4jpool.Config) { cfg.MaxPoolSize = 1 })
+	holding := make(chan struct{})
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, err := m.ExecuteRead(t.Context(), "dev", func(tx neo4j.ManagedTransaction) (any, error) {
+			close(holding)
+			<-release
+			return nil, nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	<-holding
+	const waiters = 3
+	for range waiters {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			if _, err := m.ExecuteRead(ctx, "dev", func(tx neo4j.ManagedTransaction) (any, error) { return nil, nil }); err == nil {
+				t.Error("a waiter got the held connection")
+			}
+		})
+	}
+	time.Sleep(600 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	s, _ := m.Snapshot("dev")
+	if s.TxStart.Count != 1 || s.TxStartFailed.Count != waiters || s.TxStartFailed.MeanSeconds < 0.25 {
+		t.Errorf("TxStart %+v, TxStartFailed %+v", s.TxStart, s.TxStartFailed)
+	}
+}
