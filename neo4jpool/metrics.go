@@ -178,9 +178,9 @@ type envMetrics struct {
 func newEnvMetrics(env string, window time.Duration, now func() time.Time) *envMetrics {
 	win := newSlidingWindow(window, now)
 	return &envMetrics{
-		env:       env,
-		win:       win,
-		started:   win.now(),
+		env:           env,
+		win:           win,
+		started:       win.now(),
 		txStart:       newHistogram(TxStartBuckets),
 		txStartFailed: newHistogram(TxStartBuckets),
 		openConns:     make(map[string]struct{}),
