@@ -33,7 +33,9 @@ const sessionCloseTimeout = 10 * time.Second
 // Options tunes a [Manager]. The zero value gives the defaults.
 type Options struct {
 	// Logger receives the manager's own messages and the driver's log lines
-	// (see LevelTrace for the levels). Nil means slog.Default().
+	// (see LevelTrace for the levels). Nil means nothing is logged: library
+	// code logs only to a logger it is given (pass slog.Default() to log
+	// where the program does).
 	Logger *slog.Logger
 	// HealthTimeout bounds one health check. Zero means DefaultHealthTimeout.
 	HealthTimeout time.Duration
@@ -113,11 +115,14 @@ func NewManager(opts Options) *Manager {
 	return &Manager{opts: opts}
 }
 
+// discardLogger is the logger of a Manager given none.
+var discardLogger = slog.New(slog.DiscardHandler)
+
 func (m *Manager) logger() *slog.Logger {
 	if m.opts.Logger != nil {
 		return m.opts.Logger
 	}
-	return slog.Default()
+	return discardLogger
 }
 
 // metricsForLocked returns the metrics of env, creating them. m.mu is held.

@@ -3,6 +3,7 @@ package neo4jpool_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -328,4 +329,43 @@ func TestReconfigureHandsQueuedCallsToTheNewDriver(t *testing.T) {
 	if err != nil {
 		t.Fatalf("queued call failed: %v (retryable %v, unavailable %v)", err, neo4jpool.IsRetryable(err), neo4jpool.IsUnavailable(err))
 	}
+}
+
+// TestManagerLogsNothingByDefault: a Manager given no logger writes
+// nothing to slog.Default (it once logged "neo4jpool: connected" there).
+// Not parallel: it replaces slog.Default.
+func TestManagerLogsNothingByDefault(t *testing.T) {
+	_, cfg := realConfig(t)
+	var buf strings.Builder
+	var mu sync.Mutex
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	m := neo4jpool.NewManager(neo4jpool.Options{})
+	defer m.CloseAll(context.Background())
+	if err := m.Configure(t.Context(), "dev", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Driver(t.Context(), "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Configure(t.Context(), "dev", cfg); err != nil { // reconfigure: logged too, once
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if buf.Len() > 0 {
+		t.Errorf("logged through slog.Default:\n%s", buf.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
