@@ -30,7 +30,7 @@ func (m *Manager) ExecuteOnce(ctx context.Context, env string, mode neo4j.Access
 	start := time.Now()
 	em.callBegin()
 	attempts := 0
-	defer func() { em.callEnd(err, attempts) }()
+	defer func() { em.callEnd(err, attempts, start) }()
 
 	d, cfg, err := m.driver(ctx, env)
 	if err != nil {
