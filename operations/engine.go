@@ -385,6 +385,7 @@ func (e *Engine) finishLocked(op *Operation, to Status, result json.RawMessage, 
 	if !canMove(op.Status, to) {
 		return
 	}
+	perr = e.encodableError(op.ID, perr)
 	now := e.now().UTC()
 	op.Status, op.FinishedAt, op.Result, op.Error, op.Params = to, &now, result, perr, nil
 	delete(e.live, op.ID)
@@ -405,6 +406,21 @@ func (e *Engine) finishLocked(op *Operation, to Status, result json.RawMessage, 
 	}
 }
 
+// encodableError returns perr if it encodes to JSON, else (logging why) an
+// INTERNAL_ERROR with perr's message and no details: the terminal state
+// must be stored and delivered even when work put a NaN, an infinity, a
+// func or a channel in Details.
+func (e *Engine) encodableError(id string, perr *Error) *Error {
+	if perr == nil {
+		return nil
+	}
+	if _, err := json.Marshal(perr); err != nil {
+		e.log.Error("operation error cannot be encoded; its details are dropped", "operation_id", id, "code", perr.Code, "err", err)
+		return &Error{Code: CodeInternal, Message: perr.Message, Err: perr}
+	}
+	return perr
+}
+
 func (e *Engine) putLocked(op *Operation) {
 	if err := e.store.Put(context.Background(), *op); err != nil {
 		e.log.Error("store operation", "operation_id", op.ID, "err", err)
@@ -417,6 +433,8 @@ func (e *Engine) putLocked(op *Operation) {
 func (e *Engine) publishLocked(op *Operation, typ EventType, data any) {
 	ev, ok := e.nextEventLocked(op, typ, data)
 	if !ok {
+		// The event is lost, but not the change to op.
+		e.putLocked(op)
 		return
 	}
 	e.appendEventLocked(op.ID, ev)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -686,5 +687,74 @@ func TestStatusParse(t *testing.T) {
 				t.Errorf("terminal %s may move to %s", from, to)
 			}
 		}
+	}
+}
+
+// TestUnencodableErrorDetailsStillEndTheOperation: an *Error whose Details
+// do not encode to JSON (NaN, an infinity, a func, a channel) still ends
+// the operation: failed with INTERNAL_ERROR and no details, stored,
+// delivered to watchers and Wait, counted, not cancellable.
+func TestUnencodableErrorDetailsStillEndTheOperation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		value any
+	}{
+		{"inf", math.Inf(1)},
+		{"nan", math.NaN()},
+		{"func", func() {}},
+		{"chan", make(chan int)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			e := newEngine(t, Config{}, Type{Name: "bad", Run: func(context.Context, json.RawMessage, Reporter) (any, error) {
+				<-release
+				return nil, &Error{Code: "CHUNK_FAILED", Message: "chunk 1 failed", Details: map[string]any{"x": tc.value}}
+			}})
+			op := submit(t, e, "c", "bad", "x")
+			waitStatus(t, e, op.ID, Running)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			sub, err := e.Subscribe(ctx, op.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			close(release)
+			got, err := e.Wait(ctx, op.ID)
+			if err != nil {
+				t.Fatalf("Wait: %v", err)
+			}
+			if got.Status != Failed || got.Error == nil || got.Error.Code != CodeInternal || got.Error.Details != nil || got.FinishedAt == nil {
+				t.Errorf("stored operation: %s %+v", got.Status, got.Error)
+			}
+			if _, err := json.Marshal(got); err != nil {
+				t.Errorf("stored operation does not encode: %v", err)
+			}
+			var last Event
+			for {
+				ev, err := sub.Next(ctx)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("watcher: %v", err)
+				}
+				last = ev
+			}
+			var term TerminalData
+			if last.Type != EventError || json.Unmarshal(last.Data, &term) != nil || term.Error == nil || term.Error.Code != CodeInternal {
+				t.Errorf("watcher's last event %s %s", last.Type, last.Data)
+			}
+			if _, err := e.Cancel(ctx, op.ID, ""); !errors.Is(err, ErrNotCancellable) {
+				t.Errorf("Cancel after the end: %v", err)
+			}
+			counts, _ := e.Counts(ctx)
+			if counts[Running] != 0 || counts[Failed] != 1 {
+				t.Errorf("counts %v", counts)
+			}
+		})
 	}
 }
