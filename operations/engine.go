@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 )
@@ -294,8 +295,17 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (Operation, erro
 func (e *Engine) cancelLocked(op *Operation, reason string) {
 	if cancel, running := e.running[op.ID]; running {
 		cancel(errors.New(reason))
+	} else {
+		e.unqueueLocked(op.ID)
 	}
 	e.finishLocked(op, Cancelled, nil, &Error{Code: CodeCancelled, Message: reason})
+}
+
+// unqueueLocked removes operation id from the queue, if it is there.
+func (e *Engine) unqueueLocked(id string) {
+	if i := slices.IndexFunc(e.queue, func(q queued) bool { return q.id == id }); i >= 0 {
+		e.queue = slices.Delete(e.queue, i, i+1)
+	}
 }
 
 // dispatchLocked starts queued operations while slots are free.
@@ -492,10 +502,10 @@ func (e *Engine) Close(ctx context.Context) error {
 		return ErrClosed
 	}
 	e.closed = true
+	e.queue = nil
 	for _, op := range e.live { // every queued and running operation
 		e.cancelLocked(op, ReasonShutdown)
 	}
-	e.queue = nil
 	e.mu.Unlock()
 	close(e.janitor)
 

@@ -758,3 +758,48 @@ func TestUnencodableErrorDetailsStillEndTheOperation(t *testing.T) {
 		})
 	}
 }
+
+// queueLen returns how many entries wait in e's queue.
+func queueLen(e *Engine) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.queue)
+}
+
+// TestCancelledQueuedOperationsLeaveTheQueue: 10,000 submit+cancel cycles
+// behind one running operation leave no dead entries in the queue.
+func TestCancelledQueuedOperationsLeaveTheQueue(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	e := newEngine(t, Config{MaxConcurrent: 1, MaxActivePerClient: 2, Store: &MemoryStore{MaxFinished: 100}}, g.typ("work"))
+	ctx := context.Background()
+	running := submit(t, e, "c", "work", "running")
+	<-g.started
+	for i := range 10_000 {
+		op, _, err := e.Submit(ctx, SubmitRequest{ClientID: "c", Type: "work", Params: json.RawMessage(`{"name":"q"}`)})
+		if err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+		if _, err := e.Cancel(ctx, op.ID, ""); err != nil {
+			t.Fatalf("cancel %d: %v", i, err)
+		}
+	}
+	if n := queueLen(e); n != 0 {
+		t.Errorf("queue holds %d entries after 10,000 submit+cancel cycles, want 0", n)
+	}
+	// The queue still works: the next operation runs when the slot frees.
+	next := submit(t, e, "c", "work", "next")
+	if n := queueLen(e); n != 1 {
+		t.Errorf("queue holds %d entries, want 1", n)
+	}
+	g.open("running", nil)
+	if got := <-g.started; got != "next" {
+		t.Errorf("started %q, want next", got)
+	}
+	g.open("next", nil)
+	for _, id := range []string{running.ID, next.ID} {
+		if op, err := e.Wait(ctx, id); err != nil || op.Status != Completed {
+			t.Errorf("%s: %s %v", id, op.Status, err)
+		}
+	}
+}
