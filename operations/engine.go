@@ -476,6 +476,9 @@ func (e *Engine) appendEventLocked(id string, ev Event) {
 // resume from history).
 func (e *Engine) deliverLocked(id string, ev Event) {
 	for sub := range e.subs[id] {
+		if ev.Seq <= sub.after {
+			continue
+		}
 		select {
 		case sub.ch <- ev:
 		default:

@@ -803,3 +803,55 @@ func TestCancelledQueuedOperationsLeaveTheQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscribeAfterSkipsLiveEvents: a subscription after seq N gets no
+// live event numbered N or below, and a subscription after the operation's
+// latest event gets nothing but still ends with the operation.
+func TestSubscribeAfterSkipsLiveEvents(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		after    int64
+		wantSeqs []int64
+	}{
+		{after: 0, wantSeqs: []int64{1, 2, 3, 4, 5, 6}},
+		{after: 4, wantSeqs: []int64{5, 6}},
+		{after: 6, wantSeqs: nil},
+		{after: 1000, wantSeqs: nil},
+		{after: math.MaxInt64, wantSeqs: nil},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.after), func(t *testing.T) {
+			t.Parallel()
+			g := newGate()
+			g.progress = 3
+			e := newEngine(t, Config{}, g.typ("work"))
+			op := submit(t, e, "c", "work", "w")
+			<-g.started // seqs 1 and 2 are history; 3..6 come live
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			sub, err := e.Subscribe(ctx, op.ID, tc.after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			g.open("w", nil)
+			var got []int64
+			for {
+				ev, err := sub.Next(ctx)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("Next: %v", err)
+				}
+				got = append(got, ev.Seq)
+			}
+			if diff := cmp.Diff(tc.wantSeqs, got); diff != "" {
+				t.Errorf("seqs after %d (-want +got):\n%s", tc.after, diff)
+			}
+			if done, err := e.Wait(ctx, op.ID); err != nil || done.Status != Completed {
+				t.Errorf("Wait: %s %v", done.Status, err)
+			}
+		})
+	}
+}
