@@ -763,7 +763,7 @@ func TestUnencodableErrorDetailsStillEndTheOperation(t *testing.T) {
 func queueLen(e *Engine) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.queue)
+	return e.queuedLocked()
 }
 
 // TestCancelledQueuedOperationsLeaveTheQueue: 10,000 submit+cancel cycles
@@ -853,5 +853,88 @@ func TestSubscribeAfterSkipsLiveEvents(t *testing.T) {
 				t.Errorf("Wait: %s %v", done.Status, err)
 			}
 		})
+	}
+}
+
+// nextStart returns the name of the next operation of g to start, failing
+// the test if none starts within 2 seconds.
+func nextStart(t *testing.T, g *gate) string {
+	t.Helper()
+	select {
+	case name := <-g.started:
+		return name
+	case <-time.After(2 * time.Second):
+		t.Fatal("no operation started within 2s")
+		return ""
+	}
+}
+
+// TestFairSchedulingAcrossClients: client A fills every slot and queues
+// seven more long operations; client B's one operation takes the first
+// slot that frees, before A's queue drains, and A's operations still start
+// in A's submission order.
+func TestFairSchedulingAcrossClients(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	e := newEngine(t, Config{MaxConcurrent: 3}, g.typ("work"))
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, submit(t, e, "A", "work", fmt.Sprint("a", i)).ID)
+	}
+	for range 3 {
+		<-g.started
+	}
+	ids = append(ids, submit(t, e, "B", "work", "b").ID)
+	select {
+	case name := <-g.started:
+		t.Fatalf("%s started with every slot taken", name)
+	case <-time.After(20 * time.Millisecond):
+	}
+	var order []string
+	g.open("a0", nil)
+	order = append(order, nextStart(t, g))
+	// One release at a time, so that each start follows one freed slot.
+	g.open("b", nil)
+	order = append(order, nextStart(t, g))
+	for i := 1; i < 10; i++ {
+		g.open(fmt.Sprint("a", i), nil)
+		if i <= 6 {
+			order = append(order, nextStart(t, g))
+		}
+	}
+	want := []string{"b", "a3", "a4", "a5", "a6", "a7", "a8", "a9"}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("start order (-want +got):\n%s", diff)
+	}
+	for _, id := range ids {
+		if op, err := e.Wait(context.Background(), id); err != nil || op.Status != Completed {
+			t.Errorf("%s: %s %v", id, op.Status, err)
+		}
+	}
+}
+
+// TestFairSchedulingRoundRobin: with one slot, clients with queued work
+// take turns, each client's operations in its own order.
+func TestFairSchedulingRoundRobin(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	e := newEngine(t, Config{MaxConcurrent: 1}, g.typ("work"))
+	submit(t, e, "A", "work", "first")
+	<-g.started
+	for _, name := range []string{"a1", "a2", "a3", "b1", "b2", "c1"} {
+		submit(t, e, name[:1], "work", name)
+	}
+	var order []string
+	last := "first"
+	for range 6 {
+		g.open(last, nil)
+		last = nextStart(t, g)
+		order = append(order, last)
+	}
+	g.open(last, nil)
+	// A was served last (by "first"), so B and C go before A's next.
+	want := []string{"a1", "b1", "c1", "a2", "b2", "a3"}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("start order (-want +got):\n%s", diff)
 	}
 }
