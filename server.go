@@ -36,6 +36,11 @@ const (
 	ReadTimeout       = 5 * time.Minute
 	WriteTimeout      = transport.MaxQueryTimeout + time.Minute
 	IdleTimeout       = 2 * time.Minute
+	// MaxHeaderBytes is the http.Server's own cap on a request's line and
+	// headers, past which it answers 431 in plain text. The API enforces
+	// its lower limit (transport.DefaultMaxHeaderBytes, 64 KiB) itself, to
+	// answer in the JSON error envelope.
+	MaxHeaderBytes = 1 << 20
 )
 
 // Server is an atg-server: the v1 HTTP API over one environment's Neo4j,
@@ -158,7 +163,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.http = &http.Server{
 		Handler: s.api, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
-		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: 64 << 10,
+		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.served = make(chan error, 1)

@@ -58,6 +58,10 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBodyBytes caps request bodies (413 above); 0 means 32 MiB.
 	MaxBodyBytes int64
+	// MaxHeaderBytes caps the request line and headers (431 in the error
+	// envelope above); 0 means 64 KiB. The http.Server's own
+	// MaxHeaderBytes must be higher, or it answers first in plain text.
+	MaxHeaderBytes int
 	// QueryMaxRows caps rows returned by /api/v1/query; 0 means 10,000.
 	QueryMaxRows int
 	// ReadyCacheTTL is how long a database check is reused by /readyz,
@@ -137,6 +141,9 @@ func NewAPI(opts Options) (*API, error) {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if opts.QueryMaxRows <= 0 {
 		opts.QueryMaxRows = DefaultQueryMaxRows
@@ -239,9 +246,9 @@ func (a *API) routes() {
 			h = a.limitAuthFailures(authenticate(a.rateLimitKeys(auth.RequireScope(rt.scope, h))))
 		}
 		pattern := rt.method + " " + rt.path
-		a.mux.Handle(pattern, a.observe(pattern, a.requireHTTPS(h)))
+		a.mux.Handle(pattern, a.observe(pattern, a.checkRequest(a.requireHTTPS(h))))
 	}
-	a.unmatched = a.observe("", a.requireHTTPS(http.HandlerFunc(a.notRouted)))
+	a.unmatched = a.observe("", a.checkRequest(a.requireHTTPS(http.HandlerFunc(a.notRouted))))
 	a.handler = withRequestID(a.cors(http.HandlerFunc(a.dispatch)))
 }
 
