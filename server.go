@@ -149,7 +149,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Collectors:   []prometheus.Collector{s.db.Collector()},
 		RateLimitRPM: cfg.RateLimitRPM, RateLimitBurst: cfg.RateLimitBurst, AuthFailuresPerMinute: cfg.AuthFailuresPerMinute,
 		TrustedProxies: cfg.TrustedProxies, RequireHTTPS: cfg.Environment == auth.Production, Audit: s.audit,
-		CORSOrigins: cfg.CORSOrigins,
+		CORSOrigins: cfg.CORSOrigins, MaxRequestsPerKey: cfg.MaxRequestsPerKey,
+		BodyIdleTimeout: cfg.BodyIdleTimeout, ReadTimeout: ReadTimeout,
 	})
 	if err != nil {
 		return err

@@ -62,6 +62,16 @@ type Options struct {
 	// envelope above); 0 means 64 KiB. The http.Server's own
 	// MaxHeaderBytes must be higher, or it answers first in plain text.
 	MaxHeaderBytes int
+	// BodyIdleTimeout bounds the wait for the next bytes of a request body
+	// (408 REQUEST_TIMEOUT past it); 0 means 30 s.
+	BodyIdleTimeout time.Duration
+	// ReadTimeout is the http.Server's ReadTimeout: the read deadline the
+	// body idle timeout puts back once a body is read; 0 means none.
+	ReadTimeout time.Duration
+	// MaxRequestsPerKey caps the requests one API key may have in flight at
+	// once, event streams included (429 RATE_LIMITED with Retry-After
+	// past it); 0 means no cap.
+	MaxRequestsPerKey int
 	// QueryMaxRows caps rows returned by /api/v1/query; 0 means 10,000.
 	QueryMaxRows int
 	// ReadyCacheTTL is how long a database check is reused by /readyz,
@@ -120,6 +130,7 @@ type API struct {
 	keyLimits  *limiterSet
 	ratePolicy string // X-RateLimit-Policy
 	failLimits *limiterSet
+	inFlight   *inFlight // nil: no cap
 
 	readyMu    sync.Mutex
 	readyAt    time.Time
@@ -144,6 +155,9 @@ func NewAPI(opts Options) (*API, error) {
 	}
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if opts.BodyIdleTimeout <= 0 {
+		opts.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
 	if opts.QueryMaxRows <= 0 {
 		opts.QueryMaxRows = DefaultQueryMaxRows
@@ -185,6 +199,9 @@ func NewAPI(opts Options) (*API, error) {
 		}
 		a.keyLimits = newLimiterSet(opts.RateLimitRPM, burst, maxLimiterEntries)
 		a.ratePolicy = strconv.Itoa(opts.RateLimitRPM) + ";w=60"
+	}
+	if opts.MaxRequestsPerKey > 0 {
+		a.inFlight = &inFlight{max: opts.MaxRequestsPerKey, count: map[string]int{}}
 	}
 	if opts.AuthFailuresPerMinute > 0 {
 		a.failLimits = newLimiterSet(opts.AuthFailuresPerMinute, opts.AuthFailuresPerMinute, maxLimiterEntries)
@@ -243,10 +260,10 @@ func (a *API) routes() {
 			if authenticate == nil {
 				authenticate = a.opts.Authenticate
 			}
-			h = a.limitAuthFailures(authenticate(a.rateLimitKeys(auth.RequireScope(rt.scope, h))))
+			h = a.limitAuthFailures(authenticate(a.rateLimitKeys(a.limitInFlight(auth.RequireScope(rt.scope, h)))))
 		}
 		pattern := rt.method + " " + rt.path
-		a.mux.Handle(pattern, a.observe(pattern, a.checkRequest(a.requireHTTPS(h))))
+		a.mux.Handle(pattern, a.observe(pattern, a.checkRequest(a.limitBodyIdle(a.requireHTTPS(h)))))
 	}
 	a.unmatched = a.observe("", a.checkRequest(a.requireHTTPS(http.HandlerFunc(a.notRouted))))
 	a.handler = withRequestID(a.cors(http.HandlerFunc(a.dispatch)))

@@ -101,6 +101,11 @@ func writeBodyReadError(w http.ResponseWriter, err error, limit int64) {
 	switch {
 	case errors.As(err, &mbe):
 		WriteError(w, CodePayloadTooLarge, fmt.Sprintf("request body is larger than the %d-byte limit", limit), nil)
+	case errors.Is(err, ErrBodyIdle):
+		var be *bodyIdleError
+		errors.As(err, &be)
+		w.Header().Set("Connection", "close")
+		WriteError(w, CodeRequestTimeout, fmt.Sprintf("request body stalled: no bytes arrived for %s", be.idle), nil)
 	default:
 		WriteError(w, CodeValidation, "request body could not be read", nil)
 	}
