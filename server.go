@@ -150,7 +150,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		RateLimitRPM: cfg.RateLimitRPM, RateLimitBurst: cfg.RateLimitBurst, AuthFailuresPerMinute: cfg.AuthFailuresPerMinute,
 		TrustedProxies: cfg.TrustedProxies, RequireHTTPS: cfg.Environment == auth.Production, Audit: s.audit,
 		CORSOrigins: cfg.CORSOrigins, MaxRequestsPerKey: cfg.MaxRequestsPerKey,
-		BodyIdleTimeout: cfg.BodyIdleTimeout, ReadTimeout: ReadTimeout,
+		BodyIdleTimeout: cfg.BodyIdleTimeout, ReadTimeout: ReadTimeout, CheckKey: authn.CheckKeyID,
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -86,6 +87,17 @@ type Options struct {
 	// EventTokenTTL is how long the token in links.events is valid; 0 means
 	// 15 minutes.
 	EventTokenTTL time.Duration
+	// CheckKey reports whether the API key with record ID keyID still
+	// authenticates, and as whom (for example
+	// (*auth.Authenticator).CheckKeyID). Event tokens are accepted only
+	// while the key that minted them passes it, checked when a stream opens
+	// and every EventTokenRecheck while it is open. Nil means tokens are
+	// checked only for their signature, operation and expiry: servers
+	// should set it.
+	CheckKey func(ctx context.Context, keyID string) (auth.Identity, error)
+	// EventTokenRecheck is how often an open event stream by token checks
+	// its key with CheckKey; 0 means 5 s.
+	EventTokenRecheck time.Duration
 	// Collectors are extra Prometheus collectors served on /metrics (for
 	// example the neo4jpool manager's).
 	Collectors []prometheus.Collector
@@ -132,6 +144,8 @@ type API struct {
 	failLimits *limiterSet
 	inFlight   *inFlight // nil: no cap
 
+	tokenStreams tokenStreams
+
 	readyMu    sync.Mutex
 	readyAt    time.Time
 	readyCache neo4jpool.Health
@@ -174,10 +188,14 @@ func NewAPI(opts Options) (*API, error) {
 	if opts.EventTokenTTL <= 0 {
 		opts.EventTokenTTL = DefaultEventTokenTTL
 	}
+	if opts.EventTokenRecheck <= 0 {
+		opts.EventTokenRecheck = DefaultEventTokenRecheck
+	}
 	if opts.Started.IsZero() {
 		opts.Started = time.Now()
 	}
-	a := &API{opts: opts, mux: http.NewServeMux(), log: opts.Logger, metrics: newHTTPMetrics(), registry: prometheus.NewRegistry()}
+	a := &API{opts: opts, mux: http.NewServeMux(), log: opts.Logger, metrics: newHTTPMetrics(), registry: prometheus.NewRegistry(),
+		tokenStreams: tokenStreams{open: map[string]*tokenStream{}}}
 	if a.log == nil {
 		a.log = slog.Default()
 	}

@@ -141,10 +141,11 @@ func (a *API) limitInFlight(next http.Handler) http.Handler {
 	})
 }
 
-// limiterKey is the key a request is limited by: its API key's ID, or for
-// identities without one, its client.
+// limiterKey is the key a request is limited by: its API key's ID (for an
+// event token, the minting key's), or for identities without one, its
+// client.
 func limiterKey(id auth.Identity) string {
-	if id.KeyID == "" || id.KeyID == eventTokenKeyID {
+	if id.KeyID == "" {
 		return "client:" + id.ClientID
 	}
 	return id.KeyID
