@@ -142,16 +142,14 @@ func writeDecodeError(w http.ResponseWriter, err error) {
 // kind ("string", "object", …) or, for numbers, "number <literal>".
 func typeErrorMessage(field string, ute *json.UnmarshalTypeError) string {
 	want := jsonKind(ute.Type.Kind().String())
-	got, literal, isNumber := strings.Cut(ute.Value, " ")
+	got, literal, _ := strings.Cut(ute.Value, " ")
 	if got == "number" && want == "a number" {
-		if isNumber && literal != "" {
-			literal = truncate(literal, 40)
-		}
+		literal = truncate(literal, 40)
 		switch ute.Type.Kind().String() {
 		case "float32", "float64":
 			return fmt.Sprintf("%s must be a number within range, not %s", field, literal)
 		}
-		return fmt.Sprintf("%s must be a whole number within its range, not %s", field, literal)
+		return fmt.Sprintf("%s must be an integer within its range, written in digits only (no fraction or exponent), not %s", field, literal)
 	}
 	return fmt.Sprintf("%s must be %s, not %s", field, want, jsonArticle(got))
 }

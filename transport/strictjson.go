@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -36,46 +37,41 @@ func (e *strictJSONError) Error() string {
 // on anything else it may stop early and return nil.
 func checkStrictJSON(doc []byte) error {
 	s := strictScanner{b: doc}
-	if err := s.value(nil); err != nil {
-		return err
-	}
-	return nil
+	return s.value()
 }
 
-// jsonPath is one step of the path to a value, linked to its parent; it is
-// turned into a string only when there is a problem to report.
-type jsonPath struct {
-	parent *jsonPath
-	key    string
-	index  int // -1 for an object key
+// pathStep is one step of the path to a value: an object key or an array
+// index (key == nil).
+type pathStep struct {
+	key   []byte // the unescaped key; nil for an array element
+	index int
 }
 
-func (p *jsonPath) String() string {
-	if p == nil {
-		return ""
-	}
-	var steps []*jsonPath
-	for q := p; q != nil; q = q.parent {
-		steps = append(steps, q)
-	}
+// pathString formats steps as "a.b[3].c".
+func pathString(steps []pathStep) string {
 	var b strings.Builder
-	for i := len(steps) - 1; i >= 0; i-- {
-		q := steps[i]
-		if q.index >= 0 {
-			b.WriteString("[" + strconv.Itoa(q.index) + "]")
+	for _, st := range steps {
+		if st.key == nil {
+			b.WriteString("[" + strconv.Itoa(st.index) + "]")
 			continue
 		}
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
-		b.WriteString(q.key)
+		b.Write(st.key)
 	}
 	return b.String()
 }
 
+// strictScanner walks a document once. The path and the keys of the
+// objects being scanned live in stacks shared by the whole walk, so a
+// document costs no allocation per value or key (objects of more than 16
+// keys are checked with a map).
 type strictScanner struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	path []pathStep
+	keys [][]byte // the keys of every open object, innermost last
 }
 
 // maxStrictDepth stops the scan (without error) of documents nested deeper
@@ -100,83 +96,14 @@ func (s *strictScanner) peek() byte {
 	return 0
 }
 
-func (s *strictScanner) value(path *jsonPath) error {
-	return s.valueAt(path, 0)
-}
-
-func (s *strictScanner) valueAt(path *jsonPath, depth int) error {
-	if depth > maxStrictDepth {
+func (s *strictScanner) value() error {
+	if len(s.path) > maxStrictDepth {
 		return nil
 	}
 	s.ws()
 	switch s.peek() {
 	case '{':
-		s.i++
-		var small []string
-		var many map[string]struct{}
-		for {
-			s.ws()
-			switch s.peek() {
-			case '}':
-				s.i++
-				return nil
-			case '"':
-			default:
-				return nil // not valid JSON: the decoder reports it
-			}
-			start := s.i
-			raw, escaped, err := s.str(path)
-			if err != nil {
-				return err
-			}
-			key := string(raw)
-			if escaped {
-				if json.Unmarshal(s.b[start:s.i], &key) != nil {
-					return nil
-				}
-			}
-			dup := false
-			if many != nil {
-				_, dup = many[key]
-				many[key] = struct{}{}
-			} else {
-				for _, k := range small {
-					if k == key {
-						dup = true
-						break
-					}
-				}
-				small = append(small, key)
-				if len(small) > 16 {
-					many = make(map[string]struct{}, 32)
-					for _, k := range small {
-						many[k] = struct{}{}
-					}
-				}
-			}
-			if dup {
-				return &strictJSONError{Path: (&jsonPath{parent: path, key: key, index: -1}).String(), Offset: start,
-					Message: "duplicate key: the same object gives it twice"}
-			}
-			s.ws()
-			if s.peek() != ':' {
-				return nil
-			}
-			s.i++
-			if err := s.valueAt(&jsonPath{parent: path, key: key, index: -1}, depth+1); err != nil {
-				return err
-			}
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case '}':
-				s.i++
-				return nil
-			default:
-				return nil
-			}
-		}
+		return s.object()
 	case '[':
 		s.i++
 		s.ws()
@@ -185,7 +112,10 @@ func (s *strictScanner) valueAt(path *jsonPath, depth int) error {
 			return nil
 		}
 		for n := 0; ; n++ {
-			if err := s.valueAt(&jsonPath{parent: path, index: n}, depth+1); err != nil {
+			s.path = append(s.path, pathStep{index: n})
+			err := s.value()
+			s.path = s.path[:len(s.path)-1]
+			if err != nil {
 				return err
 			}
 			s.ws()
@@ -200,7 +130,7 @@ func (s *strictScanner) valueAt(path *jsonPath, depth int) error {
 			}
 		}
 	case '"':
-		_, _, err := s.str(path)
+		_, _, err := s.str()
 		return err
 	case 0:
 		return nil
@@ -216,10 +146,87 @@ func (s *strictScanner) valueAt(path *jsonPath, depth int) error {
 	}
 }
 
+func (s *strictScanner) object() error {
+	s.i++ // {
+	first := len(s.keys)
+	defer func() { s.keys = s.keys[:first] }()
+	var many map[string]struct{}
+	for {
+		s.ws()
+		switch s.peek() {
+		case '}':
+			s.i++
+			return nil
+		case '"':
+		default:
+			return nil // not valid JSON: the decoder reports it
+		}
+		start := s.i
+		key, escaped, err := s.str()
+		if err != nil {
+			return err
+		}
+		if escaped {
+			var k string
+			if json.Unmarshal(s.b[start:s.i], &k) != nil {
+				return nil
+			}
+			key = []byte(k)
+		}
+		dup := false
+		if many != nil {
+			_, dup = many[string(key)]
+			many[string(key)] = struct{}{}
+		} else {
+			for _, k := range s.keys[first:] {
+				if bytes.Equal(k, key) {
+					dup = true
+					break
+				}
+			}
+			s.keys = append(s.keys, key)
+			if len(s.keys)-first > 16 {
+				many = make(map[string]struct{}, 64)
+				for _, k := range s.keys[first:] {
+					many[string(k)] = struct{}{}
+				}
+			}
+		}
+		if key == nil {
+			key = []byte{} // a step with an empty key is still a key
+		}
+		s.path = append(s.path, pathStep{key: key})
+		if dup {
+			return &strictJSONError{Path: pathString(s.path), Offset: start,
+				Message: "duplicate key: the same object gives it twice"}
+		}
+		s.ws()
+		if s.peek() != ':' {
+			return nil
+		}
+		s.i++
+		err = s.value()
+		s.path = s.path[:len(s.path)-1]
+		if err != nil {
+			return err
+		}
+		s.ws()
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return nil
+		}
+	}
+}
+
 // str scans the string literal at s.i (the opening quote) and returns its
 // raw contents and whether it holds escapes. An unpaired surrogate escape
-// is an error located at path.
-func (s *strictScanner) str(path *jsonPath) ([]byte, bool, error) {
+// is an error located at the current path.
+func (s *strictScanner) str() ([]byte, bool, error) {
 	s.i++ // opening quote
 	start, escaped := s.i, false
 	for s.i < len(s.b) {
@@ -247,9 +254,9 @@ func (s *strictScanner) str(path *jsonPath) ([]byte, bool, error) {
 					s.i += 12
 					continue
 				}
-				return nil, false, surrogateError(path, s.i, c)
+				return nil, false, surrogateError(s.path, s.i, c)
 			case c >= 0xDC00 && c < 0xE000:
-				return nil, false, surrogateError(path, s.i, c)
+				return nil, false, surrogateError(s.path, s.i, c)
 			}
 			s.i += 6
 		default:
@@ -259,8 +266,8 @@ func (s *strictScanner) str(path *jsonPath) ([]byte, bool, error) {
 	return nil, false, nil
 }
 
-func surrogateError(path *jsonPath, offset int, c rune) error {
-	return &strictJSONError{Path: path.String(), Offset: offset,
+func surrogateError(path []pathStep, offset int, c rune) error {
+	return &strictJSONError{Path: pathString(path), Offset: offset,
 		Message: fmt.Sprintf(`string holds \u%04X, an unpaired UTF-16 surrogate, which is not a character`, c)}
 }
 

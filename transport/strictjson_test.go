@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // refDuplicateKey is the reference check of duplicate keys: a walk of
@@ -96,7 +97,7 @@ func TestCheckStrictJSON(t *testing.T) {
 }
 
 // FuzzStrictJSON checks the strict decoder's extra checks against
-// references on arbitrary valid JSON: it reports a duplicate key exactly
+// references on arbitrary valid UTF-8 JSON: it reports a duplicate key exactly
 // when encoding/json's tokens show one, and a surrogate problem only when
 // the document has a surrogate escape; and it never panics on anything.
 func FuzzStrictJSON(f *testing.F) {
@@ -108,7 +109,7 @@ func FuzzStrictJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		err := checkStrictJSON(doc) // any input: must not panic
-		if !json.Valid(doc) {
+		if !json.Valid(doc) || !utf8.Valid(doc) { // decodeJSON checks both first
 			return
 		}
 		var se *strictJSONError
