@@ -108,7 +108,7 @@ func FuzzStrictJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		err := checkStrictJSON(doc) // any input: must not panic
+		err := checkStrictJSON(doc)               // any input: must not panic
 		if !json.Valid(doc) || !utf8.Valid(doc) { // decodeJSON checks both first
 			return
 		}
