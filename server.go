@@ -37,9 +37,11 @@ const (
 	WriteTimeout      = transport.MaxQueryTimeout + time.Minute
 	IdleTimeout       = 2 * time.Minute
 	// MaxHeaderBytes is the http.Server's own cap on a request's line and
-	// headers, past which it answers 431 in plain text. The API enforces
-	// its lower limit (transport.DefaultMaxHeaderBytes, 64 KiB) itself, to
-	// answer in the JSON error envelope.
+	// headers. The API enforces its lower limit
+	// (transport.DefaultMaxHeaderBytes, 64 KiB) itself, to answer 431 in
+	// the JSON error envelope; past this one net/http answers first, in
+	// plain text, which the server turns into the envelope on plain HTTP
+	// (not under TLS).
 	MaxHeaderBytes = 1 << 20
 )
 
@@ -168,6 +170,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.served = make(chan error, 1)
+	if s.tls == nil {
+		s.ln = envelopeListener{s.ln}
+	}
 	if s.tls != nil {
 		s.http.TLSConfig = s.tls.tlsConfig()
 		go func(srv *http.Server, ln net.Listener) { s.served <- srv.ServeTLS(ln, "", "") }(s.http, s.ln)

@@ -1,11 +1,14 @@
 package atg
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // rawCall sends body (raw bytes, not re-encoded) with the given
@@ -80,6 +83,8 @@ func TestStrictInput(t *testing.T) {
 		{name: "100 KB URL", method: "GET", path: longPath, status: 431, code: "HEADERS_TOO_LARGE"},
 		{name: "200 KB of headers", method: "GET", path: "/api/v1/operations", hdr: []string{"X-Pad", strings.Repeat("p", 200<<10)},
 			status: 431, code: "HEADERS_TOO_LARGE"},
+		{name: "2 MB of headers, past net/http's own limit", method: "GET", path: "/api/v1/operations", hdr: []string{"X-Pad", strings.Repeat("p", 2<<20)},
+			status: 431, code: "HEADERS_TOO_LARGE"},
 		{name: "timeout_ms 1e99", method: "POST", path: "/api/v1/query", ct: js,
 			body: `{"query":"RETURN 1","timeout_ms":1e99}`, status: 400, code: "VALIDATION_ERROR", field: "timeout_ms", msgHas: "1e99", msgLacks: "not number"},
 		{name: "timeout_ms as a string", method: "POST", path: "/api/v1/query", ct: js,
@@ -123,6 +128,36 @@ func TestStrictInput(t *testing.T) {
 		})
 	}
 
+	// net/http's own 400 for a request it cannot parse comes in the
+	// envelope too.
+	t.Run("no Host header", func(t *testing.T) {
+		t.Parallel()
+		c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "GET /livez HTTP/1.1\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		var env struct {
+			Error struct {
+				Code      string `json:"code"`
+				Message   string `json:"message"`
+				RequestID string `json:"request_id"`
+			}
+		}
+		if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(b, &env) != nil ||
+			env.Error.Code != "VALIDATION_ERROR" || !strings.Contains(env.Error.Message, "Host") || env.Error.RequestID == "" ||
+			resp.Header.Get("X-Request-ID") != env.Error.RequestID {
+			t.Errorf("%d %v: %s", resp.StatusCode, resp.Header, b)
+		}
+	})
+
 	// Near misses still work: the same key in two objects, charset=utf-8,
 	// the 64-bit extremes exactly.
 	allowed := []struct{ name, ct, body, want string }{
@@ -145,5 +180,33 @@ func TestStrictInput(t *testing.T) {
 				t.Errorf("rows %s, want %s (%v)", resp.Rows, tt.want, err)
 			}
 		})
+	}
+}
+
+// TestEnvelopeReplyRewritesOnlyNetHTTPErrors: the plain-HTTP connection
+// wrapper leaves every ordinary response alone, including one that looks
+// like net/http's error replies but carries a Date header, and 501s.
+func TestEnvelopeReplyRewritesOnlyNetHTTPErrors(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"HTTP/1.1 431 Request Header Fields Too Large" + goErrorHeaders + "431 Request Header Fields Too Large", true},
+		{"HTTP/1.1 400 Bad Request" + goErrorHeaders + "400 Bad Request", true},
+		{"HTTP/1.1 400 Bad Request: missing required Host header" + goErrorHeaders + "400 Bad Request: missing required Host header", true},
+		{"HTTP/1.1 501 Not Implemented" + goErrorHeaders + "Unsupported transfer encoding", false},
+		{"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nDate: Thu, 03 Dec 2026 16:00:00 GMT\r\n\r\n400 Bad Request", false},
+		{"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: x\r\n\r\n{}", false},
+		{`{"rows":[["HTTP/1.1 431 Request Header Fields Too Large` + goErrorHeaders + `"]]}`, false},
+		{"HTTP/1.1 ", false},
+	} {
+		out, ok := envelopeReply([]byte(tt.in))
+		if ok != tt.want {
+			t.Errorf("%q: rewritten %v, want %v", tt.in, ok, tt.want)
+		}
+		if ok && !strings.Contains(string(out), "Content-Type: application/json\r\n") {
+			t.Errorf("%q became %q", tt.in, out)
+		}
 	}
 }
