@@ -35,6 +35,8 @@ const (
 	DefaultRateLimitRPM       = 100                             // ATG_RATE_LIMIT_RPM
 	DefaultRateLimitBurst     = 20                              // ATG_RATE_LIMIT_BURST
 	DefaultMaxOpsPerKey       = 10                              // ATG_MAX_OPS_PER_KEY
+	DefaultMaxRequestsPerKey  = 32                              // ATG_MAX_REQUESTS_PER_KEY
+	DefaultBodyIdleTimeout    = 30 * time.Second                // ATG_BODY_IDLE_TIMEOUT
 	DefaultAuthFailuresPerMin = 20                              // ATG_AUTH_FAILURES_PER_MINUTE
 )
 
@@ -231,6 +233,16 @@ type ServerConfig struct {
 	// MaxOpsPerKey caps the operations one client may have queued or
 	// running (ATG_MAX_OPS_PER_KEY; >= 0, 0 turns it off; default 10).
 	MaxOpsPerKey int
+	// MaxRequestsPerKey caps the requests one API key may have in flight at
+	// once, open event streams included; past it the server answers 429
+	// RATE_LIMITED with Retry-After (ATG_MAX_REQUESTS_PER_KEY; >= 0, 0 turns
+	// it off; default 32).
+	MaxRequestsPerKey int
+	// BodyIdleTimeout bounds the wait for the next bytes of a request body;
+	// a body that stalls longer is answered 408 REQUEST_TIMEOUT
+	// (ATG_BODY_IDLE_TIMEOUT; a Go duration or seconds; > 0; default 30s).
+	// Zero in a ServerConfig built by hand means the default.
+	BodyIdleTimeout time.Duration
 	// AuthFailuresPerMinute is how many failed authentications one remote
 	// address may make a minute before it gets 429
 	// (ATG_AUTH_FAILURES_PER_MINUTE; >= 0, 0 turns it off; default 20).
@@ -274,6 +286,8 @@ type rawServerConfig struct {
 	RateLimitRPM       string `env:"ATG_RATE_LIMIT_RPM"`
 	RateLimitBurst     string `env:"ATG_RATE_LIMIT_BURST"`
 	MaxOpsPerKey       string `env:"ATG_MAX_OPS_PER_KEY"`
+	MaxRequestsPerKey  string `env:"ATG_MAX_REQUESTS_PER_KEY"`
+	BodyIdleTimeout    string `env:"ATG_BODY_IDLE_TIMEOUT"`
 	AuthFailures       string `env:"ATG_AUTH_FAILURES_PER_MINUTE"`
 	TLSCertFile        string `env:"ATG_TLS_CERT_FILE"`
 	TLSKeyFile         string `env:"ATG_TLS_KEY_FILE"`
@@ -320,6 +334,11 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 	cfg.RateLimitRPM = parseInt(&p, "ATG_RATE_LIMIT_RPM", raw.RateLimitRPM, DefaultRateLimitRPM)
 	cfg.RateLimitBurst = parseInt(&p, "ATG_RATE_LIMIT_BURST", raw.RateLimitBurst, DefaultRateLimitBurst)
 	cfg.MaxOpsPerKey = parseInt(&p, "ATG_MAX_OPS_PER_KEY", raw.MaxOpsPerKey, DefaultMaxOpsPerKey)
+	cfg.MaxRequestsPerKey = parseInt(&p, "ATG_MAX_REQUESTS_PER_KEY", raw.MaxRequestsPerKey, DefaultMaxRequestsPerKey)
+	cfg.BodyIdleTimeout = parseSeconds(&p, "ATG_BODY_IDLE_TIMEOUT", raw.BodyIdleTimeout, DefaultBodyIdleTimeout)
+	if cfg.BodyIdleTimeout == 0 {
+		p.add("ATG_BODY_IDLE_TIMEOUT", raw.BodyIdleTimeout, "must be positive")
+	}
 	cfg.AuthFailuresPerMinute = parseInt(&p, "ATG_AUTH_FAILURES_PER_MINUTE", raw.AuthFailures, DefaultAuthFailuresPerMin)
 	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(raw.TLSCertFile), strings.TrimSpace(raw.TLSKeyFile)
 	cfg.AuditLog = strings.TrimSpace(raw.AuditLog)
@@ -396,6 +415,12 @@ func (c ServerConfig) validateServer() []error {
 	}
 	if c.MaxOpsPerKey < 0 {
 		p.add("ATG_MAX_OPS_PER_KEY", strconv.Itoa(c.MaxOpsPerKey), "must be >= 0 (0 turns the limit off)")
+	}
+	if c.MaxRequestsPerKey < 0 {
+		p.add("ATG_MAX_REQUESTS_PER_KEY", strconv.Itoa(c.MaxRequestsPerKey), "must be >= 0 (0 turns the limit off)")
+	}
+	if c.BodyIdleTimeout < 0 {
+		p.add("ATG_BODY_IDLE_TIMEOUT", c.BodyIdleTimeout.String(), "must be positive")
 	}
 	if c.AuthFailuresPerMinute < 0 {
 		p.add("ATG_AUTH_FAILURES_PER_MINUTE", strconv.Itoa(c.AuthFailuresPerMinute), "must be >= 0 (0 turns the limit off)")

@@ -98,6 +98,8 @@ type serverView struct {
 	RateLimitRPM       int              `json:"rate_limit_rpm"`
 	RateLimitBurst     int              `json:"rate_limit_burst"`
 	MaxOpsPerKey       int              `json:"max_ops_per_key"`
+	MaxRequestsPerKey  int              `json:"max_requests_per_key"`
+	BodyIdleTimeout    string           `json:"body_idle_timeout"`
 	AuthFailuresPerMin int              `json:"auth_failures_per_minute"`
 	TLS                bool             `json:"tls"`
 	TrustedProxies     []string         `json:"trusted_proxies,omitempty"`
@@ -122,6 +124,7 @@ func (c ServerConfig) view() serverView {
 		MaxBodyBytes: c.MaxBodyBytes, QueryMaxRows: c.QueryMaxRows, QueryMaxBytes: c.QueryMaxBytes,
 		OperationRetention: c.OperationRetention.String(), ShutdownTimeout: c.ShutdownTimeout.String(),
 		RateLimitRPM: c.RateLimitRPM, RateLimitBurst: c.RateLimitBurst, MaxOpsPerKey: c.MaxOpsPerKey,
+		MaxRequestsPerKey: c.MaxRequestsPerKey, BodyIdleTimeout: c.BodyIdleTimeout.String(),
 		AuthFailuresPerMin: c.AuthFailuresPerMinute, TLS: c.TLSCertFile != "", TrustedProxies: proxies, AuditLog: c.AuditLog,
 		CORSOrigins: c.CORSOrigins,
 		Neo4j:       c.Neo4j,

@@ -45,6 +45,7 @@ type fixture struct {
 	api      *API
 	engine   *operations.Engine
 	keys     map[string]string // name → key: reader, writer, admin, other
+	store    *auth.MemoryStore // holds keys
 	release  chan struct{}
 	settings neo4jtest.Settings
 }
@@ -76,6 +77,8 @@ type fixtureOpts struct {
 	// driver's 30 s); queryMaxBytes the API's QueryMaxBytes.
 	retryTime     time.Duration
 	queryMaxBytes int64
+	// tokenRecheck is Options.EventTokenRecheck.
+	tokenRecheck time.Duration
 }
 
 // unreachableNeo4j is a closed port: the database of fixtures without db.
@@ -113,7 +116,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, keys: keys, release: make(chan struct{}), settings: s}
+	f := &fixture{t: t, keys: keys, store: store, release: make(chan struct{}), settings: s}
 	reg := &operations.Registry{}
 	must(t, reg.Register(operations.Type{Name: "echo", Run: func(_ context.Context, p json.RawMessage, r operations.Reporter) (any, error) {
 		r.Progress(operations.Progress{Done: 1, Total: 2, Phase: "half"})
@@ -179,6 +182,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		HeartbeatInterval: o.heartbeat, Collectors: []prometheus.Collector{m.Collector()},
 		RateLimitRPM: o.rpm, RateLimitBurst: o.burst, AuthFailuresPerMinute: o.authFails,
 		TrustedProxies: proxies, RequireHTTPS: o.https, Audit: auditLog, CORSOrigins: o.cors,
+		CheckKey: authn.CheckKeyID, EventTokenRecheck: o.tokenRecheck,
 	})
 	must(t, err)
 	f.api, f.engine = api, engine
@@ -864,7 +868,8 @@ func TestEventTokens(t *testing.T) {
 	wantError(t, f.do("GET", a.Links.Self+"/events?token="+token+"x", "", nil), 401, CodeAuthenticationFailed)
 	wantError(t, f.do("GET", a.Links.Self+"/events?token=garbage", "", nil), 401, CodeAuthenticationFailed)
 	// Expired tokens are refused.
-	old := f.api.mintEventToken(a.OperationID, "writer", time.Now().Add(-time.Second))
+	keyID := tokenKeyID(t, f, token, a.OperationID)
+	old := f.api.mintEventToken(a.OperationID, "writer", keyID, time.Now().Add(-time.Second))
 	wantError(t, f.do("GET", a.Links.Self+"/events?token="+old, "", nil), 401, CodeAuthenticationFailed)
 	// Every refused token is an audited authentication failure, like a bad key.
 	if n := strings.Count(auditBuf.String(), `"event":"auth_failure"`); n != 5 {
