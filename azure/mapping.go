@@ -169,6 +169,9 @@ type Relationship struct {
 	// Subscription is the GUID of the subscription whose read produced the
 	// relationship (its prune scope).
 	Subscription string
+	// ResourceGroup is the resource group of the row that produced it, ""
+	// for subscription-level rows.
+	ResourceGroup string
 }
 
 // Mapper turns Resource Graph rows into nodes and relationships of one
@@ -244,7 +247,7 @@ func (m *Mapper) ResourceContainer(row Row) (c Container, nodes []Node, rels []R
 		setTags(props, row["tags"])
 		c = Container{Subscription: p.Subscription, Name: name}
 		nodes = []Node{{ID: id, Labels: []string{LabelResourceGroup}, Properties: props, Subscription: p.Subscription, ResourceGroup: p.ResourceGroup}}
-		rels = []Relationship{{Type: RelContains, From: "/subscriptions/" + p.Subscription, To: id, Subscription: p.Subscription}}
+		rels = []Relationship{{Type: RelContains, From: "/subscriptions/" + p.Subscription, To: id, Subscription: p.Subscription, ResourceGroup: p.ResourceGroup}}
 		return c, nodes, rels, true
 	}
 	return c, nil, nil, false
@@ -295,7 +298,7 @@ func (m *Mapper) Resource(row Row, sub string) (nodes []Node, rels []Relationshi
 	if typ == TypeRoleAssignment || typ == TypeRoleDefinition {
 		return nil, nil, false
 	}
-	b := &builder{sub: p.Subscription, from: id}
+	b := &builder{sub: p.Subscription, rg: p.ResourceGroup, from: id}
 	node := Node{ID: id, Labels: resourceLabels(typ), Subscription: p.Subscription, ResourceGroup: p.ResourceGroup}
 	props := map[string]any{"name": str(row["name"]), "type": typ, "subscription_id": p.Subscription, "resource_group": p.ResourceGroup}
 	for k, f := range map[string]string{"location": "location", "kind": "kind"} {
@@ -382,7 +385,7 @@ func (m *Mapper) Resource(row Row, sub string) (nodes []Node, rels []Relationshi
 		}
 	case TypeUserIdentity:
 		if pid := strings.ToLower(str(rp["principalId"])); pid != "" {
-			b.principal(pid, LabelServicePrincipal, map[string]any{"managed_identity": id})
+			b.principal(pid, LabelServicePrincipal)
 			b.rel(RelUsesIdentity, id, pid, "", nil)
 		}
 	}
@@ -434,8 +437,8 @@ func (m *Mapper) RoleAssignment(row Row, sub string) (nodes []Node, rels []Relat
 	if pid == "" || def == "" {
 		return nil, nil, false
 	}
-	b := &builder{sub: p.Subscription}
-	b.principal(pid, principalLabel(str(rp["principalType"])), nil)
+	b := &builder{sub: p.Subscription, rg: p.ResourceGroup}
+	b.principal(pid, principalLabel(str(rp["principalType"])))
 	props := map[string]any{"role_definition_id": def, "assignment_id": strings.ToLower(str(row["id"]))}
 	if pt := str(rp["principalType"]); pt != "" {
 		props["principal_type"] = pt
@@ -469,6 +472,7 @@ func principalLabel(t string) string {
 // builder collects a row's nodes and relationships.
 type builder struct {
 	sub   string
+	rg    string
 	from  string
 	nodes []Node
 	rels  []Relationship
@@ -489,15 +493,14 @@ func (b *builder) rel(typ, from, to, key string, props map[string]any) {
 	}
 	b.typed[k] = true
 	b.typed[from+"\x00"+to] = true
-	b.rels = append(b.rels, Relationship{Type: typ, From: from, To: to, Key: key, Properties: props, Subscription: b.sub})
+	b.rels = append(b.rels, Relationship{Type: typ, From: from, To: to, Key: key, Properties: props, Subscription: b.sub, ResourceGroup: b.rg})
 }
 
-func (b *builder) principal(id, label string, props map[string]any) {
-	if props == nil {
-		props = map[string]any{}
-	}
-	props["object_id"] = id
-	props["principal_type"] = label
+// principal adds a principal's node. Its properties are the same from
+// every row that names it (the links say the rest), so writing it again
+// in one scan does not change its content hash.
+func (b *builder) principal(id, label string) {
+	props := map[string]any{"object_id": id, "principal_type": label}
 	b.nodes = append(b.nodes, Node{ID: id, Labels: []string{LabelPrincipal, label}, Properties: props})
 }
 
@@ -509,7 +512,7 @@ func (b *builder) identity(v any) {
 	}
 	t := strings.ToLower(str(idn["type"]))
 	if pid := strings.ToLower(str(idn["principalId"])); pid != "" && strings.Contains(t, "systemassigned") {
-		b.principal(pid, LabelServicePrincipal, map[string]any{"managed_identity": b.from, "system_assigned": true})
+		b.principal(pid, LabelServicePrincipal)
 		b.rel(RelUsesIdentity, b.from, pid, "", nil)
 	}
 	uais, _ := idn["userAssignedIdentities"].(map[string]any)
@@ -530,7 +533,7 @@ func (b *builder) ref(from, to, path string) {
 		return
 	}
 	b.rels = append(b.rels, Relationship{Type: RelReferences, From: from, To: to, Key: path,
-		Properties: map[string]any{"path": path}, Subscription: b.sub})
+		Properties: map[string]any{"path": path}, Subscription: b.sub, ResourceGroup: b.rg})
 }
 
 // refs walks v (found at path) for ARM ids and draws REFERENCES for each,

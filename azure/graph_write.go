@@ -1,0 +1,317 @@
+package azure
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/atgraph/atg/neo4jpool"
+)
+
+// relKeyProp is the property that tells apart relationships of a type
+// between the same two nodes.
+func relKeyProp(typ string) string {
+	switch typ {
+	case RelHasRole:
+		return "role_definition_id"
+	case RelReferences:
+		return "path"
+	}
+	return ""
+}
+
+func relPattern(typ string) string {
+	if k := relKeyProp(typ); k != "" {
+		return "[r:" + quote(typ) + " {" + k + ": row.key}]"
+	}
+	return "[r:" + quote(typ) + "]"
+}
+
+const relStmtWrite = "UNWIND $rows AS row " +
+	"MATCH (a:" + LabelBase + " {tenant_id: $tenant, id: row.from}) " +
+	"MATCH (b:" + LabelBase + " {tenant_id: $tenant, id: row.to}) " +
+	"MERGE (a)-%s->(b) " +
+	"WITH r, row, r.content_hash AS old, r.scan_id AS prev, r.first_seen AS fs " +
+	"SET r = row.props " +
+	"SET r.tenant_id = $tenant, r.scan_id = $scan, r.subscription_id = row.sub, r.resource_group = row.rg, " +
+	"r.first_seen = coalesce(fs, $now), r.last_seen = $now, r.content_hash = row.hash " +
+	"RETURN row.sub AS sub, " +
+	"sum(CASE WHEN prev = $scan THEN 0 WHEN old IS NULL THEN 1 ELSE 0 END) AS added, " +
+	"sum(CASE WHEN prev = $scan OR old IS NULL THEN 0 WHEN old = row.hash THEN 0 ELSE 1 END) AS changed, " +
+	"sum(CASE WHEN prev = $scan OR old IS NULL THEN 0 WHEN old = row.hash THEN 1 ELSE 0 END) AS unchanged"
+
+const relStmtDiff = "UNWIND $rows AS row " +
+	"OPTIONAL MATCH (:" + LabelBase + " {tenant_id: $tenant, id: row.from})-%s->(:" + LabelBase + " {tenant_id: $tenant, id: row.to}) " +
+	"RETURN row.sub AS sub, " +
+	"sum(CASE WHEN r IS NULL THEN 1 ELSE 0 END) AS added, " +
+	"sum(CASE WHEN r IS NOT NULL AND r.content_hash <> row.hash THEN 1 ELSE 0 END) AS changed, " +
+	"sum(CASE WHEN r IS NOT NULL AND r.content_hash = row.hash THEN 1 ELSE 0 END) AS unchanged"
+
+type relRow struct {
+	typ string
+	row map[string]any
+}
+
+// writeRels writes (or diffs) the relationships collected while reading,
+// once each, leaving out those with an end that is not a node of this
+// scan.
+func (sc *scan) writeRels(ctx context.Context) error {
+	rels := sc.rels
+	slices.SortFunc(rels, func(a, b Relationship) int {
+		return strings.Compare(a.Type+"\x00"+a.From+"\x00"+a.To+"\x00"+a.Key, b.Type+"\x00"+b.From+"\x00"+b.To+"\x00"+b.Key)
+	})
+	rels = slices.CompactFunc(rels, func(a, b Relationship) bool {
+		return a.Type == b.Type && a.From == b.From && a.To == b.To && a.Key == b.Key
+	})
+	rows := make([]relRow, 0, len(rels))
+	for _, r := range rels {
+		_, okFrom := sc.seen[idHash(r.From)]
+		_, okTo := sc.seen[idHash(r.To)]
+		if !okFrom || !okTo {
+			sc.res.RelationshipsSkipped++
+			continue
+		}
+		props := map[string]any{}
+		for k, v := range r.Properties {
+			props[k] = v
+		}
+		if k := relKeyProp(r.Type); k != "" {
+			props[k] = r.Key
+		}
+		if r.Type == RelHasRole {
+			if name := sc.m.RoleName(r.Key); name != "" {
+				props["role_name"] = name
+			}
+		}
+		row := map[string]any{"from": r.From, "to": r.To, "key": r.Key, "props": props, "hash": Hash([]string{r.Type}, props), "sub": r.Subscription}
+		if r.ResourceGroup != "" {
+			row["rg"] = r.ResourceGroup
+		}
+		rows = append(rows, relRow{typ: r.Type, row: row})
+	}
+	sc.rels = nil // not needed any more
+	total := int64(len(rows))
+	var last map[string]Diff
+	var lastWritten, lastRows int64
+	_, err := neo4jpool.ChunkedWrite(ctx, sc.s.Manager, sc.s.Env, rows, sc.size,
+		func(ctx context.Context, tx neo4j.ManagedTransaction, chunk []relRow) error {
+			last, lastWritten, lastRows = nil, 0, int64(len(chunk))
+			groups := map[string][]any{}
+			var types []string
+			for _, r := range chunk {
+				if _, ok := groups[r.typ]; !ok {
+					types = append(types, r.typ)
+				}
+				groups[r.typ] = append(groups[r.typ], r.row)
+			}
+			out := map[string]Diff{}
+			for _, t := range types {
+				stmt := fmt.Sprintf(relStmtWrite, relPattern(t))
+				if sc.cfg.DryRun {
+					stmt = fmt.Sprintf(relStmtDiff, relPattern(t))
+				}
+				if err := runDiff(ctx, tx, stmt, sc.params(map[string]any{"rows": groups[t]}), out); err != nil {
+					return err
+				}
+			}
+			for _, d := range out {
+				lastWritten += d.Added + d.Changed + d.Unchanged
+			}
+			last = out
+			return nil
+		},
+		func(done, _ int) {
+			for sub, d := range last {
+				_, r := sc.counters(sub)
+				r.add(d)
+			}
+			if !sc.cfg.DryRun {
+				// Rows whose ends were seen but are not in the database
+				// (their node chunk was not written: its read failed).
+				sc.res.RelationshipsSkipped += lastRows - lastWritten
+			}
+			sc.progress(PhaseEdges, fmt.Sprintf("%d of %d relationships written", done, total), int64(done), total)
+		})
+	return err
+}
+
+// pruneBatch returns the prune batch size.
+func (sc *scan) pruneBatch() int {
+	if sc.s.PruneBatch > 0 {
+		return sc.s.PruneBatch
+	}
+	return DefaultPruneBatch
+}
+
+// scopeFilter is the Cypher condition (on variable v) and parameters of
+// the resource group filter.
+func (sc *scan) rgFilter(v string) string {
+	if len(sc.cfg.ResourceGroups) == 0 {
+		return ""
+	}
+	return " AND " + v + ".resource_group IN $rgs"
+}
+
+func (sc *scan) rgs() []string {
+	out := make([]string, 0, len(sc.cfg.ResourceGroups))
+	for _, g := range sc.cfg.ResourceGroups {
+		out = append(out, strings.ToLower(g))
+	}
+	return out
+}
+
+// prune deletes (or counts, in a dry run) the nodes and relationships of
+// subscription sr (within the resource group filter) that this scan did
+// not see: relationships first, then nodes with what is still attached.
+func (sc *scan) prune(ctx context.Context, sr *SubscriptionResult) error {
+	p := sc.params(map[string]any{"sub": sr.SubscriptionID, "rgs": sc.rgs(), "batch": sc.pruneBatch()})
+	relScope := "MATCH (a:" + LabelBase + " {tenant_id: $tenant, subscription_id: $sub})-[r]-() " +
+		"WHERE r.tenant_id = $tenant AND r.subscription_id = $sub" + sc.rgFilter("r")
+	nodeScope := "MATCH (n:" + LabelBase + " {tenant_id: $tenant, subscription_id: $sub}) WHERE NOT n:" + LabelScan + sc.rgFilter("n")
+	sc.progress(PhasePrune, "subscription "+sr.SubscriptionID+": pruning what this scan did not see", 0, 0)
+	if sc.cfg.DryRun {
+		rels, err := sc.count(ctx, relScope+" RETURN count(DISTINCT r)", p)
+		if err != nil {
+			return err
+		}
+		nodes, err := sc.count(ctx, nodeScope+" RETURN count(n)", p)
+		if err != nil {
+			return err
+		}
+		sr.Relationships.Removed = max(0, rels-sr.Relationships.Changed-sr.Relationships.Unchanged)
+		sr.Nodes.Removed = max(0, nodes-sr.Nodes.Changed-sr.Nodes.Unchanged)
+		return nil
+	}
+	n, _, err := sc.deleteLoop(ctx, relScope+" AND r.scan_id <> $scan WITH DISTINCT r LIMIT $batch DELETE r RETURN count(*), 0", p)
+	if err != nil {
+		return err
+	}
+	sr.Relationships.Removed += n
+	n, d, err := sc.deleteLoop(ctx, nodeScope+" AND n.scan_id <> $scan WITH n LIMIT $batch "+
+		"WITH n, COUNT { (n)--() } AS d DETACH DELETE n RETURN count(*), sum(d)", p)
+	if err != nil {
+		return err
+	}
+	sr.Nodes.Removed += n
+	sr.Relationships.Removed += d
+	sc.progress(PhasePrune, fmt.Sprintf("subscription %s: %d nodes and %d relationships removed", sr.SubscriptionID, sr.Nodes.Removed, sr.Relationships.Removed), sr.Nodes.Removed, 0)
+	return nil
+}
+
+// pruneTenant deletes (or counts) tenant-level nodes (principals) and the
+// nodes of subscriptions no longer listed, after a complete scan of every
+// subscription.
+func (sc *scan) pruneTenant(ctx context.Context, subs []string) error {
+	p := sc.params(map[string]any{"subs": subs, "batch": sc.pruneBatch()})
+	scope := "MATCH (n:" + LabelBase + " {tenant_id: $tenant}) WHERE NOT n:" + LabelScan +
+		" AND (n.subscription_id IS NULL OR NOT n.subscription_id IN $subs)"
+	tl := &sc.res.TenantLevel
+	if sc.cfg.DryRun {
+		n, err := sc.count(ctx, scope+" RETURN count(n)", p)
+		if err != nil {
+			return err
+		}
+		tl.Nodes.Removed = max(0, n-tl.Nodes.Changed-tl.Nodes.Unchanged)
+		return nil
+	}
+	n, d, err := sc.deleteLoop(ctx, scope+" AND NOT n:"+LabelTenant+" AND n.scan_id <> $scan WITH n LIMIT $batch "+
+		"WITH n, COUNT { (n)--() } AS d DETACH DELETE n RETURN count(*), sum(d)", p)
+	if err != nil {
+		return err
+	}
+	tl.Nodes.Removed += n
+	tl.Relationships.Removed += d
+	return nil
+}
+
+// count runs a read query returning one integer.
+func (sc *scan) count(ctx context.Context, stmt string, p map[string]any) (int64, error) {
+	v, err := sc.s.Manager.ExecuteRead(ctx, sc.s.Env, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, stmt, p)
+		if err != nil {
+			return nil, err
+		}
+		var n int64
+		if res.Next(ctx) {
+			n = asInt(res.Record().Values[0])
+		}
+		return n, res.Err()
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v.(int64), nil
+}
+
+// deleteLoop runs a batched delete returning (count, attached) until it
+// deletes nothing, one transaction per batch.
+func (sc *scan) deleteLoop(ctx context.Context, stmt string, p map[string]any) (n, attached int64, err error) {
+	for {
+		if err := context.Cause(ctx); err != nil {
+			return n, attached, err
+		}
+		v, err := sc.s.Manager.ExecuteWrite(ctx, sc.s.Env, func(tx neo4j.ManagedTransaction) (any, error) {
+			res, err := tx.Run(ctx, stmt, p)
+			if err != nil {
+				return nil, err
+			}
+			var got [2]int64
+			if res.Next(ctx) {
+				rec := res.Record()
+				got = [2]int64{asInt(rec.Values[0]), asInt(rec.Values[1])}
+			}
+			return got, res.Err()
+		})
+		if err != nil {
+			return n, attached, err
+		}
+		got := v.([2]int64)
+		n += got[0]
+		attached += got[1]
+		if got[0] == 0 {
+			return n, attached, nil
+		}
+	}
+}
+
+// writeScanNode records the scan as (:Tenant)-[:HAS_SCAN]->(:Scan).
+func (sc *scan) writeScanNode(ctx context.Context) error {
+	r := sc.res
+	complete := 0
+	for _, s := range r.Subscriptions {
+		if s.Complete {
+			complete++
+		}
+	}
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	props := map[string]any{
+		"started": r.Started, "finished": r.Finished, "complete": r.Complete, "prune": r.Prune,
+		"subscriptions": int64(len(r.Subscriptions)), "subscriptions_complete": int64(complete),
+		"nodes_added": r.Nodes.Added, "nodes_changed": r.Nodes.Changed, "nodes_unchanged": r.Nodes.Unchanged, "nodes_removed": r.Nodes.Removed,
+		"relationships_added": r.Relationships.Added, "relationships_changed": r.Relationships.Changed,
+		"relationships_unchanged": r.Relationships.Unchanged, "relationships_removed": r.Relationships.Removed,
+		"relationships_skipped": r.RelationshipsSkipped,
+		"api_calls":             r.Stats.APICalls, "pages": r.Stats.Pages, "throttled_waits": r.Stats.Throttled,
+		"result": string(doc),
+	}
+	stmt := "MATCH (t:" + LabelBase + " {tenant_id: $tenant, id: $tenant}) " +
+		"MERGE (s:" + LabelBase + " {tenant_id: $tenant, id: 'scan/' + $scan}) SET s:" + LabelScan + " SET s += $props, " +
+		"s.scan_id = $scan, s.first_seen = $now, s.last_seen = $now " +
+		"MERGE (t)-[h:" + RelHasScan + "]->(s) SET h.tenant_id = $tenant, h.scan_id = $scan, h.first_seen = $now, h.last_seen = $now"
+	_, err = sc.s.Manager.ExecuteWrite(ctx, sc.s.Env, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, stmt, sc.params(map[string]any{"props": props}))
+		if err != nil {
+			return nil, err
+		}
+		_, err = res.Consume(ctx)
+		return nil, err
+	})
+	return err
+}
