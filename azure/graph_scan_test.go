@@ -401,4 +401,3 @@ func TestScanCancelMidScan(t *testing.T) {
 		t.Errorf("a cancelled scan pruned: %d -> %d nodes", before, after)
 	}
 }
-
