@@ -33,6 +33,10 @@ type ClientOptions struct {
 	// TypeFactories build more local-mode types from the client's own
 	// Neo4j manager and environment, so they share its one pool.
 	TypeFactories []TypeFactory
+	// ScanSource opens what local-mode scans (Client.Scan) read; nil
+	// means the default (an error saying Azure reading is not
+	// configured).
+	ScanSource SourceFactory
 	// MaxConcurrentOps bounds operations running at once in local mode;
 	// 0 means DefaultMaxConcurrentOps.
 	MaxConcurrentOps int
@@ -303,7 +307,7 @@ func newLocalClient(o ClientOptions) (*localClient, error) {
 	if err := db.Configure(context.Background(), string(env), o.Neo4j.WithDefaults()); err != nil {
 		return nil, err
 	}
-	engine, err := newEngine(db, string(env), o.Types, o.TypeFactories, operations.Config{MaxConcurrent: o.MaxConcurrentOps, Logger: log})
+	engine, err := newEngine(db, string(env), o.Types, o.TypeFactories, ScanOptions{Source: o.ScanSource}, operations.Config{MaxConcurrent: o.MaxConcurrentOps, Logger: log})
 	if err != nil {
 		_ = db.CloseAll(context.Background())
 		return nil, err

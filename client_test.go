@@ -125,9 +125,9 @@ func TestClientErrorsAreTheSameInBothModes(t *testing.T) {
 	var shapes [][]string // health and status field paths, local then remote
 	for _, c := range []*Client{local, remote} {
 		mode := map[bool]string{true: "remote", false: "local"}[c.Remote()]
-		_, err := c.Submit(ctx, "scan", nil)
+		_, err := c.Submit(ctx, "reindex", nil)
 		var ae *transport.Error
-		if !errors.As(err, &ae) || ae.Code != transport.CodeValidation || ae.Status != 400 || !strings.Contains(ae.Message, "supported: import") {
+		if !errors.As(err, &ae) || ae.Code != transport.CodeValidation || ae.Status != 400 || !strings.Contains(ae.Message, "supported: import, scan") {
 			t.Errorf("%s unknown type: %v", mode, err)
 		}
 		_, err = c.Submit(ctx, "import", map[string]any{"nodes": []map[string]any{{"labels": []string{"Resource"}}}})

@@ -1,19 +1,25 @@
 package atg
 
 import (
+	"slices"
+
 	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
 )
 
 // newEngine starts the operations engine of a Server or local Client: the
-// built-in "import" and the given types (and those the factories build) on
-// environment env of db, with database outages reported as
-// SERVICE_UNAVAILABLE. cfg supplies the engine's other settings.
-func newEngine(db *neo4jpool.Manager, env string, types []operations.Type, factories []TypeFactory, cfg operations.Config) (*operations.Engine, error) {
+// built-in "import" and "scan" (with scan's options) and the given types
+// (and those the factories build) on environment env of db, with database
+// outages reported as SERVICE_UNAVAILABLE. A given type named "scan"
+// replaces the built-in one. cfg supplies the engine's other settings.
+func newEngine(db *neo4jpool.Manager, env string, types []operations.Type, factories []TypeFactory, scan ScanOptions, cfg operations.Config) (*operations.Engine, error) {
 	reg := &operations.Registry{}
 	all := append([]operations.Type{ImportType(db, env)}, types...)
 	for _, f := range factories {
 		all = append(all, f(db, env))
+	}
+	if !slices.ContainsFunc(all, func(t operations.Type) bool { return t.Name == ScanTypeName }) {
+		all = append(all, ScanType(db, env, scan))
 	}
 	for _, t := range all {
 		if err := reg.Register(t); err != nil {

@@ -176,7 +176,7 @@ func ExampleClient_remote() {
 	if errors.As(err, &te) {
 		fmt.Println(te.Status, te.Code, te.Details["field"])
 	}
-	_, err = client.Submit(ctx, "scan", nil)
+	_, err = client.Submit(ctx, "reindex", nil)
 	if errors.As(err, &te) {
 		fmt.Println(te.Code, te.Message)
 	}
@@ -211,7 +211,7 @@ func ExampleClient_remote() {
 	// 100% 0 to go
 	// {"counted":4} <nil>
 	// 400 VALIDATION_ERROR params.n
-	// VALIDATION_ERROR unknown operation type "scan"; supported: countdown, import
+	// VALIDATION_ERROR unknown operation type "reindex"; supported: countdown, import, scan
 	// cancelled
 	// CANCELLED cancelled by client
 	// 1 true
@@ -282,7 +282,7 @@ func ExampleServer() {
 	// livez 200
 	// health 200 degraded disconnected
 	// status without a key 401 AUTHENTICATION_FAILED
-	// status with the dev key 200 dev [read write admin] disconnected [import]
+	// status with the dev key 200 dev [read write admin] disconnected [import scan]
 }
 
 // A complete server program: configuration from the environment and .env,

@@ -64,6 +64,10 @@ type Server struct {
 	// manager and environment (so they share its one pool), e.g.
 	// func(m *neo4jpool.Manager, env string) operations.Type { return ScanType(m, env) }.
 	TypeFactories []TypeFactory
+	// ScanSource opens what the built-in "scan" operation reads; nil
+	// means the default (an error saying Azure reading is not
+	// configured). Scans default to Config.TargetTenantID.
+	ScanSource SourceFactory
 	// KeyStore, when set, replaces the stores built from Config.APIKeys
 	// and Config.KeysFile. It must hold a usable key of Config.Environment
 	// (in dev, Start adds a generated one otherwise).
@@ -138,7 +142,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			"uri", neo4jpool.RedactURI(cfg.Neo4j.URI), "err", h.Err)
 	}
 
-	s.engine, err = newEngine(s.db, env, s.Types, s.TypeFactories, operations.Config{
+	s.engine, err = newEngine(s.db, env, s.Types, s.TypeFactories, ScanOptions{Source: s.ScanSource, DefaultTenantID: cfg.TargetTenantID}, operations.Config{
 		MaxConcurrent: cfg.MaxConcurrentOps, Retention: cfg.OperationRetention, Logger: s.log,
 		MaxActivePerClient: cfg.MaxOpsPerKey, OnFinish: s.auditFinish,
 	})

@@ -161,6 +161,9 @@ type ScanProgress struct {
 	Message string
 	// Done and Total count the phase's items (Total 0 when unknown).
 	Done, Total int64
+	// Percent estimates the whole scan's progress (0..100): reading and
+	// writing nodes up to 70, relationships up to 95, then the prune.
+	Percent float64
 }
 
 // Scanner reads a tenant from a Source and writes it into one Neo4j
@@ -216,6 +219,9 @@ type scan struct {
 	rels   []Relationship
 	subs   map[string]*SubscriptionResult
 	pages  int64
+	// subIdx of subN is the subscription being read or pruned, for
+	// ScanProgress.Percent.
+	subIdx, subN int
 }
 
 // Scan runs one scan. A subscription whose read fails keeps its data (it
@@ -276,9 +282,33 @@ func NewScanID(t time.Time) string {
 }
 
 func (sc *scan) progress(phase, msg string, done, total int64) {
-	if sc.s.Progress != nil {
-		sc.s.Progress(ScanProgress{Phase: phase, Message: msg, Done: done, Total: total})
+	if sc.s.Progress == nil {
+		return
 	}
+	frac := func(i, n int) float64 {
+		if n <= 0 {
+			return 0
+		}
+		return float64(i) / float64(n)
+	}
+	var pct float64
+	switch phase {
+	case PhaseSubscriptions:
+		pct = 2
+	case PhaseResources, PhaseNodes:
+		pct = 5 + 65*frac(sc.subIdx, sc.subN)
+	case PhaseEdges:
+		pct = 70
+		if total > 0 {
+			pct += 25 * float64(done) / float64(total)
+		}
+	case PhasePrune:
+		pct = 95 + 5*frac(sc.subIdx, sc.subN)
+		if done < 0 { // the end
+			pct, done = 100, 0
+		}
+	}
+	sc.s.Progress(ScanProgress{Phase: phase, Message: msg, Done: done, Total: total, Percent: min(pct, 100)})
 }
 
 func (sc *scan) run(ctx context.Context) error {
@@ -357,7 +387,9 @@ func (sc *scan) run(ctx context.Context) error {
 	sc.progress(PhaseSubscriptions, fmt.Sprintf("%d subscription(s) to read", len(order)), int64(len(order)), int64(len(order)))
 
 	// 2. Resources and role assignments, per subscription.
+	sc.subN = len(order)
 	for i, sub := range order {
+		sc.subIdx = i
 		sr := sc.subs[sub]
 		b := src.Stats()
 		for _, table := range []Table{TableResources, TableAuthorizationResources} {
@@ -388,7 +420,8 @@ func (sc *scan) run(ctx context.Context) error {
 
 	// 4. Prune.
 	if sc.cfg.Prune {
-		for _, sub := range order {
+		for i, sub := range order {
+			sc.subIdx = i
 			sr := sc.subs[sub]
 			if !sr.Complete {
 				continue
@@ -417,8 +450,13 @@ func (sc *scan) run(ctx context.Context) error {
 	}
 	sc.res.Finished = time.Now().UTC()
 	if !sc.cfg.DryRun {
-		return sc.writeScanNode(ctx)
+		if err := sc.writeScanNode(ctx); err != nil {
+			return err
+		}
 	}
+	sc.progress(PhasePrune, fmt.Sprintf("scan %s done: %d nodes added, %d changed, %d removed; %d relationships added, %d changed, %d removed",
+		sc.cfg.ScanID, sc.res.Nodes.Added, sc.res.Nodes.Changed, sc.res.Nodes.Removed,
+		sc.res.Relationships.Added, sc.res.Relationships.Changed, sc.res.Relationships.Removed), -1, 0)
 	return nil
 }
 

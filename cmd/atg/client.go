@@ -28,6 +28,10 @@ type session struct {
 	where string
 	// environment is local mode's environment.
 	environment string
+	// vars are the configuration variables read (.env file and
+	// environment merged), e.g. for local defaults such as
+	// ATG_TARGET_TENANT_ID.
+	vars map[string]string
 }
 
 // modeError is a command that needs the other mode (exit 2).
@@ -69,7 +73,7 @@ func (g *globals) open(ctx context.Context, e *env, needRemote string) (*session
 		return nil, &modeError{needRemote}
 	}
 	co := atg.ClientOptions{Config: cfg, UserAgent: "atg-cli/" + atg.Version, ClientID: "local", Logger: g.logger(e)}
-	s := &session{where: cfg.ServiceURL}
+	s := &session{where: cfg.ServiceURL, vars: opts.Environ}
 	if !cfg.RemoteMode {
 		envName, n4j, err := atg.LoadLocalConfig(opts)
 		if err != nil {

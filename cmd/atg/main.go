@@ -124,6 +124,7 @@ func init() {
 		{name: "status", summary: "show the server's (remote) or the database's (local) status", usage: statusUsage, run: runStatus},
 		{name: "query", summary: "run a Cypher query: query CYPHER|- [--param k=v]... [--write]", usage: queryUsage, run: runQuery},
 		{name: "import", summary: "import a graph document with progress: import FILE|- [--chunk-size N]", usage: importUsage, run: runImport},
+		{name: "scan", summary: "scan an Azure tenant into the graph with progress: scan [--tenant-id ID] [--dry-run]", usage: scanUsage, run: runScan},
 		{name: "ops", summary: "manage a server's operations: ops list|get|cancel|watch", usage: opsUsage, run: runOps},
 		{name: "version", summary: "print the version", usage: versionUsage, run: runVersion},
 		{name: "help", summary: "show this help, or a command's: help COMMAND", run: runHelp},

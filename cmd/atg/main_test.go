@@ -310,6 +310,7 @@ commands:
   status   show the server's (remote) or the database's (local) status
   query    run a Cypher query: query CYPHER|- [--param k=v]... [--write]
   import   import a graph document with progress: import FILE|- [--chunk-size N]
+  scan     scan an Azure tenant into the graph with progress: scan [--tenant-id ID] [--dry-run]
   ops      manage a server's operations: ops list|get|cancel|watch
   version  print the version
   help     show this help, or a command's: help COMMAND

@@ -32,7 +32,7 @@ func TestRemoteStatus(t *testing.T) {
 	c := newCLI(t, ts.vars(ts.rw))
 	r := c.run("status")
 	for _, want := range []string{"mode         remote mode, " + ts.srv.URL(), "client       tester (key key_", "scopes read, write)",
-		"neo4j        connected (Neo4j 5.", "pool         ", " transaction(s) running on a pool of ", "operations   0 queued, 0 running", "types        block, fail, import (at most 2 running at once)"} {
+		"neo4j        connected (Neo4j 5.", "pool         ", " transaction(s) running on a pool of ", "operations   0 queued, 0 running", "types        block, fail, import, scan (at most 2 running at once)"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status table lacks %q:\n%s", want, r)
 		}
