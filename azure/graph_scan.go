@@ -320,8 +320,6 @@ func (sc *scan) run(ctx context.Context) error {
 	src := sc.s.Source
 	before := src.Stats()
 
-	// 1. Subscriptions and resource groups.
-	sc.progress(PhaseSubscriptions, "reading subscriptions and resource groups", 0, 0)
 	wanted := map[string]bool{}
 	var order []string
 	for _, s := range sc.cfg.Subscriptions {
@@ -333,16 +331,31 @@ func (sc *scan) run(ctx context.Context) error {
 		}
 	}
 	explicit := len(order) > 0
-	containersDone := true
-	tenantNode := sc.m.TenantNode()
+
+	// One stream of nodes, written in chunks that may span tables and
+	// subscriptions (fewer transactions): the tenant, subscriptions and
+	// resource groups, then each subscription's resources and role
+	// assignments. A subscription whose read fails is marked incomplete
+	// and the stream goes on with the next one.
+	var fatal error
 	nodes := func(yield func(Node, error) bool) {
-		if !yield(tenantNode, nil) {
+		sc.progress(PhaseSubscriptions, "reading subscriptions and resource groups", 0, 0)
+		if !yield(sc.m.TenantNode(), nil) {
 			return
 		}
 		for row, err := range src.Rows(ctx, TableResourceContainers, "") {
 			if err != nil {
-				yield(Node{}, &ReadError{Table: TableResourceContainers, Err: err})
-				return
+				re := &ReadError{Table: TableResourceContainers, Err: err}
+				if !explicit || ctx.Err() != nil {
+					fatal = re // nothing says which subscriptions to read
+					yield(Node{}, re)
+					return
+				}
+				sc.res.Complete = false
+				for _, sr := range sc.subs {
+					sr.Complete, sr.Error = false, re.Error()
+				}
+				break
 			}
 			c, ns, rs, ok := sc.m.ResourceContainer(row)
 			if !ok {
@@ -368,50 +381,45 @@ func (sc *scan) run(ctx context.Context) error {
 				}
 			}
 		}
-	}
-	if err := sc.writeNodes(ctx, nodes, "subscriptions and resource groups"); err != nil {
-		var re *ReadError
-		if !errors.As(err, &re) || ctx.Err() != nil {
-			return sc.fail(ctx, err)
-		}
-		containersDone = false
-		sc.res.Complete = false
-		if !explicit {
-			return sc.fail(ctx, err) // nothing says which subscriptions to read
-		}
-		for _, sr := range sc.subs {
-			sr.Complete, sr.Error = false, err.Error()
-		}
-	}
-	sc.res.TenantLevel.Stats = statsDelta(src.Stats(), before)
-	sc.progress(PhaseSubscriptions, fmt.Sprintf("%d subscription(s) to read", len(order)), int64(len(order)), int64(len(order)))
-
-	// 2. Resources and role assignments, per subscription.
-	sc.subN = len(order)
-	for i, sub := range order {
-		sc.subIdx = i
-		sr := sc.subs[sub]
-		b := src.Stats()
-		for _, table := range []Table{TableResources, TableAuthorizationResources} {
-			err := sc.writeNodes(ctx, sc.subscriptionRows(ctx, table, sub, sr), fmt.Sprintf("subscription %d of %d", i+1, len(order)))
-			if err == nil {
-				continue
+		sc.res.TenantLevel.Stats = statsDelta(src.Stats(), before)
+		sc.progress(PhaseSubscriptions, fmt.Sprintf("%d subscription(s) to read", len(order)), int64(len(order)), int64(len(order)))
+		sc.subN = len(order)
+		for i, sub := range order {
+			sc.subIdx = i
+			sr := sc.subs[sub]
+			b := src.Stats()
+			for _, table := range []Table{TableResources, TableAuthorizationResources} {
+				var rerr error
+				for n, err := range sc.subscriptionRows(ctx, table, sub, sr) {
+					if err != nil {
+						rerr = err
+						break
+					}
+					if !yield(n, nil) {
+						return
+					}
+				}
+				if rerr != nil {
+					if ctx.Err() != nil {
+						fatal = rerr
+						yield(Node{}, rerr)
+						return
+					}
+					sc.res.Complete = false
+					sr.Complete, sr.Error = false, rerr.Error()
+					break // the subscription is partial: nothing of it is pruned
+				}
 			}
-			var re *ReadError
-			if !errors.As(err, &re) || ctx.Err() != nil {
-				return sc.fail(ctx, err)
-			}
-			sc.res.Complete = false
-			sr.Complete = false
-			sr.Error = err.Error()
-			break // the subscription is partial: its role assignments would not be pruned anyway
+			sr.Stats = statsDelta(src.Stats(), b)
 		}
-		sr.Stats = statsDelta(src.Stats(), b)
+	}
+	if err := sc.writeNodes(ctx, nodes, "nodes"); err != nil {
+		if fatal != nil {
+			return sc.fail(ctx, fatal)
+		}
+		return sc.fail(ctx, err)
 	}
 	sc.res.Stats = statsDelta(src.Stats(), before)
-	if !containersDone {
-		sc.res.Complete = false
-	}
 
 	// 3. Relationships, after every node.
 	if err := sc.writeRels(ctx); err != nil {
@@ -420,16 +428,14 @@ func (sc *scan) run(ctx context.Context) error {
 
 	// 4. Prune.
 	if sc.cfg.Prune {
-		for i, sub := range order {
-			sc.subIdx = i
-			sr := sc.subs[sub]
-			if !sr.Complete {
-				continue
+		var done []*SubscriptionResult
+		for _, sub := range order {
+			if sr := sc.subs[sub]; sr.Complete {
+				done = append(done, sr)
 			}
-			if err := sc.prune(ctx, sr); err != nil {
-				return sc.fail(ctx, err)
-			}
-			sr.Pruned = true
+		}
+		if err := sc.prune(ctx, done); err != nil {
+			return sc.fail(ctx, err)
 		}
 		if !explicit && len(sc.cfg.ResourceGroups) == 0 && sc.res.Complete {
 			if err := sc.pruneTenant(ctx, order); err != nil {
@@ -679,8 +685,22 @@ func statsDelta(a, b Stats) Stats {
 	return Stats{APICalls: a.APICalls - b.APICalls, Pages: a.Pages - b.Pages, Throttled: a.Throttled - b.Throttled, ThrottledFor: a.ThrottledFor - b.ThrottledFor}
 }
 
-// schema creates the key constraint and the prune index if missing.
+// schemaDone remembers the managers and environments whose scan schema
+// was ensured by this process.
+var schemaDone sync.Map // *neo4jpool.Manager + env -> struct{}
+
+type schemaKey struct {
+	m   *neo4jpool.Manager
+	env string
+}
+
+// schema creates the key constraint and the prune index if missing (once
+// per Manager and environment).
 func (sc *scan) schema(ctx context.Context) error {
+	key := schemaKey{sc.s.Manager, sc.s.Env}
+	if _, ok := schemaDone.Load(key); ok {
+		return nil
+	}
 	for _, stmt := range []string{
 		"CREATE CONSTRAINT atg_azure_node_key IF NOT EXISTS FOR (n:" + LabelBase + ") REQUIRE (n.tenant_id, n.id) IS UNIQUE",
 		"CREATE INDEX atg_azure_node_scope IF NOT EXISTS FOR (n:" + LabelBase + ") ON (n.tenant_id, n.subscription_id)",
@@ -697,5 +717,6 @@ func (sc *scan) schema(ctx context.Context) error {
 			return fmt.Errorf("azure: create the scan's schema: %w", err)
 		}
 	}
+	schemaDone.Store(key, struct{}{})
 	return nil
 }

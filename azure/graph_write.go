@@ -165,41 +165,87 @@ func (sc *scan) rgs() []string {
 }
 
 // prune deletes (or counts, in a dry run) the nodes and relationships of
-// subscription sr (within the resource group filter) that this scan did
-// not see: relationships first, then nodes with what is still attached.
-func (sc *scan) prune(ctx context.Context, sr *SubscriptionResult) error {
-	p := sc.params(map[string]any{"sub": sr.SubscriptionID, "rgs": sc.rgs(), "batch": sc.pruneBatch()})
-	relScope := "MATCH (a:" + LabelBase + " {tenant_id: $tenant, subscription_id: $sub})-[r]-() " +
-		"WHERE r.tenant_id = $tenant AND r.subscription_id = $sub" + sc.rgFilter("r")
-	nodeScope := "MATCH (n:" + LabelBase + " {tenant_id: $tenant, subscription_id: $sub}) WHERE NOT n:" + LabelScan + sc.rgFilter("n")
-	sc.progress(PhasePrune, "subscription "+sr.SubscriptionID+": pruning what this scan did not see", 0, 0)
-	if sc.cfg.DryRun {
-		rels, err := sc.count(ctx, relScope+" RETURN count(DISTINCT r)", p)
-		if err != nil {
-			return err
-		}
-		nodes, err := sc.count(ctx, nodeScope+" RETURN count(n)", p)
-		if err != nil {
-			return err
-		}
-		sr.Relationships.Removed = max(0, rels-sr.Relationships.Changed-sr.Relationships.Unchanged)
-		sr.Nodes.Removed = max(0, nodes-sr.Nodes.Changed-sr.Nodes.Unchanged)
+// the completed subscriptions srs (within the resource group filter) that
+// this scan did not see: relationships first, then nodes with what is
+// still attached, in batches spanning the subscriptions.
+func (sc *scan) prune(ctx context.Context, srs []*SubscriptionResult) error {
+	if len(srs) == 0 {
 		return nil
 	}
-	n, _, err := sc.deleteLoop(ctx, relScope+" AND r.scan_id <> $scan WITH DISTINCT r LIMIT $batch DELETE r RETURN count(*), 0", p)
+	bySub := map[string]*SubscriptionResult{}
+	ids := make([]string, 0, len(srs))
+	for _, sr := range srs {
+		bySub[sr.SubscriptionID] = sr
+		ids = append(ids, sr.SubscriptionID)
+		sr.Pruned = true
+	}
+	p := sc.params(map[string]any{"subs": ids, "rgs": sc.rgs(), "batch": sc.pruneBatch()})
+	relScope := "MATCH (a:" + LabelBase + " {tenant_id: $tenant})-[r]-() WHERE a.subscription_id IN $subs " +
+		"AND r.tenant_id = $tenant AND r.subscription_id IN $subs" + sc.rgFilter("r")
+	nodeScope := "MATCH (n:" + LabelBase + " {tenant_id: $tenant}) WHERE n.subscription_id IN $subs AND NOT n:" + LabelScan + sc.rgFilter("n")
+	sc.progress(PhasePrune, fmt.Sprintf("pruning what this scan did not see in %d subscription(s)", len(srs)), 0, 0)
+	if sc.cfg.DryRun {
+		rels, err := sc.countBySub(ctx, relScope+" WITH DISTINCT r RETURN r.subscription_id, count(r)", p)
+		if err != nil {
+			return err
+		}
+		nodes, err := sc.countBySub(ctx, nodeScope+" RETURN n.subscription_id, count(n)", p)
+		if err != nil {
+			return err
+		}
+		for _, sr := range srs {
+			sr.Relationships.Removed = max(0, rels[sr.SubscriptionID]-sr.Relationships.Changed-sr.Relationships.Unchanged)
+			sr.Nodes.Removed = max(0, nodes[sr.SubscriptionID]-sr.Nodes.Changed-sr.Nodes.Unchanged)
+		}
+		return nil
+	}
+	err := sc.deleteLoop(ctx, relScope+" AND r.scan_id <> $scan WITH DISTINCT r LIMIT $batch "+
+		"WITH r, r.subscription_id AS sub DELETE r RETURN sub, count(*), 0", p, func(sub string, n, _ int64) {
+		if sr := bySub[sub]; sr != nil {
+			sr.Relationships.Removed += n
+		}
+	})
 	if err != nil {
 		return err
 	}
-	sr.Relationships.Removed += n
-	n, d, err := sc.deleteLoop(ctx, nodeScope+" AND n.scan_id <> $scan WITH n LIMIT $batch "+
-		"WITH n, COUNT { (n)--() } AS d DETACH DELETE n RETURN count(*), sum(d)", p)
+	err = sc.deleteLoop(ctx, nodeScope+" AND n.scan_id <> $scan WITH n LIMIT $batch "+
+		"WITH n, n.subscription_id AS sub, COUNT { (n)--() } AS d DETACH DELETE n RETURN sub, count(*), sum(d)", p, func(sub string, n, d int64) {
+		if sr := bySub[sub]; sr != nil {
+			sr.Nodes.Removed += n
+			sr.Relationships.Removed += d
+		}
+	})
 	if err != nil {
 		return err
 	}
-	sr.Nodes.Removed += n
-	sr.Relationships.Removed += d
-	sc.progress(PhasePrune, fmt.Sprintf("subscription %s: %d nodes and %d relationships removed", sr.SubscriptionID, sr.Nodes.Removed, sr.Relationships.Removed), sr.Nodes.Removed, 0)
+	var nodes, rels int64
+	for _, sr := range srs {
+		nodes += sr.Nodes.Removed
+		rels += sr.Relationships.Removed
+	}
+	sc.progress(PhasePrune, fmt.Sprintf("%d nodes and %d relationships removed", nodes, rels), nodes, 0)
 	return nil
+}
+
+// countBySub runs a read query returning (subscription, count) records.
+func (sc *scan) countBySub(ctx context.Context, stmt string, p map[string]any) (map[string]int64, error) {
+	v, err := sc.s.Manager.ExecuteRead(ctx, sc.s.Env, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, stmt, p)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]int64{}
+		for res.Next(ctx) {
+			rec := res.Record()
+			sub, _ := rec.Values[0].(string)
+			out[sub] += asInt(rec.Values[1])
+		}
+		return out, res.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]int64), nil
 }
 
 // pruneTenant deletes (or counts) tenant-level nodes (principals) and the
@@ -218,14 +264,11 @@ func (sc *scan) pruneTenant(ctx context.Context, subs []string) error {
 		tl.Nodes.Removed = max(0, n-tl.Nodes.Changed-tl.Nodes.Unchanged)
 		return nil
 	}
-	n, d, err := sc.deleteLoop(ctx, scope+" AND NOT n:"+LabelTenant+" AND n.scan_id <> $scan WITH n LIMIT $batch "+
-		"WITH n, COUNT { (n)--() } AS d DETACH DELETE n RETURN count(*), sum(d)", p)
-	if err != nil {
-		return err
-	}
-	tl.Nodes.Removed += n
-	tl.Relationships.Removed += d
-	return nil
+	return sc.deleteLoop(ctx, scope+" AND NOT n:"+LabelTenant+" AND n.scan_id <> $scan WITH n LIMIT $batch "+
+		"WITH n, COUNT { (n)--() } AS d DETACH DELETE n RETURN '', count(*), sum(d)", p, func(_ string, n, d int64) {
+		tl.Nodes.Removed += n
+		tl.Relationships.Removed += d
+	})
 }
 
 // count runs a read query returning one integer.
@@ -247,33 +290,42 @@ func (sc *scan) count(ctx context.Context, stmt string, p map[string]any) (int64
 	return v.(int64), nil
 }
 
-// deleteLoop runs a batched delete returning (count, attached) until it
-// deletes nothing, one transaction per batch.
-func (sc *scan) deleteLoop(ctx context.Context, stmt string, p map[string]any) (n, attached int64, err error) {
+// deleteLoop runs a batched delete returning (subscription, count,
+// attached) records, one transaction per batch, until a batch deletes
+// fewer than the batch size; add receives each record's figures.
+func (sc *scan) deleteLoop(ctx context.Context, stmt string, p map[string]any, add func(sub string, n, attached int64)) error {
+	batch := int64(sc.pruneBatch())
 	for {
 		if err := context.Cause(ctx); err != nil {
-			return n, attached, err
+			return err
+		}
+		type rec struct {
+			sub     string
+			n, attd int64
 		}
 		v, err := sc.s.Manager.ExecuteWrite(ctx, sc.s.Env, func(tx neo4j.ManagedTransaction) (any, error) {
 			res, err := tx.Run(ctx, stmt, p)
 			if err != nil {
 				return nil, err
 			}
-			var got [2]int64
-			if res.Next(ctx) {
-				rec := res.Record()
-				got = [2]int64{asInt(rec.Values[0]), asInt(rec.Values[1])}
+			var out []rec
+			for res.Next(ctx) {
+				r := res.Record()
+				sub, _ := r.Values[0].(string)
+				out = append(out, rec{sub, asInt(r.Values[1]), asInt(r.Values[2])})
 			}
-			return got, res.Err()
+			return out, res.Err()
 		})
 		if err != nil {
-			return n, attached, err
+			return err
 		}
-		got := v.([2]int64)
-		n += got[0]
-		attached += got[1]
-		if got[0] == 0 {
-			return n, attached, nil
+		total := int64(0)
+		for _, r := range v.([]rec) {
+			add(r.sub, r.n, r.attd)
+			total += r.n
+		}
+		if total < batch {
+			return nil
 		}
 	}
 }
