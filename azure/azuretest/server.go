@@ -40,6 +40,10 @@ type Options struct {
 	// IdentityHeader is the secret the managed identity endpoint expects in
 	// X-IDENTITY-HEADER (default "fake-identity-header").
 	IdentityHeader string
+	// IgnoreSubscriptions makes Resource Graph answer every query
+	// tenant-wide, whatever subscriptions the request names (a worst case a
+	// client must survive by filtering on its own side).
+	IgnoreSubscriptions bool
 }
 
 // Request is one logged request to the fake.
@@ -81,14 +85,15 @@ type Server struct {
 	// SSL_CERT_FILE.
 	CAFile string
 
-	srv      *httptest.Server
-	maxPage  int
-	mu       sync.Mutex
-	tokens   map[string]bool
-	calls    int // Resource Graph calls
-	log      []Request
-	failOn   map[int]fault
-	subFails map[string]subFault
+	srv        *httptest.Server
+	maxPage    int
+	ignoreSubs bool
+	mu         sync.Mutex
+	tokens     map[string]bool
+	calls      int // Resource Graph calls
+	log        []Request
+	failOn     map[int]fault
+	subFails   map[string]subFault
 }
 
 type fault struct {
@@ -96,6 +101,7 @@ type fault struct {
 	retryAfter string        // 429's Retry-After, if any
 	quotaReset time.Duration // > 0: a 200 with quota remaining 0
 	quota      bool
+	delay      time.Duration // > 0: answer normally after this delay
 }
 
 type subFault struct {
@@ -125,7 +131,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	s := &Server{
 		Tenant:   NewTenant(opts.Seed, opts.Resources, opts.Subscriptions),
 		ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, IdentityHeader: opts.IdentityHeader,
-		maxPage: opts.MaxPageSize, tokens: map[string]bool{},
+		maxPage: opts.MaxPageSize, ignoreSubs: opts.IgnoreSubscriptions, tokens: map[string]bool{},
 		failOn: map[int]fault{}, subFails: map[string]subFault{},
 	}
 	s.Token = s.issue()
@@ -174,6 +180,14 @@ func (s *Server) ExhaustQuotaOnCall(n int, resetsAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failOn[n] = fault{status: http.StatusOK, quota: true, quotaReset: resetsAfter}
+}
+
+// SlowCall makes Resource Graph call n wait d (or until the client
+// gives up) before answering normally.
+func (s *Server) SlowCall(n int, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failOn[n] = fault{status: http.StatusOK, delay: d}
 }
 
 // FailSubscription makes every request scoped to subscription sub fail
@@ -383,7 +397,15 @@ func (s *Server) resources(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Query, rec.Subscriptions = req.Query, req.Subscriptions
 	rec.Table = tableOf(req.Query)
-	if hasFault && !f.quota {
+	if hasFault && f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-r.Context().Done():
+			rec.Status = 499
+			return
+		}
+	}
+	if hasFault && f.status != http.StatusOK {
 		if f.retryAfter != "" {
 			w.Header().Set("Retry-After", f.retryAfter)
 		}
@@ -401,7 +423,7 @@ func (s *Server) resources(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var subs []int
-	if len(req.Subscriptions) > 0 {
+	if len(req.Subscriptions) > 0 && !s.ignoreSubs {
 		subs = []int{}
 		for _, sub := range req.Subscriptions {
 			i := s.Tenant.subIndex(sub)
