@@ -342,15 +342,19 @@ func newCredential(c Config, cc cloud.Configuration) (azcore.TokenCredential, st
 		}
 		return namedCredential{cred, MethodManagedIdentity, hintManagedIdentity}, MethodManagedIdentity, nil
 	}
+	// A non-standard authority (Azure Stack, ADFS, a test's fake) is not in
+	// Microsoft's instance metadata: discovery must not be asked about it.
+	base, _ := cloudConfig(c.Cloud)
+	noDiscovery := !strings.EqualFold(cc.ActiveDirectoryAuthorityHost, base.ActiveDirectoryAuthorityHost)
 	var chain []azcore.TokenCredential
 	var why []string
-	if env, err := azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: opts}); err == nil {
+	if env, err := azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: noDiscovery}); err == nil {
 		chain = append(chain, env)
 	} else {
 		why = append(why, "environment: "+err.Error())
 	}
 	if os.Getenv("AZURE_FEDERATED_TOKEN_FILE") != "" {
-		wi, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{ClientOptions: opts, TenantID: os.Getenv("AZURE_TENANT_ID")})
+		wi, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{ClientOptions: opts, TenantID: os.Getenv("AZURE_TENANT_ID"), DisableInstanceDiscovery: noDiscovery})
 		if err == nil {
 			chain = append(chain, wi)
 		} else {
