@@ -193,7 +193,7 @@ func TestRowsRetriesTransientOnly(t *testing.T) {
 		calls   int64
 	}{
 		{"503 then 500 retried", func(s *azuretest.Server) { s.FailCall(2, 503); s.FailCall(3, 500) }, "", nil, 0, 5},
-		{"timeout retried", func(s *azuretest.Server) { s.SlowCall(1, 5*time.Second) }, "", nil, 0, 4},
+		{"timeout retried", func(s *azuretest.Server) { s.SlowCall(1, time.Minute) }, "", nil, 0, 4},
 		{"400 not retried", func(s *azuretest.Server) { s.FailCall(1, 400) }, "", ErrRequest, 400, 1},
 		{"403 not retried", func(s *azuretest.Server) { s.FailCall(2, 403) }, "", ErrRequest, 403, 2},
 		{"401 bad token not retried", func(*azuretest.Server) {}, "forged-token-value", ErrRequest, 401, 1},
@@ -210,7 +210,7 @@ func TestRowsRetriesTransientOnly(t *testing.T) {
 			tc.fault(srv)
 			src := fakeSource(t, srv, func(c *Config) {
 				c.PageSize = 100
-				c.TryTimeout = 300 * time.Millisecond
+				c.TryTimeout = 2 * time.Second
 				if tc.token != "" {
 					c.AccessToken = Secret(tc.token)
 				}
