@@ -333,6 +333,11 @@ func newCredential(c Config, cc cloud.Configuration) (azcore.TokenCredential, st
 		return staticToken{c.AccessToken}, MethodStaticToken, nil
 	case !c.DisableManagedIdentity:
 		mo := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
+		if imdsOnly() {
+			// Off Azure, IMDS (169.254.169.254) never answers: fail in
+			// seconds with the hint, not after azidentity's minute of retries.
+			mo.ClientOptions.Retry = policy.RetryOptions{MaxRetries: 2, TryTimeout: 5 * time.Second, RetryDelay: time.Second, MaxRetryDelay: 2 * time.Second}
+		}
 		if c.ClientID != "" {
 			mo.ID = azidentity.ClientID(c.ClientID)
 		}
@@ -375,4 +380,15 @@ func newCredential(c Config, cc cloud.Configuration) (azcore.TokenCredential, st
 		return nil, MethodDefaultChain, &CredentialError{Method: MethodDefaultChain, Hint: hintChain, Err: err}
 	}
 	return namedCredential{cred, MethodDefaultChain, hintChain}, MethodDefaultChain, nil
+}
+
+// imdsOnly reports whether no managed identity endpoint other than IMDS is
+// configured (App Service, Service Fabric, Arc, Cloud Shell set one).
+func imdsOnly() bool {
+	for _, v := range []string{"IDENTITY_ENDPOINT", "MSI_ENDPOINT", "IMDS_ENDPOINT"} {
+		if os.Getenv(v) != "" {
+			return false
+		}
+	}
+	return true
 }
