@@ -1,7 +1,6 @@
 package azure
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,51 +144,129 @@ func (s *ResourceGraphSource) Stats() Stats {
 
 // page is one Resource Graph reply, decoded with json.Number numbers.
 type page struct {
-	TotalRecords    int64  `json:"totalRecords"`
-	Count           int64  `json:"count"`
-	ResultTruncated string `json:"resultTruncated"`
-	SkipToken       string `json:"$skipToken"`
-	Data            rows   `json:"data"`
+	TotalRecords    int64
+	Count           int64
+	ResultTruncated string
+	SkipToken       string
+	Data            []Row
 }
 
-// rows decodes data in objectArray form, or in table form
-// ({"columns":[{"name":..}],"rows":[[..]]}) should a server send that.
-type rows []Row
-
-func (r *rows) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '{' {
-		var t struct {
-			Columns []struct {
-				Name string `json:"name"`
-			} `json:"columns"`
-			Rows [][]any `json:"rows"`
+// decodePage reads a reply body in one pass, row by row: data in
+// objectArray form, or in table form ({"columns":[{"name":..}],
+// "rows":[[..]]}) should a server send that. Unknown keys are skipped.
+func decodePage(r io.Reader) (*page, error) {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	pg := &page{}
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object (%v)", err)
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, err
 		}
-		d := json.NewDecoder(bytes.NewReader(b))
-		d.UseNumber()
-		if err := d.Decode(&t); err != nil {
+		key, _ := k.(string)
+		switch key {
+		case "data":
+			t, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			switch t {
+			case json.Delim('['):
+				for dec.More() {
+					var row Row
+					if err := dec.Decode(&row); err != nil {
+						return nil, fmt.Errorf("row %d: %w", len(pg.Data), err)
+					}
+					pg.Data = append(pg.Data, row)
+				}
+				if _, err := dec.Token(); err != nil {
+					return nil, err
+				}
+			case json.Delim('{'):
+				if err := decodeTable(dec, pg); err != nil {
+					return nil, err
+				}
+			case nil:
+			default:
+				return nil, errors.New(`"data" is neither an array nor a table`)
+			}
+		case "count", "totalRecords":
+			var n json.Number
+			if err := dec.Decode(&n); err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+			v, _ := n.Int64()
+			if key == "count" {
+				pg.Count = v
+			} else {
+				pg.TotalRecords = v
+			}
+		case "resultTruncated", "$skipToken":
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+			str, _ := v.(string)
+			if b, ok := v.(bool); ok && b {
+				str = "true"
+			}
+			if key == "$skipToken" {
+				pg.SkipToken = str
+			} else {
+				pg.ResultTruncated = str
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	return pg, nil
+}
+
+// decodeTable reads the rest of a table-form data object whose '{' was read.
+func decodeTable(dec *json.Decoder, pg *page) error {
+	var cols []struct {
+		Name string `json:"name"`
+	}
+	var vals [][]any
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
 			return err
 		}
-		out := make(rows, 0, len(t.Rows))
-		for _, vals := range t.Rows {
-			row := make(Row, len(t.Columns))
-			for i, c := range t.Columns {
-				if i < len(vals) {
-					row[c.Name] = vals[i]
-				}
-			}
-			out = append(out, row)
+		switch k {
+		case "columns":
+			err = dec.Decode(&cols)
+		case "rows":
+			err = dec.Decode(&vals)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
 		}
-		*r = out
-		return nil
+		if err != nil {
+			return err
+		}
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var out []Row
-	if err := d.Decode(&out); err != nil {
+	if _, err := dec.Token(); err != nil {
 		return err
 	}
-	*r = out
+	for _, v := range vals {
+		row := make(Row, len(cols))
+		for i, c := range cols {
+			if i < len(v) {
+				row[c.Name] = v[i]
+			}
+		}
+		pg.Data = append(pg.Data, row)
+	}
 	return nil
 }
 
@@ -219,15 +296,12 @@ func (p pagePolicy) Do(req *policy.Request) (*http.Response, error) {
 	if resp.StatusCode != http.StatusOK {
 		return resp, nil
 	}
-	var pg page
-	d := json.NewDecoder(resp.Body)
-	d.UseNumber()
-	err = d.Decode(&pg)
+	pg, err := decodePage(resp.Body)
 	_ = resp.Body.Close()
 	if err != nil {
 		return nil, fmt.Errorf("decoding a Resource Graph page: %w", err)
 	}
-	h.page = &pg
+	h.page = pg
 	resp.Body = io.NopCloser(strings.NewReader(stubBody))
 	resp.ContentLength = int64(len(stubBody))
 	return resp, nil
@@ -237,28 +311,66 @@ func (p pagePolicy) Do(req *policy.Request) (*http.Response, error) {
 // caller filters and shapes rows anyway.
 func query(table Table) string { return string(table) }
 
-// Rows streams table's rows, one page of $top rows at a time (memory
-// holds one page), for one subscription or the whole tenant. Rows of
-// other subscriptions are dropped when subscription is set, whatever the
-// endpoint returned.
+// Rows streams table's rows page by page for one subscription or the
+// whole tenant. The next page is fetched while the caller consumes the
+// current one, so memory holds at most two pages whatever the tenant's
+// size. Rows of other subscriptions are dropped when subscription is set,
+// whatever the endpoint returned. Stopping early cancels the page in
+// flight.
 func (s *ResourceGraphSource) Rows(ctx context.Context, table Table, subscription string) iter.Seq2[Row, error] {
 	return func(yield func(Row, error) bool) {
-		req := armresourcegraph.QueryRequest{
-			Query: to.Ptr(query(table)),
-			Options: &armresourcegraph.QueryRequestOptions{
-				ResultFormat: to.Ptr(armresourcegraph.ResultFormatObjectArray),
-				Top:          to.Ptr(int32(s.cfg.PageSize)),
-			},
+		request := func(token string) armresourcegraph.QueryRequest {
+			req := armresourcegraph.QueryRequest{
+				Query: to.Ptr(query(table)),
+				Options: &armresourcegraph.QueryRequestOptions{
+					ResultFormat: to.Ptr(armresourcegraph.ResultFormatObjectArray),
+					Top:          to.Ptr(int32(s.cfg.PageSize)),
+				},
+			}
+			if token != "" {
+				req.Options.SkipToken = to.Ptr(token)
+			}
+			if subscription != "" {
+				req.Subscriptions = []*string{to.Ptr(subscription)}
+			}
+			return req
 		}
-		if subscription != "" {
-			req.Subscriptions = []*string{to.Ptr(subscription)}
+		type result struct {
+			pg  *page
+			err error
 		}
+		fctx, cancel := context.WithCancel(ctx)
+		var pending chan result
+		start := func(token string) {
+			pending = make(chan result, 1)
+			go func(ch chan result) {
+				pg, err := s.fetch(fctx, request(token), table, subscription)
+				ch <- result{pg, err}
+			}(pending)
+		}
+		defer func() {
+			cancel()
+			if pending != nil {
+				<-pending // never leave a fetch running
+			}
+		}()
 		seen := map[string]bool{}
+		start("")
 		for {
-			pg, err := s.fetch(ctx, req, table, subscription)
-			if err != nil {
-				yield(nil, err)
+			r := <-pending
+			pending = nil
+			if r.err != nil {
+				if ctx.Err() != nil {
+					r.err = ctx.Err()
+				}
+				yield(nil, r.err)
 				return
+			}
+			pg, next := r.pg, r.pg.SkipToken
+			repeated := next != "" && seen[next]
+			if next != "" && !repeated {
+				seen[next] = true
+				start(next)
 			}
 			for i, row := range pg.Data {
 				pg.Data[i] = nil // let yielded rows go as soon as the caller drops them
@@ -271,18 +383,16 @@ func (s *ResourceGraphSource) Rows(ctx context.Context, table Table, subscriptio
 					return
 				}
 			}
-			if pg.SkipToken == "" {
+			switch {
+			case repeated:
+				yield(nil, &RequestError{Table: table, Subscription: subscription, Err: errors.New("the same $skipToken came twice"), Hint: "Resource Graph paging did not advance"})
+				return
+			case next == "":
 				if strings.EqualFold(pg.ResultTruncated, "true") {
 					yield(nil, &RequestError{Table: table, Subscription: subscription, Err: ErrTruncated, Hint: "the result was truncated without a $skipToken"})
 				}
 				return
 			}
-			if seen[pg.SkipToken] {
-				yield(nil, &RequestError{Table: table, Subscription: subscription, Err: errors.New("the same $skipToken came twice"), Hint: "Resource Graph paging did not advance"})
-				return
-			}
-			seen[pg.SkipToken] = true
-			req.Options.SkipToken = to.Ptr(pg.SkipToken)
 		}
 	}
 }

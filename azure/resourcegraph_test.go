@@ -270,8 +270,9 @@ func TestRowsStopsWhenCallerStops(t *testing.T) {
 			break
 		}
 	}
-	if srv.Calls() != 2 {
-		t.Fatalf("%d calls after stopping at row 60 of pages of 50, want 2", srv.Calls())
+	// Page 3 may have been asked for ahead (one page of prefetch), no more.
+	if c := srv.Calls(); c < 2 || c > 3 {
+		t.Fatalf("%d calls after stopping at row 60 of pages of 50, want 2 or 3", c)
 	}
 }
 
