@@ -106,6 +106,7 @@ type ConfigError struct {
 	Reason string
 }
 
+// Error names the field, its variable and the rule.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("azure: invalid %s (%s): %s", e.Field, e.Env, e.Reason)
 }
@@ -124,6 +125,7 @@ type CredentialError struct {
 	Err error
 }
 
+// Error names the method, the cause and what to set.
 func (e *CredentialError) Error() string {
 	msg := "azure: getting a token with the " + e.Method + " failed"
 	if e.Err != nil {
@@ -178,10 +180,11 @@ type Config struct {
 	// (default 1 s).
 	RetryDelay time.Duration
 	// MaxThrottleWait caps one wait for the quota or a 429's Retry-After
-	// (default 5 min); MaxThrottles caps the 429s accepted per page
-	// (default 20).
+	// (default 5 min).
 	MaxThrottleWait time.Duration
-	MaxThrottles    int
+	// MaxThrottles caps the 429s waited out per page before the read fails
+	// with ErrUnavailable (default 20).
+	MaxThrottles int
 	// TryTimeout bounds each HTTP request (default 2 min).
 	TryTimeout time.Duration
 }
@@ -299,6 +302,7 @@ type namedCredential struct {
 	hint   string
 }
 
+// GetToken asks the inner credential, wrapping its error.
 func (n namedCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	tk, err := n.inner.GetToken(ctx, o)
 	if err != nil {

@@ -30,6 +30,7 @@ type InventoryError struct {
 	Err error
 }
 
+// Error names the file and the item.
 func (e *InventoryError) Error() string {
 	where := e.File
 	if where == "" {

@@ -40,6 +40,7 @@ type RequestError struct {
 	Err error
 }
 
+// Error names the read, the status and what to do; never a token.
 func (e *RequestError) Error() string {
 	scope := "the tenant"
 	if e.Subscription != "" {
@@ -204,7 +205,7 @@ func decodePage(r io.Reader) (*page, error) {
 			} else {
 				pg.TotalRecords = v
 			}
-		case "resultTruncated", "$skipToken":
+		case "resultTruncated", "$skipToken", "skipToken", "skip_token":
 			var v any
 			if err := dec.Decode(&v); err != nil {
 				return nil, fmt.Errorf("%s: %w", key, err)
@@ -213,7 +214,7 @@ func decodePage(r io.Reader) (*page, error) {
 			if b, ok := v.(bool); ok && b {
 				str = "true"
 			}
-			if key == "$skipToken" {
+			if key != "resultTruncated" {
 				pg.SkipToken = str
 			} else {
 				pg.ResultTruncated = str
