@@ -292,3 +292,24 @@ func TestRowsCancelled(t *testing.T) {
 		t.Fatalf("err %v after %v, want the context's error promptly", last, time.Since(start))
 	}
 }
+
+// TestRowsStaysWithinTheQuota: with Resource Graph's per-user quota
+// modelled (3 queries a second here), the reader waits for each reset the
+// headers announce instead of running into 429s.
+func TestRowsStaysWithinTheQuota(t *testing.T) {
+	t.Parallel()
+	srv := azuretest.NewServer(t, azuretest.Options{Resources: 460, Quota: 3, QuotaWindow: time.Second})
+	src := fakeSource(t, srv, func(c *Config) { c.PageSize = 70 })
+	ids, err := drain(src, TableResources, "")
+	if err != nil || len(ids) != 460 {
+		t.Fatalf("%d rows, err %v", len(ids), err)
+	}
+	for _, r := range srv.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			t.Fatalf("a 429 at %v: the quota headers were not honoured", r.Time)
+		}
+	}
+	if st := src.Stats(); st.APICalls != 7 || st.Throttled < 2 {
+		t.Fatalf("stats %+v, want 7 calls and at least 2 quota waits", st)
+	}
+}

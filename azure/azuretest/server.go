@@ -44,6 +44,14 @@ type Options struct {
 	// tenant-wide, whatever subscriptions the request names (a worst case a
 	// client must survive by filtering on its own side).
 	IgnoreSubscriptions bool
+	// Quota is Resource Graph's per-user quota: queries allowed per
+	// QuotaWindow (real Azure: about 15 per 5 s). 0 means unlimited (the
+	// headers then always report 14 left). A call past the quota gets 429
+	// with Retry-After; every reply reports x-ms-user-quota-remaining and
+	// x-ms-user-quota-resets-after.
+	Quota int
+	// QuotaWindow is the quota's window (default 5 s).
+	QuotaWindow time.Duration
 }
 
 // Request is one logged request to the fake.
@@ -88,6 +96,10 @@ type Server struct {
 	srv        *httptest.Server
 	maxPage    int
 	ignoreSubs bool
+	quota      int
+	window     time.Duration
+	winStart   time.Time
+	winUsed    int
 	mu         sync.Mutex
 	tokens     map[string]bool
 	calls      int // Resource Graph calls
@@ -119,6 +131,9 @@ func NewServer(t testing.TB, opts Options) *Server {
 	if opts.MaxPageSize <= 0 || opts.MaxPageSize > 1000 {
 		opts.MaxPageSize = 1000
 	}
+	if opts.QuotaWindow <= 0 {
+		opts.QuotaWindow = 5 * time.Second
+	}
 	if opts.ClientID == "" {
 		opts.ClientID = "00000000-0000-0000-0000-0000000000c1"
 	}
@@ -131,7 +146,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	s := &Server{
 		Tenant:   NewTenant(opts.Seed, opts.Resources, opts.Subscriptions),
 		ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, IdentityHeader: opts.IdentityHeader,
-		maxPage: opts.MaxPageSize, ignoreSubs: opts.IgnoreSubscriptions, tokens: map[string]bool{},
+		maxPage: opts.MaxPageSize, ignoreSubs: opts.IgnoreSubscriptions, quota: opts.Quota, window: opts.QuotaWindow, tokens: map[string]bool{},
 		failOn: map[int]fault{}, subFails: map[string]subFault{},
 	}
 	s.Token = s.issue()
@@ -386,6 +401,26 @@ func (s *Server) resources(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid.")
 		return
 	}
+	remaining, reset := "14", "00:00:05"
+	if s.quota > 0 {
+		s.mu.Lock()
+		now := time.Now()
+		if now.Sub(s.winStart) >= s.window {
+			s.winStart, s.winUsed = now, 0
+		}
+		s.winUsed++
+		left, until := s.quota-s.winUsed, s.winStart.Add(s.window).Sub(now)
+		s.mu.Unlock()
+		reset = hms(until)
+		remaining = strconv.Itoa(max(left, 0))
+		if left < 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((until+time.Second-1)/time.Second)))
+			w.Header().Set("x-ms-user-quota-remaining", "0")
+			w.Header().Set("x-ms-user-quota-resets-after", reset)
+			fail(http.StatusTooManyRequests, "RateLimiting", "Please provide below info when asking for support: ... The request was throttled: user quota exceeded.")
+			return
+		}
+	}
 	if r.URL.Query().Get("api-version") == "" {
 		fail(http.StatusBadRequest, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
 		return
@@ -505,11 +540,9 @@ func (s *Server) resources(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&body, `,"$skipToken":%q`, base64.RawURLEncoding.EncodeToString(raw))
 	}
 	body.WriteString("}")
-	remaining, reset := "14", "00:00:05"
 	if hasFault && f.quota {
 		remaining = "0"
-		d := f.quotaReset
-		reset = fmt.Sprintf("%02d:%02d:%02d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
+		reset = hms(f.quotaReset)
 	}
 	w.Header().Set("x-ms-user-quota-remaining", remaining)
 	w.Header().Set("x-ms-user-quota-resets-after", reset)
@@ -517,4 +550,10 @@ func (s *Server) resources(w http.ResponseWriter, r *http.Request) {
 	rec.Status, rec.Rows = http.StatusOK, count
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body.Bytes())
+}
+
+// hms formats d as Resource Graph's hh:mm:ss, rounding up to the second.
+func hms(d time.Duration) string {
+	d = (d + time.Second - 1).Truncate(time.Second)
+	return fmt.Sprintf("%02d:%02d:%02d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
 }

@@ -175,3 +175,56 @@ func TestTenantReferencesResolve(t *testing.T) {
 }
 
 func asSlice(v any) []any { s, _ := v.([]any); return s }
+
+// TestBlockMatchesRows: every id Block lists is a row (or a subnet of
+// one), and the links it claims are in the rows.
+func TestBlockMatchesRows(t *testing.T) {
+	t.Parallel()
+	tn := NewTenant(9, 50, 2)
+	rows := map[string]map[string]any{}
+	for _, table := range []string{TableResources, TableResourceContainers, TableAuthorizationResources} {
+		tn.Rows(table, nil, 0, 1<<30, func(r map[string]any) bool { rows[strings.ToLower(r["id"].(string))] = r; return true })
+	}
+	has := func(id string) map[string]any {
+		t.Helper()
+		r, ok := rows[strings.ToLower(id)]
+		if !ok {
+			t.Fatalf("no row %s", id)
+		}
+		return r
+	}
+	for b := range tn.Blocks {
+		blk := tn.Block(b)
+		for _, id := range []string{blk.ResourceGroup, blk.Subscription, blk.VNet, blk.NSG, blk.Identity, blk.Storage, blk.KeyVault, blk.SQLServer, blk.Databases[0], blk.Databases[1], blk.PrivateEndpoint} {
+			has(id)
+		}
+		vnet, _ := json.Marshal(has(blk.VNet))
+		for _, sn := range blk.Subnets {
+			if !strings.Contains(string(vnet), sn) {
+				t.Fatalf("subnet %s not in the VNet's row", sn)
+			}
+		}
+		for _, vm := range blk.VMs {
+			row, _ := json.Marshal(has(vm.ID))
+			nic, _ := json.Marshal(has(vm.NIC))
+			disk := has(vm.OSDisk)
+			if !strings.Contains(string(row), vm.NIC) || !strings.Contains(string(nic), blk.Subnets[0]) ||
+				!strings.EqualFold(disk["managedBy"].(string), vm.ID) ||
+				strings.Contains(string(nic), blk.NSG) != vm.SecuredByNSG ||
+				(vm.PublicIP != "") != strings.Contains(string(nic), "publicIPAddress") ||
+				(vm.PrincipalID != "") != strings.Contains(string(row), "principalId") ||
+				vm.UserAssigned != strings.Contains(string(row), blk.Identity) {
+				t.Fatalf("VM %+v does not match its rows", vm)
+			}
+		}
+		for _, ra := range blk.RoleAssignments {
+			has(ra.ID)
+			if ra.RoleName == "" || ra.Scope == "" {
+				t.Fatalf("%+v", ra)
+			}
+			if !strings.HasPrefix(ra.Scope, "/subscriptions/") {
+				t.Fatalf("scope %s", ra.Scope)
+			}
+		}
+	}
+}

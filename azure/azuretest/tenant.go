@@ -561,3 +561,97 @@ func (t *Tenant) blockRow(table string, b, j int) map[string]any {
 		return r
 	}
 }
+
+// VM names one generated virtual machine and what it links to.
+type VM struct {
+	// ID, NIC, OSDisk are ARM ids; PublicIP is "" for odd-numbered VMs.
+	ID, NIC, OSDisk, PublicIP string
+	// SecuredByNSG is true when the NIC names the NSG (even-numbered VMs).
+	SecuredByNSG bool
+	// PrincipalID is the system-assigned identity's object id ("" when
+	// none); UserAssigned is true when the VM uses the block's identity.
+	PrincipalID  string
+	UserAssigned bool
+}
+
+// RoleAssignment is one generated role assignment.
+type RoleAssignment struct {
+	// ID is the assignment's ARM id; Scope the id it applies to.
+	ID, Scope string
+	// PrincipalID and PrincipalType ("User", "Group", "ServicePrincipal").
+	PrincipalID, PrincipalType string
+	// RoleDefinitionID and RoleName of the built-in role.
+	RoleDefinitionID, RoleName string
+}
+
+// Block lists the ARM ids of resource group b's resources and the links a
+// mapping should find between them (ids as the rows spell them; compare
+// case-insensitively).
+type Block struct {
+	Subscription, ResourceGroup, ResourceGroupName string
+	VNet                                           string
+	// Subnets are "default" (VM NICs, secured by the NSG) and "endpoints"
+	// (the private endpoint).
+	Subnets [2]string
+	NSG     string
+	// Identity is the user-assigned identity; IdentityPrincipal its
+	// object id.
+	Identity, IdentityPrincipal string
+	Storage, KeyVault           string
+	// SQLServer has a system-assigned identity (SQLPrincipal) and the
+	// two Databases.
+	SQLServer, SQLPrincipal string
+	Databases               [2]string
+	// PrivateEndpoint connects to Storage (privateLinkServiceId).
+	PrivateEndpoint string
+	VMs             []VM
+	RoleAssignments []RoleAssignment
+}
+
+// Block returns block (resource group) b's ids, 0 <= b < Blocks.
+func (t *Tenant) Block(b int) Block {
+	s := b % len(t.Subscriptions)
+	vnetN, nsgN, uaiN, saN, kvN, sqlN, peN := t.names(b)
+	out := Block{
+		Subscription: "/subscriptions/" + t.Subscriptions[s], ResourceGroup: t.rgID(b), ResourceGroupName: t.RGName(b),
+		VNet:     t.resID(b, "Microsoft.Network/virtualNetworks", vnetN, false),
+		NSG:      t.resID(b, "Microsoft.Network/networkSecurityGroups", nsgN, false),
+		Identity: t.resID(b, "Microsoft.ManagedIdentity/userAssignedIdentities", uaiN, false), IdentityPrincipal: t.guid("uai-principal", b),
+		Storage:   t.resID(b, "Microsoft.Storage/storageAccounts", saN, false),
+		KeyVault:  t.resID(b, "Microsoft.KeyVault/vaults", kvN, false),
+		SQLServer: t.resID(b, "Microsoft.Sql/servers", sqlN, false), SQLPrincipal: t.guid("sql-principal", b),
+		PrivateEndpoint: t.resID(b, "Microsoft.Network/privateEndpoints", peN, false),
+	}
+	out.Subnets = [2]string{out.VNet + "/subnets/default", out.VNet + "/subnets/endpoints"}
+	out.Databases = [2]string{out.SQLServer + "/databases/db1", out.SQLServer + "/databases/db2"}
+	for v := range vmsPerBlock {
+		name := fmt.Sprintf("vm-%05d-%d", b, v)
+		vm := VM{
+			ID:           t.resID(b, "Microsoft.Compute/virtualMachines", name, false),
+			NIC:          t.resID(b, "Microsoft.Network/networkInterfaces", name+"-nic", false),
+			OSDisk:       t.resID(b, "Microsoft.Compute/disks", name+"-osdisk", false),
+			SecuredByNSG: v%2 == 0, UserAssigned: v%3 == 0,
+		}
+		if v%2 == 0 {
+			vm.PublicIP = t.resID(b, "Microsoft.Network/publicIPAddresses", name+"-pip", false)
+		}
+		if v%3 != 2 {
+			vm.PrincipalID = t.guid("vm-principal", b*vmsPerBlock+v)
+		}
+		out.VMs = append(out.VMs, vm)
+	}
+	for j := range blockRoleAssignments {
+		r := t.blockRow(TableAuthorizationResources, b, j)
+		p := r["properties"].(map[string]any)
+		def := p["roleDefinitionId"].(string)
+		ra := RoleAssignment{ID: r["id"].(string), Scope: p["scope"].(string), PrincipalID: p["principalId"].(string),
+			PrincipalType: p["principalType"].(string), RoleDefinitionID: def}
+		for _, role := range roles {
+			if strings.HasSuffix(def, role.id) {
+				ra.RoleName = role.name
+			}
+		}
+		out.RoleAssignments = append(out.RoleAssignments, ra)
+	}
+	return out
+}
