@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -33,8 +34,9 @@ const (
 	LabelEvent     = "AtgOperationEvent"
 )
 
-// ErrClosed is returned by writes after Close.
-var ErrClosed = errors.New("neo4jstore: store closed")
+// ErrClosed is returned by writes after Close, and by a second Close; it
+// matches net.ErrClosed.
+var ErrClosed = fmt.Errorf("neo4jstore: store closed: %w", net.ErrClosed)
 
 // Config configures a Store. Manager and Environment are required.
 type Config struct {
