@@ -26,6 +26,9 @@ const (
 	// retentionBatch is how many operations one retention transaction
 	// deletes (with their events).
 	retentionBatch = 200
+	// urgentDelay is how long the writer waits after an urgent change
+	// before it writes, so that changes made together share a transaction.
+	urgentDelay = 2 * time.Millisecond
 )
 
 // Labels of the store's nodes.
@@ -172,6 +175,9 @@ func (s *Store) writer() {
 		case <-s.stop:
 			return
 		case <-s.kick:
+			// Gather what other operations change in the next moment
+			// into the same transaction.
+			time.Sleep(urgentDelay)
 		case <-t.C:
 		}
 		if err := s.Flush(context.Background()); err != nil {
