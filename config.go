@@ -28,6 +28,7 @@ const (
 	DefaultMaxConcurrentOps   = operations.DefaultMaxConcurrent // ATG_MAX_CONCURRENT_OPS (3)
 	DefaultMaxBodyBytes       = transport.DefaultMaxBodyBytes   // ATG_MAX_BODY_BYTES (32 MiB)
 	DefaultQueryMaxRows       = transport.DefaultQueryMaxRows   // ATG_QUERY_MAX_ROWS (10000)
+	DefaultQueryMaxBytes      = transport.DefaultQueryMaxBytes  // ATG_QUERY_MAX_BYTES (16 MiB)
 	DefaultOperationRetention = operations.DefaultRetention     // ATG_OPERATION_RETENTION (24h)
 	DefaultShutdownTimeout    = 30 * time.Second                // ATG_SHUTDOWN_TIMEOUT
 	DefaultEnvironment        = auth.Dev                        // ENVIRONMENT
@@ -212,6 +213,11 @@ type ServerConfig struct {
 	// QueryMaxRows caps the rows a query returns before truncated is set
 	// (ATG_QUERY_MAX_ROWS; >= 1; default 10000).
 	QueryMaxRows int
+	// QueryMaxBytes caps the bytes of rows (as JSON) a query returns before
+	// truncated is set (ATG_QUERY_MAX_BYTES; bytes, or with a KiB/MiB/GiB
+	// suffix; >= 1 KiB; default 16 MiB; 0 in a ServerConfig literal means
+	// the default).
+	QueryMaxBytes int64
 	// OperationRetention is how long finished operations are kept
 	// (ATG_OPERATION_RETENTION; a Go duration or seconds; > 0; default 24h).
 	OperationRetention time.Duration
@@ -274,6 +280,7 @@ type rawServerConfig struct {
 	UseManagedIdentity string `env:"ATG_USE_MANAGED_IDENTITY"`
 	MaxBodyBytes       string `env:"ATG_MAX_BODY_BYTES"`
 	QueryMaxRows       string `env:"ATG_QUERY_MAX_ROWS"`
+	QueryMaxBytes      string `env:"ATG_QUERY_MAX_BYTES"`
 	OperationRetention string `env:"ATG_OPERATION_RETENTION"`
 	ShutdownTimeout    string `env:"ATG_SHUTDOWN_TIMEOUT"`
 	RateLimitRPM       string `env:"ATG_RATE_LIMIT_RPM"`
@@ -318,6 +325,10 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 	cfg.UseManagedIdentity = parseBool(&p, "ATG_USE_MANAGED_IDENTITY", raw.UseManagedIdentity, true)
 	cfg.MaxBodyBytes = parseBytes(&p, "ATG_MAX_BODY_BYTES", raw.MaxBodyBytes, DefaultMaxBodyBytes)
 	cfg.QueryMaxRows = parseInt(&p, "ATG_QUERY_MAX_ROWS", raw.QueryMaxRows, DefaultQueryMaxRows)
+	cfg.QueryMaxBytes = parseBytes(&p, "ATG_QUERY_MAX_BYTES", raw.QueryMaxBytes, DefaultQueryMaxBytes)
+	if raw.QueryMaxBytes != "" && cfg.QueryMaxBytes == 0 {
+		p.add("ATG_QUERY_MAX_BYTES", raw.QueryMaxBytes, "must be at least 1024 bytes")
+	}
 	cfg.OperationRetention = parseSeconds(&p, "ATG_OPERATION_RETENTION", raw.OperationRetention, DefaultOperationRetention)
 	cfg.ShutdownTimeout = parseSeconds(&p, "ATG_SHUTDOWN_TIMEOUT", raw.ShutdownTimeout, DefaultShutdownTimeout)
 	cfg.RateLimitRPM = parseInt(&p, "ATG_RATE_LIMIT_RPM", raw.RateLimitRPM, DefaultRateLimitRPM)
@@ -386,6 +397,9 @@ func (c ServerConfig) validateServer() []error {
 	}
 	if c.QueryMaxRows < 1 {
 		p.add("ATG_QUERY_MAX_ROWS", strconv.Itoa(c.QueryMaxRows), "must be at least 1")
+	}
+	if c.QueryMaxBytes != 0 && c.QueryMaxBytes < 1024 { // 0 in a literal config: the default
+		p.add("ATG_QUERY_MAX_BYTES", strconv.FormatInt(c.QueryMaxBytes, 10), "must be at least 1024 bytes")
 	}
 	if c.OperationRetention <= 0 {
 		p.add("ATG_OPERATION_RETENTION", c.OperationRetention.String(), "must be positive")

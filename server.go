@@ -147,7 +147,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.api, err = transport.NewAPI(transport.Options{
 		Environment: env, Version: Version, Authenticate: mw.Wrap, Engine: s.engine, DB: s.db,
-		Logger: s.log, MaxBodyBytes: cfg.MaxBodyBytes, QueryMaxRows: cfg.QueryMaxRows,
+		Logger: s.log, MaxBodyBytes: cfg.MaxBodyBytes, QueryMaxRows: cfg.QueryMaxRows, QueryMaxBytes: cfg.QueryMaxBytes,
 		Collectors:   []prometheus.Collector{s.db.Collector()},
 		RateLimitRPM: cfg.RateLimitRPM, RateLimitBurst: cfg.RateLimitBurst, AuthFailuresPerMinute: cfg.AuthFailuresPerMinute,
 		TrustedProxies: cfg.TrustedProxies, RequireHTTPS: cfg.Environment == auth.Production, Audit: s.audit,

@@ -75,6 +75,13 @@ type Options struct {
 	MaxRequestsPerKey int
 	// QueryMaxRows caps rows returned by /api/v1/query; 0 means 10,000.
 	QueryMaxRows int
+	// QueryMaxBytes caps the rows of one /api/v1/query result, measured as
+	// JSON; past it the result is truncated (truncated_reason
+	// "max_bytes"); 0 means 16 MiB.
+	QueryMaxBytes int64
+	// QueryGuardCacheSize is how many statement classifications the query
+	// route's guard keeps; 0 means 4096.
+	QueryGuardCacheSize int
 	// ReadyCacheTTL is how long a database check is reused by /readyz,
 	// /api/v1/health and /api/v1/status; 0 means 1 s.
 	ReadyCacheTTL time.Duration
@@ -146,6 +153,8 @@ type API struct {
 
 	tokenStreams tokenStreams
 
+	guard *queryGuard
+
 	readyMu    sync.Mutex
 	readyAt    time.Time
 	readyCache neo4jpool.Health
@@ -176,6 +185,9 @@ func NewAPI(opts Options) (*API, error) {
 	if opts.QueryMaxRows <= 0 {
 		opts.QueryMaxRows = DefaultQueryMaxRows
 	}
+	if opts.QueryMaxBytes <= 0 {
+		opts.QueryMaxBytes = DefaultQueryMaxBytes
+	}
 	if opts.ReadyCacheTTL <= 0 {
 		opts.ReadyCacheTTL = DefaultReadyCacheTTL
 	}
@@ -199,6 +211,11 @@ func NewAPI(opts Options) (*API, error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	database := ""
+	if cfg, err := opts.DB.EnvConfig(opts.DBEnvironment); err == nil {
+		database = cfg.Database
+	}
+	a.guard = newQueryGuard(database, opts.QueryGuardCacheSize)
 	a.tokenKey = make([]byte, 32)
 	if _, err := io.ReadFull(rand.Reader, a.tokenKey); err != nil {
 		return nil, fmt.Errorf("transport: event token key: %w", err)

@@ -40,7 +40,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // fixture is an API served by httptest. With fixtureOpts.db it talks to the
 // real test Neo4j (and needs one); otherwise its database is a closed port.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	api      *API
 	engine   *operations.Engine
@@ -73,12 +73,18 @@ type fixtureOpts struct {
 	onAuthFailure func(*http.Request, error)
 	// tokenRecheck is Options.EventTokenRecheck.
 	tokenRecheck time.Duration
+	// log receives the API's own log (default: discarded).
+	log io.Writer
+	// retryTime is the pool's MaxTransactionRetryTime (default: the
+	// driver's 30 s); queryMaxBytes the API's QueryMaxBytes.
+	retryTime     time.Duration
+	queryMaxBytes int64
 }
 
 // unreachableNeo4j is a closed port: the database of fixtures without db.
 const unreachableNeo4j = "bolt://127.0.0.1:1"
 
-func newFixture(t *testing.T, o fixtureOpts) *fixture {
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	s := neo4jtest.Settings{URI: unreachableNeo4j, User: "neo4j", Password: "unused"}
 	if o.db {
@@ -90,7 +96,8 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		uri = o.neo4jURI
 	}
 	m := neo4jpool.NewManager(neo4jpool.Options{Logger: quiet, HealthTimeout: time.Second})
-	if err := m.Configure(ctx, "dev", neo4jpool.Config{URI: uri, User: s.User, Password: s.Password, Database: s.Database, ConnectionTimeout: 2 * time.Second}.WithDefaults()); err != nil {
+	if err := m.Configure(ctx, "dev", neo4jpool.Config{URI: uri, User: s.User, Password: s.Password, Database: s.Database,
+		ConnectionTimeout: 2 * time.Second, MaxTransactionRetryTime: o.retryTime}.WithDefaults()); err != nil {
 		t.Fatal(err)
 	}
 	store := auth.NewMemoryStore()
@@ -165,9 +172,13 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 			o.onAuthFailure(r, reason)
 		}
 	}}
+	apiLog := quiet
+	if o.log != nil {
+		apiLog = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	api, err = NewAPI(Options{
 		Environment: "dev", Version: "test", Authenticate: mw.Wrap,
-		Engine: engine, DB: m, Logger: quiet, QueryMaxRows: o.queryMaxRows, MaxBodyBytes: o.maxBody,
+		Engine: engine, DB: m, Logger: apiLog, QueryMaxRows: o.queryMaxRows, MaxBodyBytes: o.maxBody, QueryMaxBytes: o.queryMaxBytes,
 		HeartbeatInterval: o.heartbeat, Collectors: []prometheus.Collector{m.Collector()},
 		RateLimitRPM: o.rpm, RateLimitBurst: o.burst, AuthFailuresPerMinute: o.authFails,
 		TrustedProxies: proxies, RequireHTTPS: o.https, Audit: auditLog, CORSOrigins: o.cors,
@@ -190,7 +201,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	return f
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -477,7 +488,7 @@ func TestQuery(t *testing.T) {
 	}
 	// Row cap.
 	qr = decode[QueryResponse](t, q("reader", map[string]any{"query": "UNWIND range(1, 20) AS x RETURN x"}))
-	if qr.RowCount != 5 || !qr.Truncated || len(qr.Rows) != 5 {
+	if qr.RowCount != 5 || !qr.Truncated || qr.TruncatedReason != TruncatedMaxRows || len(qr.Rows) != 5 {
 		t.Errorf("row cap: %+v", qr)
 	}
 	// Syntax error carries Neo4j's code.
