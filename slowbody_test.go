@@ -47,7 +47,7 @@ func readResponse(t *testing.T, c net.Conn, limit time.Duration) (*http.Response
 // (taking longer in total) is served.
 func TestSlowBodyIsCutAtTheIdleTimeout(t *testing.T) {
 	t.Parallel()
-	const idle = 400 * time.Millisecond
+	const idle = time.Second
 	srv, key, _ := testServer(t, func(s *Server) { s.Config.BodyIdleTimeout = idle })
 
 	t.Run("stalled", func(t *testing.T) {
@@ -74,7 +74,7 @@ func TestSlowBodyIsCutAtTheIdleTimeout(t *testing.T) {
 		c := openChunked(t, srv, key, `{`)
 		start := time.Now()
 		for _, part := range []string{`"query"`, `:"RETURN`, ` 41 + 1`, ` AS n"`, `}`} {
-			time.Sleep(idle / 3)
+			time.Sleep(idle / 4)
 			fmt.Fprintf(c, "%x\r\n%s\r\n", len(part), part)
 		}
 		fmt.Fprint(c, "0\r\n\r\n")
@@ -123,6 +123,7 @@ func TestRequestsInFlightPerKey(t *testing.T) {
 		t.Errorf("another key: %d %s", status, body)
 	}
 	slow[0].Close()
+	deadline = time.Now().Add(5 * time.Second)
 	for {
 		status, _, body := query(key)
 		if status == 200 {
