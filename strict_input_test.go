@@ -79,7 +79,7 @@ func TestStrictInput(t *testing.T) {
 		{name: "negative integer beyond 64 bits", method: "POST", path: "/api/v1/query", ct: js,
 			body: `{"query":"RETURN $n AS n","parameters":{"n":[-9223372036854775809]}}`, status: 400, code: "VALIDATION_ERROR", field: "parameters.n", msgHas: "64-bit"},
 		{name: "import property integer beyond 64 bits", method: "POST", path: "/api/v1/operations", ct: js,
-			body: `{"type":"import","params":{"nodes":[{"id":"a","labels":["StrictX"],"properties":{"n":[1,18446744073709551616]}}]}}`,
+			body:   `{"type":"import","params":{"nodes":[{"id":"a","labels":["StrictX"],"properties":{"n":[1,18446744073709551616]}}]}}`,
 			status: 400, code: "VALIDATION_ERROR", field: "params.nodes[0].properties.n", msgHas: "64-bit"},
 		{name: "charset latin1", method: "POST", path: "/api/v1/query", ct: "application/json; charset=latin1",
 			body: `{"query":"RETURN 1"}`, status: 415, code: "UNSUPPORTED_MEDIA_TYPE", msgHas: "latin1"},
