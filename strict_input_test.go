@@ -29,7 +29,7 @@ func rawCall(t *testing.T, srv *Server, method, path, key, contentType, body str
 		req.Header.Set("Content-Type", contentType)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -65,6 +65,10 @@ func TestStrictInput(t *testing.T) {
 			status: 400, code: "VALIDATION_ERROR", field: "path", msgHas: "UTF-8"},
 		{name: "invalid UTF-8 in a list filter", method: "GET", path: "/api/v1/operations?type=%C3",
 			status: 400, code: "VALIDATION_ERROR", field: "type", msgHas: "UTF-8"},
+		{name: "query parameter twice", method: "GET", path: "/api/v1/operations?limit=5&limit=500",
+			status: 400, code: "VALIDATION_ERROR", field: "limit", msgHas: "given 2 times"},
+		{name: "Idempotency-Key twice", method: "POST", path: "/api/v1/operations", ct: js, body: `{"type":"import","params":{}}`,
+			hdr: []string{"Idempotency-Key", "a", "Idempotency-Key", "b"}, status: 400, code: "VALIDATION_ERROR", field: "Idempotency-Key"},
 		{name: "duplicate top-level key", method: "POST", path: "/api/v1/query", ct: js,
 			body: `{"query":"RETURN 1","mode":"read","mode":"write"}`, status: 400, code: "VALIDATION_ERROR", field: "mode", msgHas: "mode: duplicate key"},
 		{name: "duplicate key spelt with an escape", method: "POST", path: "/api/v1/query", ct: js,
