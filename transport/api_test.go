@@ -71,14 +71,14 @@ type fixtureOpts struct {
 	// called, besides the audit, on each failed authentication.
 	authLog       io.Writer
 	onAuthFailure func(*http.Request, error)
-	// tokenRecheck is Options.EventTokenRecheck.
-	tokenRecheck time.Duration
 	// log receives the API's own log (default: discarded).
 	log io.Writer
 	// retryTime is the pool's MaxTransactionRetryTime (default: the
 	// driver's 30 s); queryMaxBytes the API's QueryMaxBytes.
 	retryTime     time.Duration
 	queryMaxBytes int64
+	// tokenRecheck is Options.EventTokenRecheck.
+	tokenRecheck time.Duration
 }
 
 // unreachableNeo4j is a closed port: the database of fixtures without db.

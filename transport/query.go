@@ -335,6 +335,10 @@ func queryError(ctx context.Context, err error, timeout, took time.Duration) err
 	case isNeo4j && strings.HasPrefix(ne.Code, "Neo.ClientError.Transaction.TransactionTimedOut"),
 		// a transaction stopped at its timeout while waiting for a lock
 		isNeo4j && (strings.HasSuffix(ne.Code, ".Transaction.LockClientStopped") || strings.HasSuffix(ne.Code, ".Transaction.Terminated")) && took >= timeout,
+		// past its timeout the query failed in whatever way (our deadline
+		// cut a connection, a procedure ignored the transaction timeout):
+		// it did not finish in time, and the caller is still waiting
+		took >= timeout && ctx.Err() == nil,
 		errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		return newError(CodeQuery, fmt.Sprintf("query did not finish within %d ms", timeout.Milliseconds()),
 			map[string]any{"neo4j_code": neo4jCode(ne), "timeout_ms": timeout.Milliseconds()})

@@ -355,3 +355,20 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestQueryErrorPastTheTimeoutIsATimeout(t *testing.T) {
+	t.Parallel()
+	cut := &neo4j.ConnectivityError{Inner: errors.New("read tcp: i/o timeout")}
+	for _, tc := range []struct {
+		took time.Duration
+		code string
+	}{
+		{took: 3 * time.Second, code: CodeQuery},
+		{took: 500 * time.Millisecond, code: CodeUnavailable},
+	} {
+		var e *Error
+		if err := queryError(context.Background(), cut, 2*time.Second, tc.took); !errors.As(err, &e) || e.Code != tc.code {
+			t.Errorf("after %s: %v, want %s", tc.took, err, tc.code)
+		}
+	}
+}

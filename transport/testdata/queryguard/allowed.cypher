@@ -29,8 +29,6 @@ CALL db.propertyKeys() YIELD propertyKey RETURN propertyKey LIMIT 1
 ---
 CALL db.schema.visualization()
 ---
-CALL db.schema.nodeTypeProperties() YIELD nodeType RETURN nodeType LIMIT 1
----
 CALL db.ping()
 ---
 MATCH (n:{{L}}) CALL { WITH n RETURN n.name AS name } RETURN name
