@@ -75,10 +75,14 @@ func decodeImportParams(params json.RawMessage) (neo4jpool.Graph, error) {
 	if err := neo4jpool.ValidateGraph(g); err != nil {
 		var ve *neo4jpool.ValidationError
 		if errors.As(err, &ve) && len(ve.Problems) > 0 {
+			// The first problem's path is the error's Field, which
+			// ValidationError.Error prints before the message: only the
+			// others carry their path in the message.
 			msgs := make([]string, len(ve.Problems))
 			for i, p := range ve.Problems {
 				msgs[i] = p.Path + ": " + p.Message
 			}
+			msgs[0] = ve.Problems[0].Message
 			msg := strings.Join(msgs, "; ")
 			if ve.Total > len(ve.Problems) {
 				msg += fmt.Sprintf(" (and %d more)", ve.Total-len(ve.Problems))

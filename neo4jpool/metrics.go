@@ -98,7 +98,7 @@ type Snapshot struct {
 	ConnectionsClosed uint64 `json:"connections_closed_total"`
 	// ConnectionsOpenEstimate is ConnectionsCreated - ConnectionsClosed.
 	ConnectionsOpenEstimate int64 `json:"connections_open_estimate"`
-	// TxCommitted counts ExecuteRead/ExecuteWrite calls that succeeded.
+	// TxCommitted counts ExecuteRead/ExecuteWrite/ExecuteOnce calls that succeeded.
 	TxCommitted uint64 `json:"tx_committed_total"`
 	// TxFailed counts ExecuteRead/ExecuteWrite calls that returned an error.
 	TxFailed uint64 `json:"tx_failed_total"`

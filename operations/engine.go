@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 )
@@ -32,8 +33,12 @@ type Config struct {
 	Registry *Registry
 	// Store keeps operations and events; nil means a new MemoryStore.
 	Store Store
-	// MaxConcurrent is how many operations run at once; the rest wait in
-	// submission order as queued. <= 0 means DefaultMaxConcurrent (3).
+	// MaxConcurrent is how many operations run at once; the rest wait as
+	// queued. A free slot goes to the client with queued work that has the
+	// fewest operations running (ties: the one served least recently),
+	// and each client's operations start in its submission order, so one
+	// client's backlog cannot starve the others. <= 0 means
+	// DefaultMaxConcurrent (3).
 	MaxConcurrent int
 	// Retention is how long finished operations are kept; <= 0 means
 	// DefaultRetention (24h).
@@ -72,7 +77,8 @@ type SubmitRequest struct {
 	IdempotencyKey string
 }
 
-// Engine runs operations: a FIFO queue, at most MaxConcurrent running, a
+// Engine runs operations: a queue shared fairly between clients (each
+// client's own operations in order), at most MaxConcurrent running, a
 // state machine in which a terminal state never changes, cancellation
 // through contexts, and event histories that watchers replay and follow.
 // Create one with New and stop it with Close.
@@ -88,12 +94,16 @@ type Engine struct {
 	wg         sync.WaitGroup
 	janitor    chan struct{}
 
-	mu      sync.Mutex
-	closed  bool
-	live    map[string]*Operation // queued and running operations
-	queue   []queued
-	running map[string]context.CancelCauseFunc
-	subs    map[string]map[*Subscription]struct{}
+	mu     sync.Mutex
+	closed bool
+	live   map[string]*Operation // queued and running operations
+	// queues holds each client's queued operations in submission order;
+	// ring lists the clients with queued work, least recently served first.
+	queues    map[string][]queued
+	ring      []string
+	running   map[string]context.CancelCauseFunc
+	runningBy map[string]int // running operations per client
+	subs      map[string]map[*Subscription]struct{}
 }
 
 // New starts an engine. Operations a previous process left unfinished in
@@ -117,6 +127,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		live: map[string]*Operation{}, running: map[string]context.CancelCauseFunc{},
+		queues: map[string][]queued{}, runningBy: map[string]int{},
 		subs: map[string]map[*Subscription]struct{}{}, janitor: make(chan struct{}),
 		metrics: newEngineMetrics(),
 	}
@@ -229,7 +240,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 		e.appendEventLocked(live.ID, ev)
 	}
 	submitted := *live // as accepted: queued (it may start at once below)
-	e.queue = append(e.queue, queued{id: live.ID, typ: typ})
+	e.enqueueLocked(live.ClientID, queued{id: live.ID, typ: typ})
 	e.dispatchLocked()
 	return submitted, true, nil
 }
@@ -294,15 +305,72 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (Operation, erro
 func (e *Engine) cancelLocked(op *Operation, reason string) {
 	if cancel, running := e.running[op.ID]; running {
 		cancel(errors.New(reason))
+	} else {
+		e.unqueueLocked(op)
 	}
 	e.finishLocked(op, Cancelled, nil, &Error{Code: CodeCancelled, Message: reason})
 }
 
+// enqueueLocked adds q at the end of client's queue.
+func (e *Engine) enqueueLocked(client string, q queued) {
+	if len(e.queues[client]) == 0 {
+		e.ring = append(e.ring, client)
+	}
+	e.queues[client] = append(e.queues[client], q)
+}
+
+// unqueueLocked removes op from its client's queue, if it is there.
+func (e *Engine) unqueueLocked(op *Operation) {
+	q := e.queues[op.ClientID]
+	i := slices.IndexFunc(q, func(x queued) bool { return x.id == op.ID })
+	if i < 0 {
+		return
+	}
+	if q = slices.Delete(q, i, i+1); len(q) > 0 {
+		e.queues[op.ClientID] = q
+		return
+	}
+	delete(e.queues, op.ClientID)
+	e.ring = slices.DeleteFunc(e.ring, func(c string) bool { return c == op.ClientID })
+}
+
+// queuedLocked returns how many operations wait for a slot.
+func (e *Engine) queuedLocked() int {
+	n := 0
+	for _, q := range e.queues {
+		n += len(q)
+	}
+	return n
+}
+
+// popLocked takes the next operation to start: the oldest of the client
+// with queued work that has the fewest operations running, ties going to
+// the client served least recently. That client then goes to the back of
+// the ring.
+func (e *Engine) popLocked() queued {
+	best := 0
+	for i, c := range e.ring[1:] {
+		if e.runningBy[c] < e.runningBy[e.ring[best]] {
+			best = i + 1
+		}
+	}
+	client := e.ring[best]
+	e.ring = slices.Delete(e.ring, best, best+1)
+	q := e.queues[client]
+	next := q[0]
+	if q = q[1:]; len(q) > 0 {
+		e.queues[client] = q
+		e.ring = append(e.ring, client)
+	} else {
+		delete(e.queues, client)
+	}
+	return next
+}
+
 // dispatchLocked starts queued operations while slots are free.
 func (e *Engine) dispatchLocked() {
-	for len(e.running) < e.cfg.MaxConcurrent && len(e.queue) > 0 && !e.closed {
-		next := e.queue[0]
-		e.queue = e.queue[1:]
+	for len(e.running) < e.cfg.MaxConcurrent && len(e.ring) > 0 && !e.closed {
+		next := e.popLocked()
 		op, ok := e.live[next.id]
 		if !ok || op.Status != Queued {
 			continue // cancelled while queued
@@ -312,13 +380,14 @@ func (e *Engine) dispatchLocked() {
 		e.publishLocked(op, EventStatus, StatusData{OperationID: op.ID, Status: Running, Time: now})
 		ctx, cancel := context.WithCancelCause(e.baseCtx)
 		e.running[op.ID] = cancel
+		e.runningBy[op.ClientID]++
 		e.wg.Add(1)
-		go e.run(ctx, cancel, next.typ, op.ID, op.Params)
+		go e.run(ctx, cancel, next.typ, op.ID, op.ClientID, op.Params)
 	}
 }
 
 // run executes one operation's work and records its outcome.
-func (e *Engine) run(ctx context.Context, cancel context.CancelCauseFunc, typ Type, id string, params json.RawMessage) {
+func (e *Engine) run(ctx context.Context, cancel context.CancelCauseFunc, typ Type, id, client string, params json.RawMessage) {
 	defer e.wg.Done()
 	defer cancel(nil)
 	start := e.now()
@@ -328,6 +397,9 @@ func (e *Engine) run(ctx context.Context, cancel context.CancelCauseFunc, typ Ty
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.running, id)
+	if e.runningBy[client]--; e.runningBy[client] <= 0 {
+		delete(e.runningBy, client)
+	}
 	defer e.dispatchLocked()
 	op, ok := e.live[id]
 	if !ok {
@@ -385,6 +457,7 @@ func (e *Engine) finishLocked(op *Operation, to Status, result json.RawMessage, 
 	if !canMove(op.Status, to) {
 		return
 	}
+	perr = e.encodableError(op.ID, perr)
 	now := e.now().UTC()
 	op.Status, op.FinishedAt, op.Result, op.Error, op.Params = to, &now, result, perr, nil
 	delete(e.live, op.ID)
@@ -405,6 +478,21 @@ func (e *Engine) finishLocked(op *Operation, to Status, result json.RawMessage, 
 	}
 }
 
+// encodableError returns perr if it encodes to JSON, else (logging why) an
+// INTERNAL_ERROR with perr's message and no details: the terminal state
+// must be stored and delivered even when work put a NaN, an infinity, a
+// func or a channel in Details.
+func (e *Engine) encodableError(id string, perr *Error) *Error {
+	if perr == nil {
+		return nil
+	}
+	if _, err := json.Marshal(perr); err != nil {
+		e.log.Error("operation error cannot be encoded; its details are dropped", "operation_id", id, "code", perr.Code, "err", err)
+		return &Error{Code: CodeInternal, Message: perr.Message, Err: perr}
+	}
+	return perr
+}
+
 func (e *Engine) putLocked(op *Operation) {
 	if err := e.store.Put(context.Background(), *op); err != nil {
 		e.log.Error("store operation", "operation_id", op.ID, "err", err)
@@ -417,6 +505,8 @@ func (e *Engine) putLocked(op *Operation) {
 func (e *Engine) publishLocked(op *Operation, typ EventType, data any) {
 	ev, ok := e.nextEventLocked(op, typ, data)
 	if !ok {
+		// The event is lost, but not the change to op.
+		e.putLocked(op)
 		return
 	}
 	e.appendEventLocked(op.ID, ev)
@@ -448,6 +538,9 @@ func (e *Engine) appendEventLocked(id string, ev Event) {
 // resume from history).
 func (e *Engine) deliverLocked(id string, ev Event) {
 	for sub := range e.subs[id] {
+		if ev.Seq <= sub.after {
+			continue
+		}
 		select {
 		case sub.ch <- ev:
 		default:
@@ -474,10 +567,10 @@ func (e *Engine) Close(ctx context.Context) error {
 		return ErrClosed
 	}
 	e.closed = true
+	e.queues, e.ring = map[string][]queued{}, nil
 	for _, op := range e.live { // every queued and running operation
 		e.cancelLocked(op, ReasonShutdown)
 	}
-	e.queue = nil
 	e.mu.Unlock()
 	close(e.janitor)
 

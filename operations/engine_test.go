@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -686,5 +687,254 @@ func TestStatusParse(t *testing.T) {
 				t.Errorf("terminal %s may move to %s", from, to)
 			}
 		}
+	}
+}
+
+// TestUnencodableErrorDetailsStillEndTheOperation: an *Error whose Details
+// do not encode to JSON (NaN, an infinity, a func, a channel) still ends
+// the operation: failed with INTERNAL_ERROR and no details, stored,
+// delivered to watchers and Wait, counted, not cancellable.
+func TestUnencodableErrorDetailsStillEndTheOperation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		value any
+	}{
+		{"inf", math.Inf(1)},
+		{"nan", math.NaN()},
+		{"func", func() {}},
+		{"chan", make(chan int)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			e := newEngine(t, Config{}, Type{Name: "bad", Run: func(context.Context, json.RawMessage, Reporter) (any, error) {
+				<-release
+				return nil, &Error{Code: "CHUNK_FAILED", Message: "chunk 1 failed", Details: map[string]any{"x": tc.value}}
+			}})
+			op := submit(t, e, "c", "bad", "x")
+			waitStatus(t, e, op.ID, Running)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			sub, err := e.Subscribe(ctx, op.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			close(release)
+			got, err := e.Wait(ctx, op.ID)
+			if err != nil {
+				t.Fatalf("Wait: %v", err)
+			}
+			if got.Status != Failed || got.Error == nil || got.Error.Code != CodeInternal || got.Error.Details != nil || got.FinishedAt == nil {
+				t.Errorf("stored operation: %s %+v", got.Status, got.Error)
+			}
+			if _, err := json.Marshal(got); err != nil {
+				t.Errorf("stored operation does not encode: %v", err)
+			}
+			var last Event
+			for {
+				ev, err := sub.Next(ctx)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("watcher: %v", err)
+				}
+				last = ev
+			}
+			var term TerminalData
+			if last.Type != EventError || json.Unmarshal(last.Data, &term) != nil || term.Error == nil || term.Error.Code != CodeInternal {
+				t.Errorf("watcher's last event %s %s", last.Type, last.Data)
+			}
+			if _, err := e.Cancel(ctx, op.ID, ""); !errors.Is(err, ErrNotCancellable) {
+				t.Errorf("Cancel after the end: %v", err)
+			}
+			counts, _ := e.Counts(ctx)
+			if counts[Running] != 0 || counts[Failed] != 1 {
+				t.Errorf("counts %v", counts)
+			}
+		})
+	}
+}
+
+// queueLen returns how many entries wait in e's queue.
+func queueLen(e *Engine) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.queuedLocked()
+}
+
+// TestCancelledQueuedOperationsLeaveTheQueue: 10,000 submit+cancel cycles
+// behind one running operation leave no dead entries in the queue.
+func TestCancelledQueuedOperationsLeaveTheQueue(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	e := newEngine(t, Config{MaxConcurrent: 1, MaxActivePerClient: 2, Store: &MemoryStore{MaxFinished: 100}}, g.typ("work"))
+	ctx := context.Background()
+	running := submit(t, e, "c", "work", "running")
+	<-g.started
+	for i := range 10_000 {
+		op, _, err := e.Submit(ctx, SubmitRequest{ClientID: "c", Type: "work", Params: json.RawMessage(`{"name":"q"}`)})
+		if err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+		if _, err := e.Cancel(ctx, op.ID, ""); err != nil {
+			t.Fatalf("cancel %d: %v", i, err)
+		}
+	}
+	if n := queueLen(e); n != 0 {
+		t.Errorf("queue holds %d entries after 10,000 submit+cancel cycles, want 0", n)
+	}
+	// The queue still works: the next operation runs when the slot frees.
+	next := submit(t, e, "c", "work", "next")
+	if n := queueLen(e); n != 1 {
+		t.Errorf("queue holds %d entries, want 1", n)
+	}
+	g.open("running", nil)
+	if got := <-g.started; got != "next" {
+		t.Errorf("started %q, want next", got)
+	}
+	g.open("next", nil)
+	for _, id := range []string{running.ID, next.ID} {
+		if op, err := e.Wait(ctx, id); err != nil || op.Status != Completed {
+			t.Errorf("%s: %s %v", id, op.Status, err)
+		}
+	}
+}
+
+// TestSubscribeAfterSkipsLiveEvents: a subscription after seq N gets no
+// live event numbered N or below, and a subscription after the operation's
+// latest event gets nothing but still ends with the operation.
+func TestSubscribeAfterSkipsLiveEvents(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		after    int64
+		wantSeqs []int64
+	}{
+		{after: 0, wantSeqs: []int64{1, 2, 3, 4, 5, 6}},
+		{after: 4, wantSeqs: []int64{5, 6}},
+		{after: 6, wantSeqs: nil},
+		{after: 1000, wantSeqs: nil},
+		{after: math.MaxInt64, wantSeqs: nil},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.after), func(t *testing.T) {
+			t.Parallel()
+			g := newGate()
+			g.progress = 3
+			e := newEngine(t, Config{}, g.typ("work"))
+			op := submit(t, e, "c", "work", "w")
+			<-g.started // seqs 1 and 2 are history; 3..6 come live
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			sub, err := e.Subscribe(ctx, op.ID, tc.after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			g.open("w", nil)
+			var got []int64
+			for {
+				ev, err := sub.Next(ctx)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("Next: %v", err)
+				}
+				got = append(got, ev.Seq)
+			}
+			if diff := cmp.Diff(tc.wantSeqs, got); diff != "" {
+				t.Errorf("seqs after %d (-want +got):\n%s", tc.after, diff)
+			}
+			if done, err := e.Wait(ctx, op.ID); err != nil || done.Status != Completed {
+				t.Errorf("Wait: %s %v", done.Status, err)
+			}
+		})
+	}
+}
+
+// nextStart returns the name of the next operation of g to start, failing
+// the test if none starts within 2 seconds.
+func nextStart(t *testing.T, g *gate) string {
+	t.Helper()
+	select {
+	case name := <-g.started:
+		return name
+	case <-time.After(2 * time.Second):
+		t.Fatal("no operation started within 2s")
+		return ""
+	}
+}
+
+// TestFairSchedulingAcrossClients: client A fills every slot and queues
+// seven more long operations; client B's one operation takes the first
+// slot that frees, before A's queue drains, and A's operations still start
+// in A's submission order.
+func TestFairSchedulingAcrossClients(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	e := newEngine(t, Config{MaxConcurrent: 3}, g.typ("work"))
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, submit(t, e, "A", "work", fmt.Sprint("a", i)).ID)
+	}
+	for range 3 {
+		<-g.started
+	}
+	ids = append(ids, submit(t, e, "B", "work", "b").ID)
+	select {
+	case name := <-g.started:
+		t.Fatalf("%s started with every slot taken", name)
+	case <-time.After(20 * time.Millisecond):
+	}
+	var order []string
+	g.open("a0", nil)
+	order = append(order, nextStart(t, g))
+	// One release at a time, so that each start follows one freed slot.
+	g.open("b", nil)
+	order = append(order, nextStart(t, g))
+	for i := 1; i < 10; i++ {
+		g.open(fmt.Sprint("a", i), nil)
+		if i <= 6 {
+			order = append(order, nextStart(t, g))
+		}
+	}
+	want := []string{"b", "a3", "a4", "a5", "a6", "a7", "a8", "a9"}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("start order (-want +got):\n%s", diff)
+	}
+	for _, id := range ids {
+		if op, err := e.Wait(context.Background(), id); err != nil || op.Status != Completed {
+			t.Errorf("%s: %s %v", id, op.Status, err)
+		}
+	}
+}
+
+// TestFairSchedulingRoundRobin: with one slot, clients with queued work
+// take turns, each client's operations in its own order.
+func TestFairSchedulingRoundRobin(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	e := newEngine(t, Config{MaxConcurrent: 1}, g.typ("work"))
+	submit(t, e, "A", "work", "first")
+	<-g.started
+	for _, name := range []string{"a1", "a2", "a3", "b1", "b2", "c1"} {
+		submit(t, e, name[:1], "work", name)
+	}
+	var order []string
+	last := "first"
+	for range 6 {
+		g.open(last, nil)
+		last = nextStart(t, g)
+		order = append(order, last)
+	}
+	g.open(last, nil)
+	// A was served last (by "first"), so B and C go before A's next.
+	want := []string{"a1", "b1", "c1", "a2", "b2", "a3"}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("start order (-want +got):\n%s", diff)
 	}
 }

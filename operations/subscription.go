@@ -18,14 +18,17 @@ var ErrLagged = errors.New("operations: watcher fell behind and was cut off; res
 type Subscription struct {
 	e       *Engine
 	id      string
+	after   int64 // live events up to this Seq are skipped
 	backlog []Event
 	ch      chan Event
 	lagged  bool // set under e.mu before ch is closed
 	done    bool
 }
 
-// Subscribe returns a subscription to id's events with Seq > after. It
-// fails with ErrNotFound for an unknown operation.
+// Subscribe returns a subscription to id's events with Seq > after, from
+// history and live alike (so an after beyond the latest event skips the
+// events up to it; the stream still ends with the operation). It fails
+// with ErrNotFound for an unknown operation.
 func (e *Engine) Subscribe(ctx context.Context, id string, after int64) (*Subscription, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -33,7 +36,7 @@ func (e *Engine) Subscribe(ctx context.Context, id string, after int64) (*Subscr
 	if err != nil {
 		return nil, err
 	}
-	sub := &Subscription{e: e, id: id, backlog: backlog, ch: make(chan Event, e.cfg.SubscriberBuffer)}
+	sub := &Subscription{e: e, id: id, after: after, backlog: backlog, ch: make(chan Event, e.cfg.SubscriberBuffer)}
 	if _, live := e.live[id]; live {
 		if e.subs[id] == nil {
 			e.subs[id] = map[*Subscription]struct{}{}
