@@ -187,3 +187,22 @@ func FuzzParseInventory(f *testing.F) {
 		}
 	})
 }
+
+func TestOpenChoosesTheSource(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "inv.json")
+	if err := os.WriteFile(p, sampleInventory, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open(context.Background(), Config{}, p)
+	if _, ok := src.(*Inventory); err != nil || !ok {
+		t.Fatalf("%T %v", src, err)
+	}
+	src, err = Open(context.Background(), Config{TenantID: "t", AccessToken: "x"})
+	if _, ok := src.(*ResourceGraphSource); err != nil || !ok {
+		t.Fatalf("%T %v", src, err)
+	}
+	if src, err := Open(context.Background(), Config{}); err == nil || src != nil {
+		t.Fatalf("no tenant: %v %v", src, err)
+	}
+}
