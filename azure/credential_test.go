@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -227,5 +228,53 @@ func TestSSLCertFileChild(t *testing.T) {
 	}
 	if err != nil || len(ids) == 0 {
 		t.Fatalf("%d rows, err %v", len(ids), err)
+	}
+}
+
+// TestAzureCLICredential: with ATG_USE_MANAGED_IDENTITY=false and no
+// environment credential, `az login` is enough: the chain runs
+// `az account get-access-token` (a stub on PATH here) for the tenant.
+func TestAzureCLICredential(t *testing.T) {
+	srv := azuretest.NewServer(t, azuretest.Options{})
+	dir := t.TempDir()
+	argsFile := filepath.Join(dir, "args")
+	script := "#!/bin/sh\necho \"$@\" > " + argsFile + "\n" +
+		"printf '{\"accessToken\":\"%s\",\"expiresOn\":\"2099-01-01 00:00:00.000000\",\"expires_on\":4070908800,\"subscription\":\"x\",\"tenant\":\"%s\",\"tokenType\":\"Bearer\"}' " +
+		srv.Token + " " + srv.Tenant.ID + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "az"), []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, v := range []string{"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME", "AZURE_FEDERATED_TOKEN_FILE"} {
+		t.Setenv(v, "")
+	}
+	src := fakeSource(t, srv, func(c *Config) { c.AccessToken = ""; c.DisableManagedIdentity = true })
+	if err := readOnce(t, src); err != nil {
+		t.Fatal(err)
+	}
+	args, err := os.ReadFile(argsFile)
+	if err != nil || !strings.Contains(string(args), "account get-access-token") || !strings.Contains(string(args), "--tenant "+srv.Tenant.ID) {
+		t.Fatalf("az called with %q (%v)", args, err)
+	}
+}
+
+// TestWorkloadIdentityCredential: AZURE_FEDERATED_TOKEN_FILE's assertion
+// is exchanged at the fake Entra token endpoint.
+func TestWorkloadIdentityCredential(t *testing.T) {
+	srv := azuretest.NewServer(t, azuretest.Options{})
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(srv.FederatedToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AZURE_FEDERATED_TOKEN_FILE", file)
+	t.Setenv("AZURE_TENANT_ID", srv.Tenant.ID)
+	t.Setenv("AZURE_CLIENT_ID", srv.ClientID)
+	t.Setenv("AZURE_CLIENT_SECRET", "")
+	src := fakeSource(t, srv, func(c *Config) { c.AccessToken = ""; c.DisableManagedIdentity = true; c.AuthorityHost = srv.URL })
+	if err := readOnce(t, src); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := tokenRequests(srv, "/oauth2/v2.0/token"); len(reqs) != 1 || reqs[0].Status != 200 {
+		t.Fatalf("token requests %+v", reqs)
 	}
 }

@@ -40,6 +40,10 @@ type Options struct {
 	// IdentityHeader is the secret the managed identity endpoint expects in
 	// X-IDENTITY-HEADER (default "fake-identity-header").
 	IdentityHeader string
+	// FederatedToken is the client assertion the token endpoint accepts
+	// for workload identity (AZURE_FEDERATED_TOKEN_FILE's content; default
+	// "fake-federated-token").
+	FederatedToken string
 	// IgnoreSubscriptions makes Resource Graph answer every query
 	// tenant-wide, whatever subscriptions the request names (a worst case a
 	// client must survive by filtering on its own side).
@@ -84,8 +88,9 @@ type Server struct {
 	Tenant *Tenant
 	// Token is a bearer token the server accepts (as AZURE_ACCESS_TOKEN).
 	Token string
-	// ClientID and ClientSecret are the accepted client credentials.
-	ClientID, ClientSecret string
+	// ClientID and ClientSecret are the accepted client credentials;
+	// FederatedToken the accepted workload identity assertion.
+	ClientID, ClientSecret, FederatedToken string
 	// IdentityEndpoint and IdentityHeader are the managed identity
 	// endpoint (for IDENTITY_ENDPOINT) and its secret (IDENTITY_HEADER).
 	IdentityEndpoint, IdentityHeader string
@@ -140,12 +145,15 @@ func NewServer(t testing.TB, opts Options) *Server {
 	if opts.ClientSecret == "" {
 		opts.ClientSecret = "fake-client-secret"
 	}
+	if opts.FederatedToken == "" {
+		opts.FederatedToken = "fake-federated-token"
+	}
 	if opts.IdentityHeader == "" {
 		opts.IdentityHeader = "fake-identity-header"
 	}
 	s := &Server{
 		Tenant:   NewTenant(opts.Seed, opts.Resources, opts.Subscriptions),
-		ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, IdentityHeader: opts.IdentityHeader,
+		ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, FederatedToken: opts.FederatedToken, IdentityHeader: opts.IdentityHeader,
 		maxPage: opts.MaxPageSize, ignoreSubs: opts.IgnoreSubscriptions, quota: opts.Quota, window: opts.QuotaWindow, tokens: map[string]bool{},
 		failOn: map[int]fault{}, subFails: map[string]subFault{},
 	}
@@ -301,7 +309,7 @@ func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
 }
 
 // tokenEndpoint is /{tenant}/oauth2/v2.0/token for the client credentials
-// grant with a client secret.
+// grant with a client secret or a client assertion (workload identity).
 func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	rec := Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path, ClientID: r.PostForm.Get("client_id")}
@@ -313,7 +321,10 @@ func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 	case !strings.EqualFold(tenant, s.Tenant.ID):
 		rec.Status = http.StatusBadRequest
 		writeJSON(w, rec.Status, map[string]any{"error": "invalid_request", "error_description": "AADSTS90002: Tenant '" + tenant + "' not found."})
-	case r.PostForm.Get("client_id") != s.ClientID || r.PostForm.Get("client_secret") != s.ClientSecret:
+	case r.PostForm.Get("client_id") != s.ClientID ||
+		(r.PostForm.Get("client_secret") != s.ClientSecret &&
+			!(r.PostForm.Get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" &&
+				r.PostForm.Get("client_assertion") == s.FederatedToken)):
 		rec.Status = http.StatusUnauthorized
 		writeJSON(w, rec.Status, map[string]any{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})
 	default:
