@@ -3,8 +3,10 @@ package azuretest
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -185,24 +187,42 @@ func (t *Tenant) Rows(table string, subs []int, off, limit int, yield func(map[s
 	return total
 }
 
-func (t *Tenant) guid(kind string, i int) string {
-	h := sha256.New()
-	var buf [16]byte
+func (t *Tenant) sum(kind string, i int) [sha256.Size]byte {
+	var buf [64]byte
 	binary.LittleEndian.PutUint64(buf[:8], uint64(t.Seed))
-	binary.LittleEndian.PutUint64(buf[8:], uint64(i))
-	h.Write(buf[:])
-	h.Write([]byte(kind))
-	s := h.Sum(nil)
+	binary.LittleEndian.PutUint64(buf[8:16], uint64(i))
+	return sha256.Sum256(append(buf[:16], kind...))
+}
+
+func (t *Tenant) guid(kind string, i int) string {
+	s := t.sum(kind, i)
 	s[6] = s[6]&0x0f | 0x40
 	s[8] = s[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", s[0:4], s[4:6], s[6:8], s[8:10], s[10:16])
+	var out [36]byte
+	hex.Encode(out[0:8], s[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], s[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], s[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], s[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], s[10:16])
+	return string(out[:])
 }
 
 func (t *Tenant) pick(kind string, i, n int) int {
-	g := t.guid(kind, i)
-	var v uint32
-	fmt.Sscanf(g[:8], "%x", &v)
-	return int(v % uint32(n))
+	s := t.sum(kind, i)
+	return int(binary.BigEndian.Uint32(s[:4]) % uint32(n))
+}
+
+// pad5 is n as at least five decimal digits.
+func pad5(n int) string {
+	d := strconv.Itoa(n)
+	if len(d) < 5 {
+		d = "00000"[len(d):] + d
+	}
+	return d
 }
 
 // base is the column set every Resource Graph row has.
@@ -220,10 +240,10 @@ func (t *Tenant) subName(s int) string {
 }
 
 // RGName is the name of block b's resource group.
-func (t *Tenant) RGName(b int) string { return fmt.Sprintf("rg-%05d", b) }
+func (t *Tenant) RGName(b int) string { return "rg-" + pad5(b) }
 
 func (t *Tenant) rgID(b int) string {
-	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s", t.Subscriptions[b%len(t.Subscriptions)], t.RGName(b))
+	return "/subscriptions/" + t.Subscriptions[b%len(t.Subscriptions)] + "/resourceGroups/" + t.RGName(b)
 }
 
 // resID is the ARM id of a resource of block b. Real Azure is inconsistent
@@ -234,7 +254,7 @@ func (t *Tenant) resID(b int, provider, name string, upper bool) string {
 	if upper {
 		rg = strings.ToUpper(rg)
 	}
-	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/%s/%s", t.Subscriptions[b%len(t.Subscriptions)], rg, provider, name)
+	return "/subscriptions/" + t.Subscriptions[b%len(t.Subscriptions)] + "/resourceGroups/" + rg + "/providers/" + provider + "/" + name
 }
 
 func num(v int) json.Number { return json.Number(fmt.Sprint(v)) }
@@ -288,9 +308,8 @@ func (t *Tenant) roleAssignment(s int, scope, rg string, role int, ptype, princi
 
 // Names of block b's resources.
 func (t *Tenant) names(b int) (vnet, nsg, uai, sa, kv, sql, pe string) {
-	return fmt.Sprintf("vnet-%05d", b), fmt.Sprintf("nsg-%05d", b), fmt.Sprintf("id-%05d", b),
-		fmt.Sprintf("st%05dx%d", b, t.Seed&0xff), fmt.Sprintf("kv-%05d-%d", b, t.Seed&0xff),
-		fmt.Sprintf("sql-%05d-%d", b, t.Seed&0xff), fmt.Sprintf("pe-st-%05d", b)
+	p, seed := pad5(b), strconv.Itoa(int(t.Seed&0xff))
+	return "vnet-" + p, "nsg-" + p, "id-" + p, "st" + p + "x" + seed, "kv-" + p + "-" + seed, "sql-" + p + "-" + seed, "pe-st-" + p
 }
 
 // vmSlot maps a row index j >= fixedResources of a block to its VM and
@@ -346,7 +365,7 @@ func (t *Tenant) blockRow(table string, b, j int) map[string]any {
 	peID := t.resID(b, "Microsoft.Network/privateEndpoints", peN, false)
 	subnetDefault := vnetID + "/subnets/default"
 	subnetPE := vnetID + "/subnets/endpoints"
-	vmName := func(v int) string { return fmt.Sprintf("vm-%05d-%d", b, v) }
+	vmName := func(v int) string { return "vm-" + pad5(b) + "-" + strconv.Itoa(v) }
 	vmID := func(v int, upper bool) string {
 		return t.resID(b, "Microsoft.Compute/virtualMachines", vmName(v), upper)
 	}
@@ -625,7 +644,7 @@ func (t *Tenant) Block(b int) Block {
 	out.Subnets = [2]string{out.VNet + "/subnets/default", out.VNet + "/subnets/endpoints"}
 	out.Databases = [2]string{out.SQLServer + "/databases/db1", out.SQLServer + "/databases/db2"}
 	for v := range vmsPerBlock {
-		name := fmt.Sprintf("vm-%05d-%d", b, v)
+		name := "vm-" + pad5(b) + "-" + strconv.Itoa(v)
 		vm := VM{
 			ID:           t.resID(b, "Microsoft.Compute/virtualMachines", name, false),
 			NIC:          t.resID(b, "Microsoft.Network/networkInterfaces", name+"-nic", false),
