@@ -139,6 +139,10 @@ func NewInventory(paths ...string) (*Inventory, error) {
 // Stats counts the files read (as Pages); an Inventory makes no API calls.
 func (inv *Inventory) Stats() Stats { return Stats{Pages: inv.pages.Load()} }
 
+// StatsFor is zero: an Inventory makes no API calls, and its files are
+// not read per subscription.
+func (inv *Inventory) StatsFor(string) Stats { return Stats{} }
+
 // Rows streams the rows of table in the files, for one subscription or
 // all when subscription is "".
 func (inv *Inventory) Rows(ctx context.Context, table Table, subscription string) iter.Seq2[Row, error] {

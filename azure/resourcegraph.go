@@ -80,7 +80,8 @@ type ResourceGraphSource struct {
 	method string
 	client *armresourcegraph.Client
 
-	apiCalls, pages, throttled, throttledFor atomic.Int64
+	total  counters
+	perSub sync.Map // subscription (lower case; "" tenant-wide) -> *counters
 
 	mu        sync.Mutex
 	notBefore time.Time // the quota is spent until then
@@ -138,10 +139,51 @@ func (s *ResourceGraphSource) Method() string { return s.method }
 // Stats reports the calls made so far.
 func (s *ResourceGraphSource) Stats() Stats {
 	return Stats{
-		APICalls: s.apiCalls.Load(), Pages: s.pages.Load(),
-		Throttled: s.throttled.Load(), ThrottledFor: time.Duration(s.throttledFor.Load()),
+		APICalls: s.total.apiCalls.Load(), Pages: s.total.pages.Load(),
+		Throttled: s.total.throttled.Load(), ThrottledFor: time.Duration(s.total.throttledFor.Load()),
 	}
 }
+
+// StatsFor reports the calls made for one subscription's reads (""
+// for tenant-wide reads), so concurrent reads of several subscriptions
+// each get their own figures.
+func (s *ResourceGraphSource) StatsFor(subscription string) Stats {
+	v, ok := s.perSub.Load(strings.ToLower(subscription))
+	if !ok {
+		return Stats{}
+	}
+	c := v.(*counters)
+	return Stats{
+		APICalls: c.apiCalls.Load(), Pages: c.pages.Load(),
+		Throttled: c.throttled.Load(), ThrottledFor: time.Duration(c.throttledFor.Load()),
+	}
+}
+
+// counters are one set of Stats figures.
+type counters struct{ apiCalls, pages, throttled, throttledFor atomic.Int64 }
+
+// countersFor returns the counters of subscription's reads.
+func (s *ResourceGraphSource) countersFor(subscription string) *counters {
+	key := strings.ToLower(subscription)
+	if v, ok := s.perSub.Load(key); ok {
+		return v.(*counters)
+	}
+	v, _ := s.perSub.LoadOrStore(key, &counters{})
+	return v.(*counters)
+}
+
+// SubscriptionStats is implemented by Sources that count per
+// subscription (ResourceGraphSource, Inventory).
+type SubscriptionStats interface {
+	// StatsFor reports the calls made for one subscription's reads ("":
+	// tenant-wide reads).
+	StatsFor(subscription string) Stats
+}
+
+var (
+	_ SubscriptionStats = (*ResourceGraphSource)(nil)
+	_ SubscriptionStats = (*Inventory)(nil)
+)
 
 // page is one Resource Graph reply, decoded with json.Number numbers.
 type page struct {
@@ -275,6 +317,7 @@ func decodeTable(dec *json.Decoder, pg *page) error {
 type holder struct {
 	page   *page
 	header http.Header
+	sub    *counters
 }
 
 type holderKey struct{}
@@ -287,9 +330,12 @@ const stubBody = `{"count":0,"data":[],"resultTruncated":"false","totalRecords":
 type pagePolicy struct{ s *ResourceGraphSource }
 
 func (p pagePolicy) Do(req *policy.Request) (*http.Response, error) {
-	p.s.apiCalls.Add(1)
-	resp, err := req.Next()
+	p.s.total.apiCalls.Add(1)
 	h, _ := req.Raw().Context().Value(holderKey{}).(*holder)
+	if h != nil && h.sub != nil {
+		h.sub.apiCalls.Add(1)
+	}
+	resp, err := req.Next()
 	if err != nil || h == nil {
 		return resp, err
 	}
@@ -399,13 +445,15 @@ func (s *ResourceGraphSource) Rows(ctx context.Context, table Table, subscriptio
 }
 
 // wait sleeps d (or until ctx ends), counting a throttled wait.
-func (s *ResourceGraphSource) wait(ctx context.Context, d time.Duration, throttle bool) error {
+func (s *ResourceGraphSource) wait(ctx context.Context, c *counters, d time.Duration, throttle bool) error {
 	if d <= 0 {
 		return nil
 	}
 	if throttle {
-		s.throttled.Add(1)
-		s.throttledFor.Add(int64(d))
+		for _, c := range []*counters{&s.total, c} {
+			c.throttled.Add(1)
+			c.throttledFor.Add(int64(d))
+		}
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -418,11 +466,11 @@ func (s *ResourceGraphSource) wait(ctx context.Context, d time.Duration, throttl
 }
 
 // gate waits until the quota reset announced by an earlier reply.
-func (s *ResourceGraphSource) gate(ctx context.Context) error {
+func (s *ResourceGraphSource) gate(ctx context.Context, c *counters) error {
 	s.mu.Lock()
 	d := time.Until(s.notBefore)
 	s.mu.Unlock()
-	return s.wait(ctx, min(d, s.cfg.MaxThrottleWait), true)
+	return s.wait(ctx, c, min(d, s.cfg.MaxThrottleWait), true)
 }
 
 // noteQuota records x-ms-user-quota-remaining / -resets-after: with no
@@ -488,13 +536,14 @@ func transientStatus(code int) bool {
 // fetch sends one page request, waiting for the quota, waiting out 429s
 // and retrying transient failures; 4xx are returned at once.
 func (s *ResourceGraphSource) fetch(ctx context.Context, req armresourcegraph.QueryRequest, table Table, sub string) (*page, error) {
+	c := s.countersFor(sub)
 	retries, throttles := 0, 0
 	delay := s.cfg.RetryDelay
 	for {
-		if err := s.gate(ctx); err != nil {
+		if err := s.gate(ctx, c); err != nil {
 			return nil, err
 		}
-		h := &holder{}
+		h := &holder{sub: c}
 		tctx, cancel := context.WithTimeout(context.WithValue(ctx, holderKey{}, h), s.cfg.TryTimeout)
 		_, err := s.client.Resources(tctx, req, nil)
 		cancel()
@@ -503,7 +552,8 @@ func (s *ResourceGraphSource) fetch(ctx context.Context, req armresourcegraph.Qu
 			if h.page == nil {
 				return nil, &RequestError{Table: table, Subscription: sub, Err: errors.New("a reply without a page")}
 			}
-			s.pages.Add(1)
+			s.total.pages.Add(1)
+			c.pages.Add(1)
 			return h.page, nil
 		}
 		if ctx.Err() != nil {
@@ -533,7 +583,7 @@ func (s *ResourceGraphSource) fetch(ctx context.Context, req armresourcegraph.Qu
 				d = delay
 				delay = min(2*delay, 30*time.Second)
 			}
-			if err := s.wait(ctx, min(d, s.cfg.MaxThrottleWait), true); err != nil {
+			if err := s.wait(ctx, c, min(d, s.cfg.MaxThrottleWait), true); err != nil {
 				return nil, err
 			}
 			continue
@@ -546,7 +596,7 @@ func (s *ResourceGraphSource) fetch(ctx context.Context, req armresourcegraph.Qu
 			return nil, &RequestError{Status: status, Code: code, Table: table, Subscription: sub, Retried: true, Err: err}
 		}
 		jitter := time.Duration(rand.Int64N(int64(delay)/4 + 1))
-		if err := s.wait(ctx, delay+jitter, false); err != nil {
+		if err := s.wait(ctx, c, delay+jitter, false); err != nil {
 			return nil, err
 		}
 		delay = min(2*delay, 30*time.Second)

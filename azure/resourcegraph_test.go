@@ -313,3 +313,29 @@ func TestRowsStaysWithinTheQuota(t *testing.T) {
 		t.Fatalf("stats %+v, want 7 calls and at least 2 quota waits", st)
 	}
 }
+
+// TestStatsForConcurrentSubscriptions: two subscriptions read at once,
+// one failing part-way, each get their own figures; the totals add up.
+func TestStatsForConcurrentSubscriptions(t *testing.T) {
+	t.Parallel()
+	srv := azuretest.NewServer(t, azuretest.Options{Resources: 460})
+	good, bad := srv.Tenant.Subscriptions[0], srv.Tenant.Subscriptions[1]
+	srv.FailSubscription(bad, 50, http.StatusServiceUnavailable)
+	src := fakeSource(t, srv, func(c *Config) { c.PageSize = 50; c.MaxRetries = 2 })
+	errs := make(chan error, 2)
+	for _, sub := range []string{good, bad} {
+		go func() { _, err := drain(src, TableResources, sub); errs <- err }()
+	}
+	e1, e2 := <-errs, <-errs
+	if (e1 == nil) == (e2 == nil) || !errors.Is(errors.Join(e1, e2), ErrUnavailable) {
+		t.Fatalf("errors %v / %v, want exactly one ErrUnavailable", e1, e2)
+	}
+	g, b, all := src.StatsFor(strings.ToUpper(good)), src.StatsFor(bad), src.Stats()
+	n := int64((srv.Tenant.CountsFor(good)[string(TableResources)] + 49) / 50)
+	if g.Pages != n || g.APICalls != n || b.Pages != 1 || b.APICalls != 4 || all.APICalls != g.APICalls+b.APICalls || all.Pages != g.Pages+b.Pages {
+		t.Fatalf("good %+v (want %d pages and calls), bad %+v (want 1 page, 4 calls), all %+v", g, n, b, all)
+	}
+	if (src.StatsFor("") != Stats{}) {
+		t.Fatalf("tenant-wide stats %+v without a tenant-wide read", src.StatsFor(""))
+	}
+}
