@@ -568,3 +568,14 @@ func hms(d time.Duration) string {
 	d = (d + time.Second - 1).Truncate(time.Second)
 	return fmt.Sprintf("%02d:%02d:%02d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
 }
+
+// Env is the environment that points atg-server or atg at this fake with
+// the static token: ATG_AZURE_ARM_ENDPOINT, AZURE_ACCESS_TOKEN,
+// SSL_CERT_FILE (the server's certificate), ATG_TARGET_TENANT_ID and
+// AZURE_AUTHORITY_HOST.
+func (s *Server) Env() map[string]string {
+	return map[string]string{
+		"ATG_AZURE_ARM_ENDPOINT": s.URL, "AZURE_ACCESS_TOKEN": s.Token, "SSL_CERT_FILE": s.CAFile,
+		"ATG_TARGET_TENANT_ID": s.Tenant.ID, "AZURE_AUTHORITY_HOST": s.URL,
+	}
+}

@@ -228,3 +228,42 @@ func TestBlockMatchesRows(t *testing.T) {
 		}
 	}
 }
+
+// TestResourceGraphDocumentedOptions: $top defaults to 100 and is capped
+// at 1000, $skip offsets, a foreign $skipToken is refused, and an unknown
+// table is a 400.
+func TestResourceGraphDocumentedOptions(t *testing.T) {
+	t.Parallel()
+	s := NewServer(t, Options{Resources: 1200})
+	cases := []struct {
+		name   string
+		body   map[string]any
+		status int
+		rows   int
+	}{
+		{"default top", map[string]any{"query": "Resources"}, 200, 100},
+		{"skip", map[string]any{"query": "resources | limit 5", "options": map[string]any{"$skip": 1190, "$top": 50}}, 200, s.Tenant.Counts()[TableResources] - 1190},
+		{"top too large", map[string]any{"query": "Resources", "options": map[string]any{"$top": 5000}}, 400, 0},
+		{"foreign skip token", map[string]any{"query": "Resources", "options": map[string]any{"$skipToken": "bm90LW91cnM"}}, 400, 0},
+		{"unknown table", map[string]any{"query": "SecurityResources | take 1"}, 400, 0},
+		{"unknown subscription", map[string]any{"query": "Resources", "subscriptions": []string{"nope"}}, 400, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st, out := page(t, s, tc.body)
+			if st != tc.status {
+				t.Fatalf("status %d, want %d: %v", st, tc.status, out)
+			}
+			if st == 200 && len(out["data"].([]any)) != tc.rows {
+				t.Fatalf("%d rows, want %d", len(out["data"].([]any)), tc.rows)
+			}
+			if st != 200 && out["error"] == nil {
+				t.Fatalf("no ARM error body: %v", out)
+			}
+		})
+	}
+	if e := s.Env(); e["AZURE_ACCESS_TOKEN"] != s.Token || e["SSL_CERT_FILE"] != s.CAFile {
+		t.Fatalf("Env %v", e)
+	}
+}
