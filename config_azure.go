@@ -12,8 +12,10 @@ import (
 )
 
 // AzureConfig is how a scan reads Azure: the cloud, an optional Resource
-// Manager endpoint, an optional static token and a user-assigned managed
-// identity. The tenant (ATG_TARGET_TENANT_ID) and the choice of managed
+// Manager endpoint and authority, an optional static token and a
+// user-assigned managed identity. (azidentity's own variables, such as
+// AZURE_CLIENT_SECRET, are read from the process environment, not a .env
+// file.) The tenant (ATG_TARGET_TENANT_ID) and the choice of managed
 // identity (ATG_USE_MANAGED_IDENTITY) are ServerConfig fields. Every field
 // is empty when its variable is unset. Formatting it (fmt, JSON, slog)
 // never shows the token.
@@ -30,6 +32,9 @@ type AzureConfig struct {
 	// ClientID is AZURE_CLIENT_ID: the client ID of a user-assigned managed
 	// identity (also read by azidentity's environment credential).
 	ClientID string
+	// AuthorityHost is AZURE_AUTHORITY_HOST: an https URL replacing the
+	// cloud's Microsoft Entra authority. Default: the cloud's.
+	AuthorityHost string
 }
 
 type rawAzureConfig struct {
@@ -37,12 +42,14 @@ type rawAzureConfig struct {
 	ARMEndpoint string `env:"ATG_AZURE_ARM_ENDPOINT"`
 	AccessToken string `env:"AZURE_ACCESS_TOKEN"`
 	ClientID    string `env:"AZURE_CLIENT_ID"`
+	Authority   string `env:"AZURE_AUTHORITY_HOST"`
 }
 
 func (r rawAzureConfig) config() AzureConfig {
 	return AzureConfig{
 		Cloud: strings.ToLower(strings.TrimSpace(r.Cloud)), ARMEndpoint: strings.TrimSpace(r.ARMEndpoint),
 		AccessToken: azure.Secret(strings.TrimSpace(r.AccessToken)), ClientID: strings.TrimSpace(r.ClientID),
+		AuthorityHost: strings.TrimSpace(r.Authority),
 	}
 }
 
@@ -58,6 +65,12 @@ func (c AzureConfig) validate() []error {
 		u, err := url.Parse(c.ARMEndpoint)
 		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
 			p.add("ATG_AZURE_ARM_ENDPOINT", transport.RedactURL(c.ARMEndpoint), "must be an https:// URL with a host and no user information")
+		}
+	}
+	if c.AuthorityHost != "" {
+		u, err := url.Parse(c.AuthorityHost)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			p.add("AZURE_AUTHORITY_HOST", transport.RedactURL(c.AuthorityHost), "must be an https:// URL with a host and no user information")
 		}
 	}
 	if strings.ContainsAny(c.AccessToken.Reveal(), " \t\r\n") {
@@ -77,7 +90,7 @@ func (c AzureConfig) Validate() error {
 func (c AzureConfig) Source(tenantID string, useManagedIdentity bool) azure.Config {
 	return azure.Config{
 		TenantID: tenantID, Cloud: c.Cloud, ARMEndpoint: c.ARMEndpoint, AccessToken: c.AccessToken,
-		ClientID: c.ClientID, DisableManagedIdentity: !useManagedIdentity,
+		ClientID: c.ClientID, AuthorityHost: c.AuthorityHost, DisableManagedIdentity: !useManagedIdentity,
 	}
 }
 
@@ -96,10 +109,12 @@ type azureView struct {
 	ARMEndpoint string `json:"arm_endpoint,omitempty"`
 	AccessToken string `json:"access_token,omitempty"`
 	ClientID    string `json:"client_id,omitempty"`
+	Authority   string `json:"authority_host,omitempty"`
 }
 
 func (c AzureConfig) view() azureView {
-	return azureView{Cloud: c.Cloud, ARMEndpoint: transport.RedactURL(c.ARMEndpoint), AccessToken: c.AccessToken.String(), ClientID: c.ClientID}
+	return azureView{Cloud: c.Cloud, ARMEndpoint: transport.RedactURL(c.ARMEndpoint), AccessToken: c.AccessToken.String(), ClientID: c.ClientID,
+		Authority: transport.RedactURL(c.AuthorityHost)}
 }
 
 // String returns c with the access token redacted.
@@ -118,7 +133,8 @@ func (c AzureConfig) MarshalJSON() ([]byte, error) { return json.Marshal(c.view(
 func (c AzureConfig) LogValue() slog.Value {
 	v := c.view()
 	return slog.GroupValue(slog.String("cloud", v.Cloud), slog.String("arm_endpoint", v.ARMEndpoint),
-		slog.String("access_token", v.AccessToken), slog.String("client_id", v.ClientID))
+		slog.String("access_token", v.AccessToken), slog.String("client_id", v.ClientID),
+		slog.String("authority_host", v.Authority))
 }
 
 // LoadAzureSource reads what a local-mode scan needs to reach Azure, from
@@ -135,7 +151,7 @@ func LoadAzureSource(opts LoadOptions, tenantID string) (azure.Config, error) {
 	var p problems
 	raw := rawAzureConfig{
 		Cloud: vars["ATG_AZURE_CLOUD"], ARMEndpoint: vars["ATG_AZURE_ARM_ENDPOINT"],
-		AccessToken: vars["AZURE_ACCESS_TOKEN"], ClientID: vars["AZURE_CLIENT_ID"],
+		AccessToken: vars["AZURE_ACCESS_TOKEN"], ClientID: vars["AZURE_CLIENT_ID"], Authority: vars["AZURE_AUTHORITY_HOST"],
 	}
 	c := raw.config()
 	p.list = append(p.list, c.validate()...)

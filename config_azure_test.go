@@ -19,17 +19,19 @@ func TestLoadServerConfigAzure(t *testing.T) {
 	got, err := LoadServerConfig(LoadOptions{Environ: serverEnv(
 		"ATG_AZURE_CLOUD", "USGov", "ATG_AZURE_ARM_ENDPOINT", "https://arm.local:8443",
 		"AZURE_ACCESS_TOKEN", " "+azureTestToken+" ", "AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555",
-		"ATG_TARGET_TENANT_ID", "12345678-1234-1234-1234-123456789012", "ATG_USE_MANAGED_IDENTITY", "false")})
+		"ATG_TARGET_TENANT_ID", "12345678-1234-1234-1234-123456789012", "ATG_USE_MANAGED_IDENTITY", "false",
+		"AZURE_AUTHORITY_HOST", "https://login.local")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := AzureConfig{Cloud: "usgov", ARMEndpoint: "https://arm.local:8443", AccessToken: azureTestToken, ClientID: "11111111-2222-3333-4444-555555555555"}
+	want := AzureConfig{Cloud: "usgov", ARMEndpoint: "https://arm.local:8443", AccessToken: azureTestToken,
+		ClientID: "11111111-2222-3333-4444-555555555555", AuthorityHost: "https://login.local"}
 	if got.Azure != want {
 		t.Fatalf("Azure = %#v", got.Azure.view())
 	}
 	src := got.AzureSource("")
 	if src.TenantID != "12345678-1234-1234-1234-123456789012" || !src.DisableManagedIdentity || src.AccessToken.Reveal() != azureTestToken ||
-		src.Cloud != "usgov" || src.ARMEndpoint != want.ARMEndpoint || src.ClientID != want.ClientID {
+		src.Cloud != "usgov" || src.ARMEndpoint != want.ARMEndpoint || src.ClientID != want.ClientID || src.AuthorityHost != want.AuthorityHost {
 		t.Fatalf("AzureSource = %+v", src)
 	}
 	if err := src.Validate(); err != nil {
@@ -51,6 +53,7 @@ func TestAzureConfigInvalid(t *testing.T) {
 		{"plain http endpoint", "ATG_AZURE_ARM_ENDPOINT", "http://arm.local"},
 		{"endpoint with user", "ATG_AZURE_ARM_ENDPOINT", "https://me:pw@arm.local"},
 		{"bearer prefix", "AZURE_ACCESS_TOKEN", "Bearer " + azureTestToken},
+		{"plain http authority", "AZURE_AUTHORITY_HOST", "http://login.local"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
