@@ -2,14 +2,17 @@ package atg
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 
 	"github.com/atgraph/atg/azure"
+	"github.com/atgraph/atg/azure/azuretest"
 )
 
 const azureTestToken = "eyJ0eXAiOiJKV1Qi.secret-token-body.sig"
@@ -133,5 +136,35 @@ func TestLoadAzureSource(t *testing.T) {
 	cfg, _ = LoadAzureSource(LoadOptions{Environ: map[string]string{}}, "")
 	if err := cfg.Validate(); !errors.Is(err, azure.ErrConfig) || !strings.Contains(err.Error(), "ATG_TARGET_TENANT_ID") {
 		t.Fatalf("no tenant: %v", err)
+	}
+}
+
+// TestAzureSourceFromServerEnvironment: the variables a deployment sets
+// (ATG_AZURE_ARM_ENDPOINT, AZURE_ACCESS_TOKEN, ATG_TARGET_TENANT_ID) reach
+// the fake Resource Graph through LoadServerConfig and AzureSource.
+func TestAzureSourceFromServerEnvironment(t *testing.T) {
+	t.Parallel()
+	srv := azuretest.NewServer(t, azuretest.Options{Resources: 100})
+	vars := serverEnv()
+	maps.Copy(vars, srv.Env())
+	cfg, err := LoadServerConfig(LoadOptions{Environ: vars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := cfg.AzureSource("")
+	sc.HTTPClient = srv.Client() // SSL_CERT_FILE is covered by azure's TestSSLCertFile (it needs a fresh process)
+	src, err := azure.Open(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range src.Rows(context.Background(), azure.TableResources, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if want := srv.Tenant.Counts()[azuretest.TableResources]; n != want || src.Stats().APICalls != 1 {
+		t.Fatalf("%d rows (want %d), stats %+v", n, want, src.Stats())
 	}
 }
