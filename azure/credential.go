@@ -166,10 +166,10 @@ type Config struct {
 	// Default: the system-assigned one.
 	ClientID string
 	// Credential, when set, is used instead of the choice above.
-	Credential azcore.TokenCredential
+	Credential azcore.TokenCredential `json:"-"`
 	// HTTPClient sends every request (Resource Graph and token). Default:
 	// azcore's client (system trust pool, TLS 1.2+).
-	HTTPClient *http.Client
+	HTTPClient *http.Client `json:"-"`
 	// PageSize is Resource Graph's $top, 1..1000 (default 1000).
 	PageSize int
 	// MaxRetries is how many times a transient failure (408, 500, 502,
