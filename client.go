@@ -1,7 +1,6 @@
 package atg
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,6 +39,9 @@ type ClientOptions struct {
 	// QueryMaxRows caps rows returned by Query in local mode; 0 means
 	// DefaultQueryMaxRows (10,000).
 	QueryMaxRows int
+	// QueryMaxBytes caps the bytes of rows (as JSON) returned by Query in
+	// local mode; 0 means transport.DefaultQueryMaxBytes (16 MiB).
+	QueryMaxBytes int64
 	// ClientID owns the operations submitted in local mode; empty means "local".
 	ClientID string
 	// UserAgent is prefixed to the User-Agent of remote requests.
@@ -119,20 +121,7 @@ func (c *Client) Query(ctx context.Context, q transport.QueryRequest) (*transpor
 	if c.remote != nil {
 		return c.remote.Query(ctx, q)
 	}
-	resp, err := transport.RunQuery(ctx, c.local.db, c.local.env, q, c.local.maxRows)
-	if err != nil {
-		return nil, err
-	}
-	// Give rows exactly the values a remote client decodes: JSON types,
-	// numbers as json.Number (64-bit integers stay exact).
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return nil, err
-	}
-	var out transport.QueryResponse
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	return &out, dec.Decode(&out)
+	return transport.RunQuery(ctx, c.local.db, c.local.env, q, c.local.limits)
 }
 
 // Submit queues an operation of type typ with params (any JSON-encodable
@@ -295,7 +284,7 @@ type localClient struct {
 	engine   *operations.Engine
 	env      string
 	clientID string
-	maxRows  int
+	limits   transport.QueryLimits
 	started  time.Time
 }
 
@@ -323,7 +312,7 @@ func newLocalClient(o ClientOptions) (*localClient, error) {
 		_ = db.CloseAll(context.Background())
 		return nil, err
 	}
-	lc := &localClient{db: db, engine: engine, env: string(env), clientID: o.ClientID, maxRows: o.QueryMaxRows, started: time.Now()}
+	lc := &localClient{db: db, engine: engine, env: string(env), clientID: o.ClientID, limits: transport.QueryLimits{MaxRows: o.QueryMaxRows, MaxBytes: o.QueryMaxBytes}, started: time.Now()}
 	if lc.clientID == "" {
 		lc.clientID = "local"
 	}

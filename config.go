@@ -28,12 +28,15 @@ const (
 	DefaultMaxConcurrentOps   = operations.DefaultMaxConcurrent // ATG_MAX_CONCURRENT_OPS (3)
 	DefaultMaxBodyBytes       = transport.DefaultMaxBodyBytes   // ATG_MAX_BODY_BYTES (32 MiB)
 	DefaultQueryMaxRows       = transport.DefaultQueryMaxRows   // ATG_QUERY_MAX_ROWS (10000)
+	DefaultQueryMaxBytes      = transport.DefaultQueryMaxBytes  // ATG_QUERY_MAX_BYTES (16 MiB)
 	DefaultOperationRetention = operations.DefaultRetention     // ATG_OPERATION_RETENTION (24h)
 	DefaultShutdownTimeout    = 30 * time.Second                // ATG_SHUTDOWN_TIMEOUT
 	DefaultEnvironment        = auth.Dev                        // ENVIRONMENT
 	DefaultRateLimitRPM       = 100                             // ATG_RATE_LIMIT_RPM
 	DefaultRateLimitBurst     = 20                              // ATG_RATE_LIMIT_BURST
 	DefaultMaxOpsPerKey       = 10                              // ATG_MAX_OPS_PER_KEY
+	DefaultMaxRequestsPerKey  = 32                              // ATG_MAX_REQUESTS_PER_KEY
+	DefaultBodyIdleTimeout    = 30 * time.Second                // ATG_BODY_IDLE_TIMEOUT
 	DefaultAuthFailuresPerMin = 20                              // ATG_AUTH_FAILURES_PER_MINUTE
 )
 
@@ -210,6 +213,11 @@ type ServerConfig struct {
 	// QueryMaxRows caps the rows a query returns before truncated is set
 	// (ATG_QUERY_MAX_ROWS; >= 1; default 10000).
 	QueryMaxRows int
+	// QueryMaxBytes caps the bytes of rows (as JSON) a query returns before
+	// truncated is set (ATG_QUERY_MAX_BYTES; bytes, or with a KiB/MiB/GiB
+	// suffix; >= 1 KiB; default 16 MiB; 0 in a ServerConfig literal means
+	// the default).
+	QueryMaxBytes int64
 	// OperationRetention is how long finished operations are kept
 	// (ATG_OPERATION_RETENTION; a Go duration or seconds; > 0; default 24h).
 	OperationRetention time.Duration
@@ -225,6 +233,16 @@ type ServerConfig struct {
 	// MaxOpsPerKey caps the operations one client may have queued or
 	// running (ATG_MAX_OPS_PER_KEY; >= 0, 0 turns it off; default 10).
 	MaxOpsPerKey int
+	// MaxRequestsPerKey caps the requests one API key may have in flight at
+	// once, open event streams included; past it the server answers 429
+	// RATE_LIMITED with Retry-After (ATG_MAX_REQUESTS_PER_KEY; >= 0, 0 turns
+	// it off; default 32).
+	MaxRequestsPerKey int
+	// BodyIdleTimeout bounds the wait for the next bytes of a request body;
+	// a body that stalls longer is answered 408 REQUEST_TIMEOUT
+	// (ATG_BODY_IDLE_TIMEOUT; a Go duration or seconds; > 0; default 30s).
+	// Zero in a ServerConfig built by hand means the default.
+	BodyIdleTimeout time.Duration
 	// AuthFailuresPerMinute is how many failed authentications one remote
 	// address may make a minute before it gets 429
 	// (ATG_AUTH_FAILURES_PER_MINUTE; >= 0, 0 turns it off; default 20).
@@ -262,11 +280,14 @@ type rawServerConfig struct {
 	UseManagedIdentity string `env:"ATG_USE_MANAGED_IDENTITY"`
 	MaxBodyBytes       string `env:"ATG_MAX_BODY_BYTES"`
 	QueryMaxRows       string `env:"ATG_QUERY_MAX_ROWS"`
+	QueryMaxBytes      string `env:"ATG_QUERY_MAX_BYTES"`
 	OperationRetention string `env:"ATG_OPERATION_RETENTION"`
 	ShutdownTimeout    string `env:"ATG_SHUTDOWN_TIMEOUT"`
 	RateLimitRPM       string `env:"ATG_RATE_LIMIT_RPM"`
 	RateLimitBurst     string `env:"ATG_RATE_LIMIT_BURST"`
 	MaxOpsPerKey       string `env:"ATG_MAX_OPS_PER_KEY"`
+	MaxRequestsPerKey  string `env:"ATG_MAX_REQUESTS_PER_KEY"`
+	BodyIdleTimeout    string `env:"ATG_BODY_IDLE_TIMEOUT"`
 	AuthFailures       string `env:"ATG_AUTH_FAILURES_PER_MINUTE"`
 	TLSCertFile        string `env:"ATG_TLS_CERT_FILE"`
 	TLSKeyFile         string `env:"ATG_TLS_KEY_FILE"`
@@ -304,11 +325,20 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 	cfg.UseManagedIdentity = parseBool(&p, "ATG_USE_MANAGED_IDENTITY", raw.UseManagedIdentity, true)
 	cfg.MaxBodyBytes = parseBytes(&p, "ATG_MAX_BODY_BYTES", raw.MaxBodyBytes, DefaultMaxBodyBytes)
 	cfg.QueryMaxRows = parseInt(&p, "ATG_QUERY_MAX_ROWS", raw.QueryMaxRows, DefaultQueryMaxRows)
+	cfg.QueryMaxBytes = parseBytes(&p, "ATG_QUERY_MAX_BYTES", raw.QueryMaxBytes, DefaultQueryMaxBytes)
+	if raw.QueryMaxBytes != "" && cfg.QueryMaxBytes == 0 {
+		p.add("ATG_QUERY_MAX_BYTES", raw.QueryMaxBytes, "must be at least 1024 bytes")
+	}
 	cfg.OperationRetention = parseSeconds(&p, "ATG_OPERATION_RETENTION", raw.OperationRetention, DefaultOperationRetention)
 	cfg.ShutdownTimeout = parseSeconds(&p, "ATG_SHUTDOWN_TIMEOUT", raw.ShutdownTimeout, DefaultShutdownTimeout)
 	cfg.RateLimitRPM = parseInt(&p, "ATG_RATE_LIMIT_RPM", raw.RateLimitRPM, DefaultRateLimitRPM)
 	cfg.RateLimitBurst = parseInt(&p, "ATG_RATE_LIMIT_BURST", raw.RateLimitBurst, DefaultRateLimitBurst)
 	cfg.MaxOpsPerKey = parseInt(&p, "ATG_MAX_OPS_PER_KEY", raw.MaxOpsPerKey, DefaultMaxOpsPerKey)
+	cfg.MaxRequestsPerKey = parseInt(&p, "ATG_MAX_REQUESTS_PER_KEY", raw.MaxRequestsPerKey, DefaultMaxRequestsPerKey)
+	cfg.BodyIdleTimeout = parseSeconds(&p, "ATG_BODY_IDLE_TIMEOUT", raw.BodyIdleTimeout, DefaultBodyIdleTimeout)
+	if cfg.BodyIdleTimeout == 0 {
+		p.add("ATG_BODY_IDLE_TIMEOUT", raw.BodyIdleTimeout, "must be positive")
+	}
 	cfg.AuthFailuresPerMinute = parseInt(&p, "ATG_AUTH_FAILURES_PER_MINUTE", raw.AuthFailures, DefaultAuthFailuresPerMin)
 	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(raw.TLSCertFile), strings.TrimSpace(raw.TLSKeyFile)
 	cfg.AuditLog = strings.TrimSpace(raw.AuditLog)
@@ -368,6 +398,9 @@ func (c ServerConfig) validateServer() []error {
 	if c.QueryMaxRows < 1 {
 		p.add("ATG_QUERY_MAX_ROWS", strconv.Itoa(c.QueryMaxRows), "must be at least 1")
 	}
+	if c.QueryMaxBytes != 0 && c.QueryMaxBytes < 1024 { // 0 in a literal config: the default
+		p.add("ATG_QUERY_MAX_BYTES", strconv.FormatInt(c.QueryMaxBytes, 10), "must be at least 1024 bytes")
+	}
 	if c.OperationRetention <= 0 {
 		p.add("ATG_OPERATION_RETENTION", c.OperationRetention.String(), "must be positive")
 	}
@@ -382,6 +415,12 @@ func (c ServerConfig) validateServer() []error {
 	}
 	if c.MaxOpsPerKey < 0 {
 		p.add("ATG_MAX_OPS_PER_KEY", strconv.Itoa(c.MaxOpsPerKey), "must be >= 0 (0 turns the limit off)")
+	}
+	if c.MaxRequestsPerKey < 0 {
+		p.add("ATG_MAX_REQUESTS_PER_KEY", strconv.Itoa(c.MaxRequestsPerKey), "must be >= 0 (0 turns the limit off)")
+	}
+	if c.BodyIdleTimeout < 0 {
+		p.add("ATG_BODY_IDLE_TIMEOUT", c.BodyIdleTimeout.String(), "must be positive")
 	}
 	if c.AuthFailuresPerMinute < 0 {
 		p.add("ATG_AUTH_FAILURES_PER_MINUTE", strconv.Itoa(c.AuthFailuresPerMinute), "must be >= 0 (0 turns the limit off)")

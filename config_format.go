@@ -92,11 +92,14 @@ type serverView struct {
 	UseManagedIdentity bool             `json:"use_managed_identity"`
 	MaxBodyBytes       int64            `json:"max_body_bytes"`
 	QueryMaxRows       int              `json:"query_max_rows"`
+	QueryMaxBytes      int64            `json:"query_max_bytes"`
 	OperationRetention string           `json:"operation_retention"`
 	ShutdownTimeout    string           `json:"shutdown_timeout"`
 	RateLimitRPM       int              `json:"rate_limit_rpm"`
 	RateLimitBurst     int              `json:"rate_limit_burst"`
 	MaxOpsPerKey       int              `json:"max_ops_per_key"`
+	MaxRequestsPerKey  int              `json:"max_requests_per_key"`
+	BodyIdleTimeout    string           `json:"body_idle_timeout"`
 	AuthFailuresPerMin int              `json:"auth_failures_per_minute"`
 	TLS                bool             `json:"tls"`
 	TrustedProxies     []string         `json:"trusted_proxies,omitempty"`
@@ -118,9 +121,10 @@ func (c ServerConfig) view() serverView {
 		Host: c.Host, Port: c.Port, Workers: c.Workers, MaxConcurrentOps: c.MaxConcurrentOps,
 		Environment: c.Environment, APIKeys: keys, KeysFile: c.KeysFile,
 		TargetTenantID: redactTenant(c.TargetTenantID), UseManagedIdentity: c.UseManagedIdentity,
-		MaxBodyBytes: c.MaxBodyBytes, QueryMaxRows: c.QueryMaxRows,
+		MaxBodyBytes: c.MaxBodyBytes, QueryMaxRows: c.QueryMaxRows, QueryMaxBytes: c.QueryMaxBytes,
 		OperationRetention: c.OperationRetention.String(), ShutdownTimeout: c.ShutdownTimeout.String(),
 		RateLimitRPM: c.RateLimitRPM, RateLimitBurst: c.RateLimitBurst, MaxOpsPerKey: c.MaxOpsPerKey,
+		MaxRequestsPerKey: c.MaxRequestsPerKey, BodyIdleTimeout: c.BodyIdleTimeout.String(),
 		AuthFailuresPerMin: c.AuthFailuresPerMinute, TLS: c.TLSCertFile != "", TrustedProxies: proxies, AuditLog: c.AuditLog,
 		CORSOrigins: c.CORSOrigins,
 		Neo4j:       c.Neo4j,
@@ -152,6 +156,7 @@ func (c ServerConfig) LogValue() slog.Value {
 		slog.Any("api_keys", v.APIKeys), slog.String("keys_file", v.KeysFile),
 		slog.String("target_tenant_id", v.TargetTenantID), slog.Bool("use_managed_identity", v.UseManagedIdentity),
 		slog.Int64("max_body_bytes", v.MaxBodyBytes), slog.Int("query_max_rows", v.QueryMaxRows),
+		slog.Int64("query_max_bytes", v.QueryMaxBytes),
 		slog.String("operation_retention", v.OperationRetention), slog.String("shutdown_timeout", v.ShutdownTimeout),
 		slog.Int("rate_limit_rpm", v.RateLimitRPM), slog.Int("rate_limit_burst", v.RateLimitBurst),
 		slog.Int("max_ops_per_key", v.MaxOpsPerKey), slog.Int("auth_failures_per_minute", v.AuthFailuresPerMin),

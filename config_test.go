@@ -306,9 +306,10 @@ func TestLoadServerConfig(t *testing.T) {
 		}
 		want := ServerConfig{
 			Host: "0.0.0.0", Port: 8000, Workers: 4, MaxConcurrentOps: 3, Environment: auth.Dev,
-			UseManagedIdentity: true, MaxBodyBytes: 32 << 20, QueryMaxRows: 10000,
+			UseManagedIdentity: true, MaxBodyBytes: 32 << 20, QueryMaxRows: 10000, QueryMaxBytes: 16 << 20,
 			OperationRetention: 24 * time.Hour, ShutdownTimeout: 30 * time.Second,
 			RateLimitRPM: 100, RateLimitBurst: 20, MaxOpsPerKey: 10, AuthFailuresPerMinute: 20,
+			MaxRequestsPerKey: 32, BodyIdleTimeout: 30 * time.Second,
 			Neo4j: neo4jpool.Config{URI: "bolt://localhost:7687", User: "neo4j", Password: goodPassword,
 				MaxPoolSize: 50, ConnectionTimeout: 30 * time.Second, MaxTransactionRetryTime: 30 * time.Second},
 		}
@@ -391,9 +392,16 @@ func TestServerConfigErrors(t *testing.T) {
 		{"retention zero", serverEnv("ATG_OPERATION_RETENTION", "0s"), "ATG_OPERATION_RETENTION", []string{"positive"}},
 		{"shutdown garbage", serverEnv("ATG_SHUTDOWN_TIMEOUT", "later"), "ATG_SHUTDOWN_TIMEOUT", []string{"duration"}},
 		{"query rows zero", serverEnv("ATG_QUERY_MAX_ROWS", "0"), "ATG_QUERY_MAX_ROWS", []string{"at least 1"}},
+		{"query bytes tiny", serverEnv("ATG_QUERY_MAX_BYTES", "1000"), "ATG_QUERY_MAX_BYTES", []string{"1024"}},
+		{"query bytes zero", serverEnv("ATG_QUERY_MAX_BYTES", "0"), "ATG_QUERY_MAX_BYTES", []string{"1024"}},
 		{"negative rate limit", serverEnv("ATG_RATE_LIMIT_RPM", "-1"), "ATG_RATE_LIMIT_RPM", []string{">= 0"}},
 		{"zero burst", serverEnv("ATG_RATE_LIMIT_BURST", "0"), "ATG_RATE_LIMIT_BURST", []string{"at least 1"}},
 		{"ops per key garbage", serverEnv("ATG_MAX_OPS_PER_KEY", "ten"), "ATG_MAX_OPS_PER_KEY", []string{"integer"}},
+		{"requests per key negative", serverEnv("ATG_MAX_REQUESTS_PER_KEY", "-1"), "ATG_MAX_REQUESTS_PER_KEY", []string{">= 0"}},
+		{"requests per key garbage", serverEnv("ATG_MAX_REQUESTS_PER_KEY", "many"), "ATG_MAX_REQUESTS_PER_KEY", []string{"integer"}},
+		{"body idle zero", serverEnv("ATG_BODY_IDLE_TIMEOUT", "0"), "ATG_BODY_IDLE_TIMEOUT", []string{"positive"}},
+		{"body idle negative", serverEnv("ATG_BODY_IDLE_TIMEOUT", "-5s"), "ATG_BODY_IDLE_TIMEOUT", []string{"positive"}},
+		{"body idle garbage", serverEnv("ATG_BODY_IDLE_TIMEOUT", "soon"), "ATG_BODY_IDLE_TIMEOUT", []string{"duration"}},
 		{"auth failures negative", serverEnv("ATG_AUTH_FAILURES_PER_MINUTE", "-3"), "ATG_AUTH_FAILURES_PER_MINUTE", []string{">= 0"}},
 		{"cert without key", serverEnv("ATG_TLS_CERT_FILE", "/x.pem"), "ATG_TLS_CERT_FILE", []string{"together"}},
 		{"bad CORS origin", serverEnv("ATG_CORS_ORIGINS", "https://ok.example, https://x.example/path"), "ATG_CORS_ORIGINS", []string{"scheme://host"}},

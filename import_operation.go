@@ -58,7 +58,7 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 				})
 			})
 			if err != nil {
-				return nil, importError(err)
+				return nil, importError(ctx, err)
 			}
 			return res, nil
 		},
@@ -75,10 +75,14 @@ func decodeImportParams(params json.RawMessage) (neo4jpool.Graph, error) {
 	if err := neo4jpool.ValidateGraph(g); err != nil {
 		var ve *neo4jpool.ValidationError
 		if errors.As(err, &ve) && len(ve.Problems) > 0 {
+			// The first problem's path is the error's Field, which
+			// ValidationError.Error prints before the message: only the
+			// others carry their path in the message.
 			msgs := make([]string, len(ve.Problems))
 			for i, p := range ve.Problems {
 				msgs[i] = p.Path + ": " + p.Message
 			}
+			msgs[0] = ve.Problems[0].Message
 			msg := strings.Join(msgs, "; ")
 			if ve.Total > len(ve.Problems) {
 				msg += fmt.Sprintf(" (and %d more)", ve.Total-len(ve.Problems))
@@ -145,33 +149,59 @@ func decodeList[T any](raw json.RawMessage, out *[]T) error {
 
 // importError describes a stopped import to its owner: what was committed
 // (so it can be resumed or re-run; imports are idempotent) and a code.
-func importError(err error) error {
+// CANCELLED means the operation's own context ended (its owner cancelled
+// it, or the server stopped it); a context error from inside the driver or
+// the retry-time bound is never reported as a cancellation.
+func importError(ctx context.Context, err error) error {
 	var res neo4jpool.ImportResult
-	phase := ""
+	phase, offset := "", 0
 	var ie *neo4jpool.ImportError
 	if errors.As(err, &ie) {
-		res, phase = ie.Result, ie.Phase
+		res, phase, offset = ie.Result, ie.Phase, ie.Offset
 	}
+	unknown := errors.Is(err, neo4jpool.ErrCommitOutcomeUnknown)
 	details := map[string]any{
 		"phase": phase, "nodes_committed": res.Nodes, "relationships_committed": res.Relationships, "chunks_committed": res.Chunks,
+		// offset: items of phase known committed, the position in the
+		// document's list for phase to resume from (relationships_committed
+		// leaves out skipped ones, so it is not an offset).
+		"offset": offset, "outcome_unknown": unknown,
 	}
 	code, msg := "IMPORT_FAILED", "import failed"
+	if errors.Is(err, neo4jpool.ErrRetryTimeExceeded) {
+		details["retry_time_exceeded"] = true
+	}
 	switch {
-	case errors.Is(err, context.Canceled):
+	case ctx.Err() != nil:
 		code, msg = operations.CodeCancelled, "import cancelled"
 	case neo4jpool.IsUnavailable(err):
 		code, msg = operations.CodeUnavailable, "database unavailable"
 	default:
+		var rte *neo4jpool.RetryTimeError
+		if errors.As(err, &rte) {
+			msg = fmt.Sprintf("import failed: still failing when the retry time (%s) ran out", rte.Limit)
+		}
 		if c := neo4jCode(err); c != "" {
 			details["neo4j_code"] = c
-			msg = "import failed: " + c
+			msg += ": " + c
 		}
+	}
+	if unknown {
+		msg += "; the last chunk may or may not have been committed"
 	}
 	return &operations.Error{
 		Code:    code,
-		Message: fmt.Sprintf("%s after %d chunk(s) were committed (%d nodes, %d relationships); importing the same document again is safe", msg, res.Chunks, res.Nodes, res.Relationships),
+		Message: fmt.Sprintf("%s after %d chunk(s) were committed (%d nodes, %d relationships; resume the %s at offset %d); importing the same document again is safe", msg, res.Chunks, res.Nodes, res.Relationships, phaseNoun(phase), offset),
 		Details: details, Err: err,
 	}
+}
+
+// phaseNoun names the list a phase writes.
+func phaseNoun(phase string) string {
+	if phase == neo4jpool.PhaseRelationships {
+		return "relationships"
+	}
+	return "nodes"
 }
 
 func plural(n int, one, many string) string {

@@ -36,6 +36,13 @@ const (
 	ReadTimeout       = 5 * time.Minute
 	WriteTimeout      = transport.MaxQueryTimeout + time.Minute
 	IdleTimeout       = 2 * time.Minute
+	// MaxHeaderBytes is the http.Server's own cap on a request's line and
+	// headers. The API enforces its lower limit
+	// (transport.DefaultMaxHeaderBytes, 64 KiB) itself, to answer 431 in
+	// the JSON error envelope; past this one net/http answers first, in
+	// plain text, which the server turns into the envelope on plain HTTP
+	// (not under TLS).
+	MaxHeaderBytes = 1 << 20
 )
 
 // Server is an atg-server: the v1 HTTP API over one environment's Neo4j,
@@ -140,11 +147,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.api, err = transport.NewAPI(transport.Options{
 		Environment: env, Version: Version, Authenticate: mw.Wrap, Engine: s.engine, DB: s.db,
-		Logger: s.log, MaxBodyBytes: cfg.MaxBodyBytes, QueryMaxRows: cfg.QueryMaxRows,
+		Logger: s.log, MaxBodyBytes: cfg.MaxBodyBytes, QueryMaxRows: cfg.QueryMaxRows, QueryMaxBytes: cfg.QueryMaxBytes,
 		Collectors:   []prometheus.Collector{s.db.Collector()},
 		RateLimitRPM: cfg.RateLimitRPM, RateLimitBurst: cfg.RateLimitBurst, AuthFailuresPerMinute: cfg.AuthFailuresPerMinute,
 		TrustedProxies: cfg.TrustedProxies, RequireHTTPS: cfg.Environment == auth.Production, Audit: s.audit,
-		CORSOrigins: cfg.CORSOrigins,
+		CORSOrigins: cfg.CORSOrigins, MaxRequestsPerKey: cfg.MaxRequestsPerKey,
+		BodyIdleTimeout: cfg.BodyIdleTimeout, ReadTimeout: ReadTimeout, CheckKey: authn.CheckKeyID,
 	})
 	if err != nil {
 		return err
@@ -158,10 +166,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.http = &http.Server{
 		Handler: s.api, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
-		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: 64 << 10,
+		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.served = make(chan error, 1)
+	if s.tls == nil {
+		s.ln = envelopeListener{s.ln}
+	}
 	if s.tls != nil {
 		s.http.TLSConfig = s.tls.tlsConfig()
 		go func(srv *http.Server, ln net.Listener) { s.served <- srv.ServeTLS(ln, "", "") }(s.http, s.ln)

@@ -24,6 +24,8 @@ const (
 	EventOperationCancel = "operation_cancel"
 	EventOperationFinish = "operation_finish"
 	EventQueryWrite      = "query_write"
+	EventQueryAdmin      = "query_admin"   // an administration statement run by an admin key
+	EventQueryRefused    = "query_refused" // a statement refused for lack of the admin scope
 	EventKeyCreate       = "key_create"
 	EventKeyRevoke       = "key_revoke"
 	EventKeyRotate       = "key_rotate"

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // parsedAuthenticator is implemented by this package's stores and Chain: it
@@ -67,4 +68,105 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (Identity,
 		return Identity{KeyID: rec.ID, ClientID: rec.ClientID}, fmt.Errorf("%w: record %s is for %s", ErrWrongEnvironment, rec.ID, rec.Environment)
 	}
 	return Identity{KeyID: rec.ID, ClientID: rec.ClientID, Environment: rec.Environment, Scopes: rec.Scopes}, nil
+}
+
+// recordChecker is implemented by this package's stores and Chain: the
+// record with ID id and whether it is usable at the store's now
+// (ErrUnknownKey, ErrRevoked, ErrExpired, with the record for the last two).
+type recordChecker interface {
+	checkRecordID(ctx context.Context, id string) (Record, error)
+}
+
+// CheckKeyID reports whether the key whose record ID is id may still
+// authenticate now, without the key itself: for credentials derived from a
+// key earlier (such as event tokens) that must die with it. It returns the
+// identity the key grants, or ErrUnknownKey (no such record),
+// ErrRevoked, ErrExpired or ErrWrongEnvironment, like Authenticate. Stores
+// of other packages are searched with List. It does not update
+// last_used_at.
+func (a *Authenticator) CheckKeyID(ctx context.Context, id string) (Identity, error) {
+	var rec Record
+	var err error
+	if l, ok := a.store.(recordChecker); ok {
+		rec, err = l.checkRecordID(ctx, id)
+	} else {
+		rec, err = listCheckRecordID(ctx, a.store, id, time.Now())
+	}
+	failed := Identity{KeyID: rec.ID, ClientID: rec.ClientID}
+	switch {
+	case err != nil:
+		return failed, err
+	case rec.Environment != a.env:
+		return failed, fmt.Errorf("%w: record %s is for %s", ErrWrongEnvironment, rec.ID, rec.Environment)
+	}
+	return Identity{KeyID: rec.ID, ClientID: rec.ClientID, Environment: rec.Environment, Scopes: rec.Scopes}, nil
+}
+
+// recordStatus is nil for a record usable at now, else ErrRevoked or
+// ErrExpired.
+func recordStatus(rec Record, now time.Time) error {
+	switch {
+	case rec.RevokedAt != nil:
+		return ErrRevoked
+	case rec.expiredAt(now):
+		return ErrExpired
+	}
+	return nil
+}
+
+// listCheckRecordID is checkRecordID for any store, through List.
+func listCheckRecordID(ctx context.Context, s KeyStore, id string, now time.Time) (Record, error) {
+	recs, err := s.List(ctx)
+	if err != nil {
+		return Record{}, err
+	}
+	for _, r := range recs {
+		if r.ID == id {
+			return r, recordStatus(r, now)
+		}
+	}
+	return Record{}, ErrUnknownKey
+}
+
+// checkRecordID implements recordChecker.
+func (ix *index) checkRecordID(id string, now time.Time) (Record, error) {
+	e := ix.lookupID(id)
+	if e == nil {
+		return Record{}, ErrUnknownKey
+	}
+	rec := e.record()
+	return rec, recordStatus(rec, now)
+}
+
+// checkRecordID implements recordChecker.
+func (s *MemoryStore) checkRecordID(_ context.Context, id string) (Record, error) {
+	s.mu.RLock()
+	ix := s.ix
+	s.mu.RUnlock()
+	return ix.checkRecordID(id, s.now())
+}
+
+// checkRecordID implements recordChecker.
+func (s *FileStore) checkRecordID(_ context.Context, id string) (Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ix.checkRecordID(id, s.now())
+}
+
+// checkRecordID implements recordChecker: the first store that knows id
+// decides.
+func (c Chain) checkRecordID(ctx context.Context, id string) (Record, error) {
+	for _, s := range c {
+		var rec Record
+		var err error
+		if l, ok := s.(recordChecker); ok {
+			rec, err = l.checkRecordID(ctx, id)
+		} else {
+			rec, err = listCheckRecordID(ctx, s, id, time.Now())
+		}
+		if !errors.Is(err, ErrUnknownKey) {
+			return rec, err
+		}
+	}
+	return Record{}, ErrUnknownKey
 }

@@ -52,11 +52,24 @@ type ChunkStats struct {
 }
 
 // ChunkError reports a chunked write that stopped: chunks before Chunk are
-// committed, chunk Chunk and the rest are not. Committed is the offset to
-// resume from.
+// committed, the chunks after it are not, and chunk Chunk is not committed
+// unless OutcomeUnknown. Committed is the offset to resume from.
+//
+// What Committed promises: exactly Committed items (the chunks before
+// Chunk) are known to be committed. When OutcomeUnknown is true, the
+// connection broke (or the context ended) while chunk Chunk was being
+// committed, so the database may also hold that chunk's items: resuming at
+// Committed writes the chunk again, which is safe only for idempotent work
+// (MERGE, SET; the Importer's is). Work that is not idempotent (CREATE,
+// counters) must first check whether chunk Chunk is in the database.
 type ChunkError struct {
-	// Committed is the number of items committed before the failure.
+	// Committed is the number of items known to be committed before the
+	// failure: the offset to resume from.
 	Committed int
+	// OutcomeUnknown is true when chunk Chunk's commit got no answer: it
+	// may or may not have been committed (the error then matches
+	// ErrCommitOutcomeUnknown).
+	OutcomeUnknown bool
 	// Chunk is the zero-based index of the chunk that failed or was not
 	// started.
 	Chunk int
@@ -67,6 +80,10 @@ type ChunkError struct {
 
 // Error implements error.
 func (e *ChunkError) Error() string {
+	if e.OutcomeUnknown {
+		return fmt.Sprintf("neo4jpool: chunked write stopped at chunk %d after %d item(s) committed; chunk %d may or may not have been committed: %v",
+			e.Chunk, e.Committed, e.Chunk, e.Err)
+	}
 	return fmt.Sprintf("neo4jpool: chunked write stopped at chunk %d after %d item(s) committed: %v",
 		e.Chunk, e.Committed, e.Err)
 }
@@ -83,7 +100,8 @@ func (e *ChunkError) Unwrap() error { return e.Err }
 // chunks. Empty input writes nothing and calls nothing. An invalid chunk
 // size fails before anything is written (ErrInvalidChunkSize). When a chunk
 // fails, the earlier chunks stay committed and the error is a *ChunkError
-// whose Committed field is the offset to resume from.
+// whose Committed field is the offset to resume from (see ChunkError for
+// a chunk whose commit outcome is unknown).
 func ChunkedWrite[T any](ctx context.Context, m *Manager, env string, items []T, chunkSize int,
 	work ChunkFunc[T], onProgress ProgressFunc) (ChunkStats, error) {
 	if err := ValidateChunkSize(chunkSize); err != nil {
@@ -187,7 +205,8 @@ func writeChunk[P any](ctx context.Context, m *Manager, env string, prepare func
 		return nil, work(cctx, tx, prepared)
 	})
 	if err != nil {
-		return &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: m.chunkTimeoutError(ctx, cctx, err)}
+		return &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: m.chunkTimeoutError(ctx, cctx, err),
+			OutcomeUnknown: errors.Is(err, ErrCommitOutcomeUnknown)}
 	}
 	return nil
 }

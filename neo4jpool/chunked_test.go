@@ -232,3 +232,44 @@ func TestChunkedWriteSeq(t *testing.T) {
 		t.Errorf("max written %d, cause %v", ks, chunkErr.Err)
 	}
 }
+
+// TestChunkedWriteCommitOutcomeUnknown: when the connection breaks during
+// the third chunk's COMMIT (after the server committed it), the error says
+// that chunk's outcome is unknown, Committed counts the two chunks known to
+// be committed, and the database holds three.
+func TestChunkedWriteCommitOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	s, cfg := realConfig(t)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	proxy := newCommitCutter(t, s.Address(), 3)
+	cfg.URI = proxy.uri()
+	m := newManager(t, neo4jpool.Options{})
+	if err := m.Configure(t.Context(), "dev", cfg); err != nil {
+		t.Fatal(err)
+	}
+	items := make([]int, 50)
+	for i := range items {
+		items[i] = i
+	}
+	_, err := neo4jpool.ChunkedWrite(t.Context(), m, "dev", items, 10, func(ctx context.Context, tx neo4j.ManagedTransaction, chunk []int) error {
+		res, err := tx.Run(ctx, "UNWIND $items AS i CREATE (:`"+label+"` {i: i})", map[string]any{"items": chunk})
+		if err != nil {
+			return err
+		}
+		_, err = res.Consume(ctx)
+		return err
+	}, nil)
+	var ce *neo4jpool.ChunkError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v", err)
+	}
+	if ce.Committed != 20 || ce.Chunk != 2 || !ce.OutcomeUnknown || !errors.Is(err, neo4jpool.ErrCommitOutcomeUnknown) {
+		t.Errorf("ChunkError{Committed: %d, Chunk: %d, OutcomeUnknown: %v}: %v", ce.Committed, ce.Chunk, ce.OutcomeUnknown, err)
+	}
+	if n := neo4jtest.Count(t, d, s, "MATCH (n:`"+label+"`) RETURN count(n)", nil); n != 30 {
+		t.Errorf("database holds %d items, want 30 (the third chunk committed)", n)
+	}
+	t.Logf("error: %v", err)
+}

@@ -11,7 +11,9 @@ import (
 // error chain holds a driver error that neo4j.IsRetryable accepts (a
 // connectivity error other than a connection lost during COMMIT, a pool
 // time-out, a Neo4j TransientError, NotALeader, ForbiddenOnReadOnlyDatabase
-// or AuthorizationExpired).
+// or AuthorizationExpired), or the driver's "Pool closed" (the call's
+// driver was closed under it, as a reconfiguration does: the environment's
+// next driver may serve it).
 //
 // Unlike neo4j.IsRetryable it looks through wrapping (fmt.Errorf("%w"),
 // [EnvError], [ChunkError], ...). It never reports a
@@ -25,6 +27,9 @@ func IsRetryable(err error) bool {
 	var limit *neo4j.TransactionExecutionLimit
 	if errors.As(err, &limit) {
 		return false
+	}
+	if isPoolClosed(err) {
+		return true
 	}
 	var conn *neo4j.ConnectivityError
 	if errors.As(err, &conn) {
@@ -70,13 +75,14 @@ func IsAuthError(err error) bool {
 // time-out, no connection free in the pool), a network error, the server
 // code Neo.TransientError.General.DatabaseUnavailable, the driver giving up
 // its retries on one of these, a chunk that timed out (ErrChunkTimeout), a
-// failed [Manager.WaitReady], or a closed manager or environment. An HTTP
+// failed [Manager.WaitReady], a closed manager or environment, or the
+// driver's "Pool closed" (a driver closed under a waiting call). An HTTP
 // layer maps these to 503.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, net.ErrClosed) || errors.Is(err, ErrChunkTimeout) {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, ErrChunkTimeout) || isPoolClosed(err) {
 		return true
 	}
 	var notReady *NotReadyError
@@ -132,4 +138,16 @@ func IsClientError(err error) bool {
 func neo4jCode(e *neo4j.Neo4jError) string {
 	_ = e.Classification()
 	return e.Code
+}
+
+// poolClosedMessage is the message of the *neo4j.UsageError the driver
+// returns to a call whose pool was closed while the call waited for a
+// connection (errorutil.PoolClosed, not exported). It is golden-tested
+// against the pinned driver version.
+const poolClosedMessage = "Pool closed"
+
+// isPoolClosed reports whether err holds the driver's "Pool closed".
+func isPoolClosed(err error) bool {
+	var ue *neo4j.UsageError
+	return errors.As(err, &ue) && ue.Message == poolClosedMessage
 }

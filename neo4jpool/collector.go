@@ -15,6 +15,7 @@ const (
 	MetricPoolPeakUtilization    = "atg_neo4j_pool_peak_utilization_ratio" // gauge: peak of the above over the window
 	MetricPoolScaleRecommended   = "atg_neo4j_pool_scale_recommendation"   // gauge: 1 for the advised action (label action)
 	MetricTxStartSeconds         = "atg_neo4j_tx_start_seconds"            // histogram: call entry to first work-function run
+	MetricTxStartFailedSeconds   = "atg_neo4j_tx_start_failed_seconds"     // histogram: call entry to failure, for calls whose work never ran
 	MetricPoolBorrowQueued       = "atg_neo4j_pool_borrow_queued_total"    // counter: waits in the pool queue ("Borrow queued"; a borrow that waits again counts again)
 	MetricPoolAcquireTimeouts    = "atg_neo4j_pool_acquire_timeouts_total" // counter: borrows given up ("Borrow time-out": context ended while waiting, or a dial timed out)
 	MetricConnectionsCreated     = "atg_neo4j_connections_created_total"   // counter: connections that completed login
@@ -37,8 +38,9 @@ var (
 	descInFlight    = prometheus.NewDesc(MetricCallsInFlight, "ExecuteRead/ExecuteWrite calls in progress, including those waiting for a connection or between driver retries.", envLabel, nil)
 	descUtil        = prometheus.NewDesc(MetricPoolUtilization, "tx_active divided by the pool maximum.", envLabel, nil)
 	descPeakUtil    = prometheus.NewDesc(MetricPoolPeakUtilization, "Peak of tx_active divided by the pool maximum over the metrics window.", envLabel, nil)
-	descScale       = prometheus.NewDesc(MetricPoolScaleRecommended, "1 for the currently advised pool action (scale_up, scale_down, ok), 0 for the others.", []string{"env", "action"}, nil)
+	descScale       = prometheus.NewDesc(MetricPoolScaleRecommended, "1 for the currently advised pool action (scale_up, scale_down, ok, not_enough_data), 0 for the others.", []string{"env", "action"}, nil)
 	descTxStart     = prometheus.NewDesc(MetricTxStartSeconds, "Time from calling ExecuteRead/ExecuteWrite to the first run of the work function (includes connection acquisition, queueing and BEGIN; an acquisition-time proxy).", envLabel, nil)
+	descTxStartFail = prometheus.NewDesc(MetricTxStartFailedSeconds, "Time from calling ExecuteRead/ExecuteWrite to its failure, for calls that failed before their work function ever ran (no connection within the acquisition timeout, the caller's deadline while queued, an unreachable database).", envLabel, nil)
 	descQueued      = prometheus.NewDesc(MetricPoolBorrowQueued, "Times a connection borrow joined the pool's wait queue (driver log 'Borrow queued'; a borrow that waits again counts again).", envLabel, nil)
 	descTimeouts    = prometheus.NewDesc(MetricPoolAcquireTimeouts, "Connection borrows the driver gave up (driver log 'Borrow time-out'): the borrow's context ended while it waited (acquisition timeout, or the caller's deadline or cancellation), or dialling a new connection timed out.", envLabel, nil)
 	descConnCreated = prometheus.NewDesc(MetricConnectionsCreated, "Connections that completed handshake and login (driver log 'Connected').", envLabel, nil)
@@ -67,7 +69,7 @@ type collector struct{ m *Manager }
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPoolMax, descTxActive, descInFlight, descUtil, descPeakUtil, descScale,
-		descTxStart, descQueued, descTimeouts, descConnCreated, descConnFailed, descConnClosed, descConnOpen,
+		descTxStart, descTxStartFail, descQueued, descTimeouts, descConnCreated, descConnFailed, descConnClosed, descConnOpen,
 		descCommitted, descFailed, descRetried, descAttempts, descUp, descHealthDur} {
 		ch <- d
 	}
@@ -82,14 +84,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), env)
 	}
 	for _, em := range c.m.allMetrics() {
-		s, txStart := em.collect(false)
+		s, txStart, txStartFailed := em.collectAll(false)
 		env := s.Environment
 		gauge(descPoolMax, float64(s.PoolMax), env)
 		gauge(descTxActive, float64(s.TxActive), env)
 		gauge(descInFlight, float64(s.CallsInFlight), env)
 		gauge(descUtil, s.UtilizationPercent/100, env)
 		gauge(descPeakUtil, s.PeakUtilizationPercent/100, env)
-		for _, a := range []Action{ActionScaleUp, ActionScaleDown, ActionOK} {
+		for _, a := range Actions {
 			v := 0.0
 			if s.Recommendation.Action == a {
 				v = 1
@@ -97,6 +99,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descScale, v, env, string(a))
 		}
 		ch <- prometheus.MustNewConstHistogram(descTxStart, txStart.count, txStart.sum, txStart.cumulative, env)
+		ch <- prometheus.MustNewConstHistogram(descTxStartFail, txStartFailed.count, txStartFailed.sum, txStartFailed.cumulative, env)
 		counter(descQueued, s.BorrowQueued, env)
 		counter(descTimeouts, s.AcquireTimeouts, env)
 		counter(descConnCreated, s.ConnectionsCreated, env)

@@ -46,9 +46,15 @@ type Config struct {
 	// including dialling a new one (>= 1s). Zero means DefaultConnectionTimeout.
 	ConnectionTimeout time.Duration
 	// MaxTransactionRetryTime bounds how long the driver retries a managed
-	// transaction that failed transiently; it must not be negative. Zero
-	// means DefaultMaxTransactionRetryTime: there is no setting that turns
-	// the driver's retries off.
+	// transaction that failed transiently, counted from the call's start;
+	// it must not be negative. Zero means DefaultMaxTransactionRetryTime:
+	// there is no setting that turns the driver's retries off. Once an
+	// attempt has failed and the time is up, the call ends with a
+	// *RetryTimeError wrapping the last real error (never with a bare
+	// context.Canceled). It does not cut short the first wait for a
+	// connection, which ConnectionTimeout bounds (when Options.DriverConfig
+	// replaces the driver's logger, a refused dial is then seen only by the
+	// driver's own, coarser, retry-time check).
 	MaxTransactionRetryTime time.Duration
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -32,7 +34,9 @@ const (
 // SkipSchema) backs with an index, so each lookup is an index seek whatever
 // the node's other labels; the relationship document needs no labels.
 //
-// Nodes are grouped by label set within a chunk and written with one
+// Within a chunk, rows of one id are merged first (labels united, later
+// properties winning), so the document's order decides the final values
+// whatever the chunk size. Nodes are then grouped by label set and written with one
 // UNWIND ... MERGE ... SET n:Labels SET n += row.props statement per group;
 // relationships are grouped by type and written with UNWIND ... MATCH ...
 // MATCH ... MERGE (a)-[r:TYPE]->(b) SET r += row.props. Labels and types are
@@ -55,11 +59,21 @@ type Importer struct {
 	// DefaultBaseLabel.
 	BaseLabel string
 	// SkipSchema stops Import from creating the uniqueness constraint on
-	// BaseLabel.id (for users without schema privileges; then someone else
-	// must create it, or imports get slow as the graph grows). Without it,
-	// the first Import per Manager, environment and base label runs
-	// CREATE CONSTRAINT ... IF NOT EXISTS; later ones skip it until the
+	// BaseLabel.id (for users without schema privileges); Import then
+	// looks for one (SHOW CONSTRAINTS). Without SkipSchema, the first
+	// Import per Manager, environment and base label runs CREATE
+	// CONSTRAINT ... IF NOT EXISTS; later ones skip it until the
 	// environment is reconfigured.
+	//
+	// What the constraint promises: with it, ids stay unique however many
+	// imports run at once, in any number of processes. Without it (not
+	// found, not visible to the user, or blocked by an index the user made
+	// on the same key), MERGE alone would create duplicates under
+	// concurrency, so imports of this base label through one Manager run
+	// one at a time (exact, but serial); imports from other processes or
+	// Managers can still duplicate nodes, and every lookup scans the label
+	// unless an index on BaseLabel.id exists. Have the constraint created
+	// (EnsureConstraints) wherever imports run concurrently.
 	SkipSchema bool
 }
 
@@ -95,11 +109,23 @@ type ImportResult struct {
 }
 
 // ImportError reports an import that stopped. Result counts what was
-// committed; Err (usually a *ChunkError, whose Committed field is the resume
-// offset within Phase) is the cause.
+// committed; Offset is where to resume; Err (usually a *ChunkError) is the
+// cause.
+//
+// To resume, import again the items not known to be committed: in the
+// nodes phase, the nodes from Offset on and all relationships; in the
+// relationships phase, the relationships from Offset on. Importing the
+// whole document again is equally safe (imports are idempotent), only
+// slower. When the error matches ErrCommitOutcomeUnknown the chunk at
+// Offset may already be in the database; writing it again is harmless.
 type ImportError struct {
 	// Phase is the phase that failed.
 	Phase string
+	// Offset is the number of items of Phase (nodes, or relationships
+	// counting skipped ones) known to be committed: the position, in the
+	// document's list for Phase, to resume from. Result.Relationships is
+	// not an offset: it leaves out skipped relationships.
+	Offset int
 	// Result counts what was committed before the failure.
 	Result ImportResult
 	// Err is the cause.
@@ -210,10 +236,20 @@ func (im *Importer) run(ctx context.Context, size int,
 	nodes iter.Seq2[Node, error], nodeTotal int,
 	rels iter.Seq2[Relationship, error], relTotal int,
 	validate bool, onProgress func(ImportProgress)) (ImportResult, error) {
-	if base := im.baseLabel(); !im.SkipSchema && !im.Manager.schemaEnsured(im.Env, base) {
-		if err := im.ensureConstraint(ctx, base); err != nil {
-			return ImportResult{}, &ImportError{Phase: PhaseNodes, Err: err}
+	base := im.baseLabel()
+	constrained, err := im.schema(ctx, base)
+	if err != nil {
+		return ImportResult{}, &ImportError{Phase: PhaseNodes, Err: err}
+	}
+	if !constrained {
+		// MERGE alone does not keep ids unique under concurrency: without
+		// the constraint, imports of this base label through this Manager
+		// run one at a time.
+		unlock, err := im.Manager.lockImports(ctx, im.Env, base)
+		if err != nil {
+			return ImportResult{}, &ImportError{Phase: PhaseNodes, Err: &ChunkError{Err: err}}
 		}
+		defer unlock()
 	}
 	if validate {
 		nodes = validated(nodes, "node", ValidateNode)
@@ -224,7 +260,7 @@ func (im *Importer) run(ctx context.Context, size int,
 	// Statements and rows are built before each chunk's transaction begins
 	// (prepare), not inside it, so a retry of the transaction reuses them.
 	nw := &nodeWriter{base: im.baseLabel(), stmts: make(map[string]string)}
-	_, err := chunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, nw.prepare, nw.write, func(done, total int) {
+	_, err = chunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, nw.prepare, nw.write, func(done, total int) {
 		res.Nodes = done
 		res.NodesCreated += nw.created
 		res.Chunks++
@@ -233,7 +269,7 @@ func (im *Importer) run(ctx context.Context, size int,
 		}
 	})
 	if err != nil {
-		return res, &ImportError{Phase: PhaseNodes, Result: res, Err: err}
+		return res, &ImportError{Phase: PhaseNodes, Offset: chunkOffset(err), Result: res, Err: err}
 	}
 
 	rw := &relWriter{base: im.baseLabel(), stmts: make(map[string]string)}
@@ -247,9 +283,18 @@ func (im *Importer) run(ctx context.Context, size int,
 		}
 	})
 	if err != nil {
-		return res, &ImportError{Phase: PhaseRelationships, Result: res, Err: err}
+		return res, &ImportError{Phase: PhaseRelationships, Offset: chunkOffset(err), Result: res, Err: err}
 	}
 	return res, nil
+}
+
+// chunkOffset returns the resume offset of a chunked write's error.
+func chunkOffset(err error) int {
+	var ce *ChunkError
+	if errors.As(err, &ce) {
+		return ce.Committed
+	}
+	return 0
 }
 
 // EnsureConstraints creates, if missing, a uniqueness constraint on the id
@@ -273,6 +318,71 @@ func (im *Importer) EnsureConstraints(ctx context.Context, labels ...string) err
 		}
 	}
 	return nil
+}
+
+// codeIndexAlreadyExists is Neo4j's refusal to create a uniqueness
+// constraint where an index on the same label and property exists.
+const codeIndexAlreadyExists = "Neo.ClientError.Schema.IndexAlreadyExists"
+
+// schema reports whether a uniqueness constraint (or node key) on
+// label.id is known to exist, creating it unless SkipSchema. An index the
+// user created on (:label {id}) blocks the constraint: the import then
+// goes on without it (MERGE uses that index for its lookups) and is
+// serialised like an import without the constraint. With SkipSchema the
+// constraint is looked up (SHOW CONSTRAINTS); when that is not allowed,
+// it is taken to be absent.
+func (im *Importer) schema(ctx context.Context, label string) (bool, error) {
+	m := im.Manager
+	if m.schemaEnsured(im.Env, label) {
+		return true, nil
+	}
+	if im.SkipSchema {
+		ok, err := im.hasIDConstraint(ctx, label)
+		if err != nil {
+			if IsUnavailable(err) || ctx.Err() != nil {
+				return false, err
+			}
+			return false, nil // not allowed to look: assume absent
+		}
+		if ok {
+			m.markSchemaEnsured(im.Env, label)
+		}
+		return ok, nil
+	}
+	err := im.ensureConstraint(ctx, label)
+	if err == nil {
+		return true, nil
+	}
+	var ne *neo4j.Neo4jError
+	if errors.As(err, &ne) && neo4jCode(ne) == codeIndexAlreadyExists {
+		m.logger().Warn("neo4jpool: an index on the import key blocks the id uniqueness constraint; importing without it, one import at a time",
+			slog.String("env", im.Env), slog.String("label", label), slog.String("neo4j_message", ne.Msg))
+		return false, nil
+	}
+	return false, err
+}
+
+// hasIDConstraint reports whether a uniqueness constraint or node key on
+// exactly label.id exists.
+func (im *Importer) hasIDConstraint(ctx context.Context, label string) (bool, error) {
+	n, err := im.Manager.ExecuteRead(ctx, im.Env, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, "SHOW CONSTRAINTS YIELD type, labelsOrTypes, properties "+
+			"WHERE type IN ['UNIQUENESS', 'NODE_KEY'] AND labelsOrTypes = [$label] AND properties = ['id'] RETURN count(*) AS n",
+			map[string]any{"label": label})
+		if err != nil {
+			return nil, err
+		}
+		rec, err := res.Single(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return rec.Values[0], nil
+	})
+	if err != nil {
+		return false, err
+	}
+	c, _ := n.(int64)
+	return c > 0, nil
 }
 
 func (im *Importer) ensureConstraint(ctx context.Context, label string) error {
@@ -316,8 +426,11 @@ type nodeWriter struct {
 
 // prepare groups a chunk of nodes by label set (in order of first
 // appearance) and builds each group's statement and rows, before the
-// chunk's transaction begins.
+// chunk's transaction begins. An id repeated within the chunk is written
+// once, merged as collapseNodes says, so that grouping cannot reorder its
+// rows: the later row in the document wins at any chunk size.
 func (w *nodeWriter) prepare(chunk []Node) []batch {
+	chunk = collapseNodes(chunk)
 	var out []batch
 	index := make(map[string]int) // label-set key -> position in out
 	for i := range chunk {
@@ -335,6 +448,48 @@ func (w *nodeWriter) prepare(chunk []Node) []batch {
 			props = normalizeProperties(n.Properties)
 		}
 		out[j].rows = append(out[j].rows, map[string]any{"id": n.ID, "props": props})
+	}
+	return out
+}
+
+// collapseNodes returns chunk with every repeated id merged into its first
+// occurrence: labels united, properties merged in document order (a later
+// value, nil included, replaces an earlier one). Writing the merged node
+// has the same effect as writing the rows one after another (labels are
+// only added; SET n += applies keys in turn, nil removing). It returns
+// chunk itself, without allocating a copy, when no id repeats, and never
+// modifies chunk's nodes.
+func collapseNodes(chunk []Node) []Node {
+	if len(chunk) < 2 {
+		return chunk
+	}
+	seen := make(map[string]struct{}, len(chunk))
+	dup := false
+	for i := range chunk {
+		if _, ok := seen[chunk[i].ID]; ok {
+			dup = true
+			break
+		}
+		seen[chunk[i].ID] = struct{}{}
+	}
+	if !dup {
+		return chunk
+	}
+	out := make([]Node, 0, len(chunk))
+	pos := make(map[string]int, len(chunk))
+	for _, n := range chunk {
+		j, ok := pos[n.ID]
+		if !ok {
+			pos[n.ID] = len(out)
+			out = append(out, n) // shares Labels and Properties until merged
+			continue
+		}
+		m := &out[j]
+		m.Labels = append(slices.Clip(m.Labels), n.Labels...)
+		props := make(map[string]any, len(m.Properties)+len(n.Properties))
+		maps.Copy(props, m.Properties)
+		maps.Copy(props, n.Properties)
+		m.Properties = props
 	}
 	return out
 }
@@ -441,7 +596,9 @@ func (w *relWriter) prepare(chunk []Relationship) []batch {
 		if len(r.Properties) > 0 {
 			props = normalizeProperties(r.Properties)
 		}
-		out[j].rows = append(out[j].rows, map[string]any{"from": r.From, "to": r.To, "props": props})
+		// i tells rows apart, so that a row matching several nodes (ids
+		// duplicated by imports without the constraint) counts once.
+		out[j].rows = append(out[j].rows, map[string]any{"i": len(out[j].rows), "from": r.From, "to": r.To, "props": props})
 	}
 	return out
 }
@@ -479,7 +636,7 @@ func (w *relWriter) statement(typ string) string {
 	}
 	base := quoteIdentifier(w.base)
 	s := "UNWIND $rows AS row MATCH (a:" + base + " {id: row.from}) MATCH (b:" + base +
-		" {id: row.to}) MERGE (a)-[r:" + quoteIdentifier(typ) + "]->(b) SET r += row.props RETURN count(r) AS written"
+		" {id: row.to}) MERGE (a)-[r:" + quoteIdentifier(typ) + "]->(b) SET r += row.props RETURN count(DISTINCT row.i) AS written"
 	w.stmts[typ] = s
 	return s
 }

@@ -1,12 +1,14 @@
 package neo4jpool_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -282,4 +284,192 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
+}
+
+// TestImportLaterRowWinsAtAnyChunkSize: the same id several times with
+// different label sets ends with the values of its last row, whatever the
+// chunk size (grouping by label set within a chunk once reordered them).
+func TestImportLaterRowWinsAtAnyChunkSize(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	for _, size := range []int{1, 2, 3, 1000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			id := fmt.Sprintf("%s/%d", label, size)
+			g := neo4jpool.Graph{ChunkSize: size, Nodes: []neo4jpool.Node{
+				{ID: id, Labels: []string{label, "L1"}, Properties: map[string]any{"v": 1, "w": "a"}},
+				{ID: id, Labels: []string{label, "L2"}, Properties: map[string]any{"v": 2}},
+				{ID: id, Labels: []string{label, "L1"}, Properties: map[string]any{"v": 3, "w": nil}},
+				{ID: id + "/other", Labels: []string{label}},
+			}}
+			im := &neo4jpool.Importer{Manager: m, Env: "dev"}
+			res, err := im.Import(t.Context(), g, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Nodes != 4 || res.NodesCreated != 2 {
+				t.Errorf("result %+v", res)
+			}
+			recs, err := neo4jtest.Query(t.Context(), d, s, "MATCH (n:`"+label+"` {id: $id}) RETURN properties(n), labels(n)", map[string]any{"id": id})
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("%d nodes, %v", len(recs), err)
+			}
+			want := map[string]any{"id": id, "v": int64(3)}
+			if diff := cmp.Diff(want, recs[0].Values[0]); diff != "" {
+				t.Errorf("properties (-want +got):\n%s", diff)
+			}
+			var labels []string
+			for _, l := range recs[0].Values[1].([]any) {
+				labels = append(labels, l.(string))
+			}
+			if want := sorted([]string{"GraphNode", "L1", "L2", label}); !cmp.Equal(sorted(labels), want) {
+				t.Errorf("labels %v, want %v", labels, want)
+			}
+		})
+	}
+}
+
+// overlapping returns a graph of nodes from..to-1 of prefix, chained by
+// NEXT relationships (the last one points past the range: skipped unless
+// another document created that node).
+func overlapping(prefix string, from, to int) neo4jpool.Graph {
+	var g neo4jpool.Graph
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("%s/%d", prefix, i)
+		g.Nodes = append(g.Nodes, neo4jpool.Node{ID: id, Properties: map[string]any{"i": i}})
+		g.Relationships = append(g.Relationships, neo4jpool.Relationship{Type: "NEXT", From: id, To: fmt.Sprintf("%s/%d", prefix, i+1)})
+	}
+	return g
+}
+
+// importConcurrently runs Import of two overlapping documents in two
+// goroutines, three times each, and checks that every id exists once and
+// no counter is negative.
+func importConcurrently(t *testing.T, im *neo4jpool.Importer, d neo4j.DriverWithContext, s neo4jtest.Settings, base string) {
+	t.Helper()
+	docs := []neo4jpool.Graph{overlapping(base, 0, 600), overlapping(base, 200, 800)}
+	var wg sync.WaitGroup
+	results := make(chan neo4jpool.ImportResult, 6)
+	errs := make(chan error, 6)
+	for _, g := range docs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				res, err := im.Import(t.Context(), g, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				results <- res
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(results)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for res := range results {
+		if res.RelationshipsSkipped < 0 || res.Relationships > 600 || res.Relationships+res.RelationshipsSkipped != 600 {
+			t.Errorf("counters: %+v", res)
+		}
+	}
+	q := "MATCH (n:`" + base + "`) RETURN count(n) AS nodes, count(DISTINCT n.id) AS ids"
+	recs, err := neo4jtest.Query(t.Context(), d, s, q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes, ids := recs[0].Values[0].(int64), recs[0].Values[1].(int64); nodes != 800 || ids != 800 {
+		t.Errorf("%d nodes for %d ids, want 800 of each", nodes, ids)
+	}
+	if n := neo4jtest.Count(t, d, s, "MATCH (:`"+base+"`)-[r:NEXT]->(:`"+base+"`) RETURN count(r)", nil); n != 799 {
+		t.Errorf("%d relationships, want 799", n)
+	}
+}
+
+// TestImportSkipSchemaStaysExactUnderConcurrency: without the id
+// constraint (SkipSchema, none created), concurrent imports through one
+// Manager create each id once (they once duplicated nodes, and
+// RelationshipsSkipped went negative).
+func TestImportSkipSchemaStaysExactUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	base := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, base)
+	im := &neo4jpool.Importer{Manager: m, Env: "dev", BaseLabel: base, SkipSchema: true, ChunkSize: 50}
+	importConcurrently(t, im, d, s, base)
+}
+
+// TestImportUsesAnExistingIndexOnTheKey: a user's RANGE index on
+// (:Base {id}) blocks the uniqueness constraint; imports then go on
+// without it (and stay exact under concurrency) instead of failing with
+// IndexAlreadyExists.
+func TestImportUsesAnExistingIndexOnTheKey(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	base := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, base)
+	index := "idx_" + base
+	if len(index) > 64 {
+		index = index[:64]
+	}
+	if _, err := neo4jtest.Query(t.Context(), d, s, "CREATE INDEX `"+index+"` FOR (n:`"+base+"`) ON (n.id)", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := neo4jtest.Query(context.Background(), d, s, "DROP INDEX `"+index+"` IF EXISTS", nil); err != nil {
+			t.Errorf("drop index: %v", err)
+		}
+	})
+	neo4jtest.DropConstraint(t, d, s, "atg_id_unique_"+base) // in case the index did not block it
+	im := &neo4jpool.Importer{Manager: m, Env: "dev", BaseLabel: base, ChunkSize: 50}
+	importConcurrently(t, im, d, s, base)
+}
+
+// TestImportErrorOffset: an import that stops in the relationships phase
+// reports the offset to resume from in its list of relationships, counting
+// skipped and repeated relationships (Result.Relationships does not).
+func TestImportErrorOffset(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	im := &neo4jpool.Importer{Manager: m, Env: "dev", ChunkSize: 10}
+	id := func(i int) string { return fmt.Sprintf("%s/%d", label, i) }
+	nodes := func(yield func(neo4jpool.Node, error) bool) {
+		for i := range 5 {
+			if !yield(neo4jpool.Node{ID: id(i), Labels: []string{label}}, nil) {
+				return
+			}
+		}
+	}
+	rels := func(yield func(neo4jpool.Relationship, error) bool) {
+		for i := range 30 {
+			r := neo4jpool.Relationship{Type: "NEXT", From: id(i % 5), To: id(i%5 + 1)} // 4→5 is skipped, the rest repeat
+			if i == 23 {
+				r.Type = injection
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	res, err := im.ImportStream(t.Context(), nodes, rels, nil)
+	var ie *neo4jpool.ImportError
+	if !errors.As(err, &ie) {
+		t.Fatalf("got %v", err)
+	}
+	if ie.Phase != neo4jpool.PhaseRelationships || ie.Offset != 20 || res.Relationships != 16 || res.RelationshipsSkipped != 4 {
+		t.Errorf("phase %s, offset %d, result %+v", ie.Phase, ie.Offset, res)
+	}
+	if n := neo4jtest.Count(t, d, s, "MATCH (:`"+label+"`)-[r:NEXT]->() RETURN count(r)", nil); n != 4 {
+		t.Errorf("%d relationships stored, want 4", n)
+	}
 }

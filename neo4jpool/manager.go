@@ -33,7 +33,9 @@ const sessionCloseTimeout = 10 * time.Second
 // Options tunes a [Manager]. The zero value gives the defaults.
 type Options struct {
 	// Logger receives the manager's own messages and the driver's log lines
-	// (see LevelTrace for the levels). Nil means slog.Default().
+	// (see LevelTrace for the levels). Nil means nothing is logged: library
+	// code logs only to a logger it is given (pass slog.Default() to log
+	// where the program does).
 	Logger *slog.Logger
 	// HealthTimeout bounds one health check. Zero means DefaultHealthTimeout.
 	HealthTimeout time.Duration
@@ -78,6 +80,11 @@ type Manager struct {
 	envs    map[string]*envState
 	metrics map[string]*envMetrics // per environment name, kept across reconfiguration
 
+	// importLocks serialise imports without an id constraint, one
+	// channel (of capacity 1) per environment and base label.
+	importMu    sync.Mutex
+	importLocks map[[2]string]chan struct{}
+
 	// Test hooks (see export_test.go).
 	verifications atomic.Int64
 	driversClosed atomic.Int64
@@ -108,11 +115,14 @@ func NewManager(opts Options) *Manager {
 	return &Manager{opts: opts}
 }
 
+// discardLogger is the logger of a Manager given none.
+var discardLogger = slog.New(slog.DiscardHandler)
+
 func (m *Manager) logger() *slog.Logger {
 	if m.opts.Logger != nil {
 		return m.opts.Logger
 	}
-	return slog.Default()
+	return discardLogger
 }
 
 // metricsForLocked returns the metrics of env, creating them. m.mu is held.
@@ -409,6 +419,28 @@ func (m *Manager) markSchemaEnsured(env, label string) {
 	}
 }
 
+// lockImports waits until no other import of base label in env holds the
+// lock (or ctx ends), takes it and returns its release.
+func (m *Manager) lockImports(ctx context.Context, env, base string) (func(), error) {
+	m.importMu.Lock()
+	if m.importLocks == nil {
+		m.importLocks = make(map[[2]string]chan struct{})
+	}
+	key := [2]string{env, base}
+	ch := m.importLocks[key]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		m.importLocks[key] = ch
+	}
+	m.importMu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
 // envMetricsFor returns the metrics of a configured, open env.
 func (m *Manager) envMetricsFor(env string) (*envMetrics, error) {
 	m.mu.Lock()
@@ -445,7 +477,9 @@ func (m *Manager) ExecuteRead(ctx context.Context, env string, work neo4j.Manage
 // with the driver's retries of transient failures for up to
 // Config.MaxTransactionRetryTime: work may run more than once and must be
 // idempotent. Do not wrap it in [Retry]. It maintains the environment's
-// metrics.
+// metrics. When work returned nil but the commit got no answer (the
+// connection broke, or ctx ended, during COMMIT), the error matches
+// ErrCommitOutcomeUnknown: the transaction may have been committed.
 func (m *Manager) ExecuteWrite(ctx context.Context, env string, work neo4j.ManagedTransactionWork, configurers ...func(*neo4j.TransactionConfig)) (any, error) {
 	return m.execute(ctx, env, neo4j.AccessModeWrite, work, configurers)
 }
@@ -462,13 +496,44 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 	start := time.Now()
 	em.callBegin()
 	attempts := 0
-	defer func() { em.callEnd(err, attempts) }()
+	defer func() { em.callEnd(err, attempts, start) }()
 
-	d, cfg, err := m.driver(ctx, env)
-	if err != nil {
-		return nil, err
+	for round := 1; ; round++ {
+		d, cfg, err := m.driver(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		ran := attempts
+		result, err = m.executeOn(ctx, env, d, cfg, mode, work, configurers, start, em, &attempts)
+		if err != nil && attempts == ran && round < maxHandOvers && ctx.Err() == nil && !m.isCurrentDriver(env, d) {
+			// The environment was reconfigured (or closed) while this call
+			// waited for a connection of the old driver, which failed it
+			// ("Pool closed") before its work ran: hand it to the new driver
+			// (m.driver reports a closed environment).
+			continue
+		}
+		return result, err
 	}
-	guard := newRetryGuard(ctx, cfg.MaxTransactionRetryTime)
+}
+
+// maxHandOvers bounds how many drivers one call tries when its environment
+// is reconfigured while it waits.
+const maxHandOvers = 3
+
+// isCurrentDriver reports whether d is env's current driver.
+func (m *Manager) isCurrentDriver(env string, d neo4j.DriverWithContext) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.envs[env]
+	return !m.closed && st != nil && !st.closed && st.driver == d
+}
+
+// executeOn runs work in one managed transaction on driver d, adding the
+// work function's runs to *attempts.
+func (m *Manager) executeOn(ctx context.Context, env string, d neo4j.DriverWithContext, cfg Config, mode neo4j.AccessMode,
+	work neo4j.ManagedTransactionWork, configurers []func(*neo4j.TransactionConfig),
+	start time.Time, em *envMetrics, attempts *int) (any, error) {
+	guard := newRetryGuard(ctx, cfg.MaxTransactionRetryTime, em.connFailed.Load)
 	defer guard.stop()
 	session := d.NewSession(ctx, neo4j.SessionConfig{AccessMode: mode, DatabaseName: cfg.Database})
 	defer func() {
@@ -481,8 +546,8 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 		if err := guard.enter(); err != nil {
 			return nil, err
 		}
-		attempts++
-		if attempts == 1 {
+		*attempts++
+		if *attempts == 1 {
 			em.txStart.observe(time.Since(start).Seconds())
 		}
 		em.txBegin()
@@ -493,6 +558,8 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 	}
 	ctx = guard.ctx
 	op := "write transaction"
+	var result any
+	var err error
 	if mode == neo4j.AccessModeRead {
 		result, err = session.ExecuteRead(ctx, counted, configurers...)
 		op = "read transaction"
@@ -500,9 +567,51 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 		result, err = session.ExecuteWrite(ctx, counted, configurers...)
 	}
 	if err != nil {
-		return nil, &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: op, Err: guard.explain(err)}
+		err = guard.explain(err)
+		if mode == neo4j.AccessModeWrite && guard.lastWorkSucceeded() && !serverRefused(err) {
+			// The work ran to its end, and then COMMIT got no answer (the
+			// connection broke, the context ended): it may have committed.
+			err = &CommitUnknownError{Err: err}
+		}
+		return nil, &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: op, Err: err}
 	}
 	return result, nil
+}
+
+// ErrCommitOutcomeUnknown is matched by the error of a write transaction
+// whose work function returned nil but whose COMMIT got no answer from the
+// server (the connection broke, or the context ended, while it was in
+// flight): the transaction may or may not have been committed.
+var ErrCommitOutcomeUnknown = errors.New("neo4jpool: commit outcome unknown")
+
+// CommitUnknownError reports a write transaction whose commit outcome is
+// unknown (see ErrCommitOutcomeUnknown, which it matches). Err is the
+// driver's error. Running the work again is safe only if it is idempotent.
+type CommitUnknownError struct {
+	// Err is the driver's error.
+	Err error
+}
+
+// Error implements error.
+func (e *CommitUnknownError) Error() string {
+	return fmt.Sprintf("%s (it may have been committed): %v", ErrCommitOutcomeUnknown, e.Err)
+}
+
+// Is makes errors.Is(err, ErrCommitOutcomeUnknown) true.
+func (e *CommitUnknownError) Is(target error) bool { return target == ErrCommitOutcomeUnknown }
+
+// Unwrap returns the driver's error.
+func (e *CommitUnknownError) Unwrap() error { return e.Err }
+
+// serverRefused reports whether the last error of err came from the server
+// (a *neo4j.Neo4jError): then the transaction was not committed.
+func serverRefused(err error) bool {
+	var limit *neo4j.TransactionExecutionLimit
+	if errors.As(err, &limit) && len(limit.Errors) > 0 {
+		err = limit.Errors[len(limit.Errors)-1]
+	}
+	var ne *neo4j.Neo4jError
+	return errors.As(err, &ne)
 }
 
 // Snapshot returns the pool metrics of env (see [Snapshot] for what each

@@ -3,6 +3,7 @@ package neo4jpool_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -273,4 +274,98 @@ func TestDriverRetryIsCounted(t *testing.T) {
 	if calls < 2 || snap.TxRetried != 1 || snap.TxAttempts != uint64(calls) || snap.TxCommitted != 1 || snap.TxFailed != 0 {
 		t.Errorf("calls %d, metrics %+v", calls, snap)
 	}
+}
+
+// TestReconfigureHandsQueuedCallsToTheNewDriver: a call waiting for a
+// connection when its environment is reconfigured is run on the new
+// driver instead of failing with the old driver's "Pool closed".
+func TestReconfigureHandsQueuedCallsToTheNewDriver(t *testing.T) {
+	t.Parallel()
+	_, cfg := realConfig(t)
+	cfg.MaxPoolSize = 1
+	m := newManager(t, neo4jpool.Options{})
+	ctx := t.Context()
+	if err := m.Configure(ctx, "dev", cfg); err != nil {
+		t.Fatal(err)
+	}
+	holding := make(chan struct{})
+	release := make(chan struct{})
+	holder := make(chan error, 1)
+	go func() {
+		_, err := m.ExecuteRead(ctx, "dev", func(tx neo4j.ManagedTransaction) (any, error) {
+			close(holding)
+			<-release
+			return nil, nil
+		})
+		holder <- err
+	}()
+	<-holding
+	queued := make(chan error, 1)
+	go func() {
+		_, err := m.ExecuteWrite(ctx, "dev", func(tx neo4j.ManagedTransaction) (any, error) {
+			res, err := tx.Run(ctx, "RETURN 1", nil)
+			if err != nil {
+				return nil, err
+			}
+			return res.Consume(ctx)
+		})
+		queued <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second) // until the second call waits
+	for snap, _ := m.Snapshot("dev"); snap.CallsInFlight < 2 && time.Now().Before(deadline); snap, _ = m.Snapshot("dev") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // now in the pool's queue
+	reconfigured := make(chan error, 1)
+	go func() { reconfigured <- m.Configure(ctx, "dev", cfg) }()
+	err := <-queued
+	close(release)
+	if rerr := <-reconfigured; rerr != nil {
+		t.Errorf("reconfigure: %v", rerr)
+	}
+	if herr := <-holder; herr != nil {
+		t.Logf("the call holding the old driver's connection: %v", herr)
+	}
+	if err != nil {
+		t.Fatalf("queued call failed: %v (retryable %v, unavailable %v)", err, neo4jpool.IsRetryable(err), neo4jpool.IsUnavailable(err))
+	}
+}
+
+// TestManagerLogsNothingByDefault: a Manager given no logger writes
+// nothing to slog.Default (it once logged "neo4jpool: connected" there).
+// Not parallel: it replaces slog.Default.
+func TestManagerLogsNothingByDefault(t *testing.T) {
+	_, cfg := realConfig(t)
+	var buf strings.Builder
+	var mu sync.Mutex
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	m := neo4jpool.NewManager(neo4jpool.Options{})
+	defer m.CloseAll(context.Background())
+	if err := m.Configure(t.Context(), "dev", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Driver(t.Context(), "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Configure(t.Context(), "dev", cfg); err != nil { // reconfigure: logged too, once
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if buf.Len() > 0 {
+		t.Errorf("logged through slog.Default:\n%s", buf.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -67,7 +67,9 @@ type Snapshot struct {
 	CallsInFlight int64 `json:"calls_in_flight"`
 	// UtilizationPercent is TxActive / PoolMax in percent.
 	UtilizationPercent float64 `json:"utilization_percent"`
-	// PeakUtilizationPercent is the highest UtilizationPercent in the window.
+	// PeakUtilizationPercent is the highest UtilizationPercent in the
+	// window: work running at any moment of the window counts, including
+	// work that began before it.
 	PeakUtilizationPercent float64 `json:"peak_utilization_percent"`
 	// BorrowQueued counts the driver's "Borrow queued" log lines: one each
 	// time a borrow joins the pool's wait queue because no connection is
@@ -96,7 +98,7 @@ type Snapshot struct {
 	ConnectionsClosed uint64 `json:"connections_closed_total"`
 	// ConnectionsOpenEstimate is ConnectionsCreated - ConnectionsClosed.
 	ConnectionsOpenEstimate int64 `json:"connections_open_estimate"`
-	// TxCommitted counts ExecuteRead/ExecuteWrite calls that succeeded.
+	// TxCommitted counts ExecuteRead/ExecuteWrite/ExecuteOnce calls that succeeded.
 	TxCommitted uint64 `json:"tx_committed_total"`
 	// TxFailed counts ExecuteRead/ExecuteWrite calls that returned an error.
 	TxFailed uint64 `json:"tx_failed_total"`
@@ -107,8 +109,15 @@ type Snapshot struct {
 	TxAttempts uint64 `json:"tx_attempts_total"`
 	// FailureRatePercent is TxFailed / (TxCommitted + TxFailed) in percent.
 	FailureRatePercent float64 `json:"failure_rate_percent"`
-	// TxStart summarises the time-to-first-callback histogram.
+	// TxStart summarises the time-to-first-callback histogram of the calls
+	// whose work function ran.
 	TxStart TxStartStats `json:"tx_start"`
+	// TxStartFailed summarises, for the calls that failed before their
+	// work function ever ran (no connection within the acquisition
+	// timeout, the caller's deadline while queued, an unreachable
+	// database), the time from the call to its failure: the worst waits,
+	// which TxStart does not include.
+	TxStartFailed TxStartStats `json:"tx_start_failed"`
 	// Recommendation is the pool-size advice for the window.
 	Recommendation Recommendation `json:"recommendation"`
 }
@@ -137,8 +146,9 @@ type TxStartStats struct {
 
 // envMetrics holds the live measurements of one environment.
 type envMetrics struct {
-	env string
-	win *slidingWindow
+	env     string
+	win     *slidingWindow
+	started time.Time // when measuring began: the window is full one span later
 
 	poolMax       atomic.Int64
 	txActive      atomic.Int64
@@ -155,7 +165,8 @@ type envMetrics struct {
 	connFailed      atomic.Uint64
 	connClosed      atomic.Uint64
 
-	txStart *histogram
+	txStart       *histogram
+	txStartFailed *histogram // calls that failed before their work ran
 
 	connMu    sync.Mutex
 	openConns map[string]struct{} // Bolt log ids of connections that logged "Connected"
@@ -165,20 +176,28 @@ type envMetrics struct {
 }
 
 func newEnvMetrics(env string, window time.Duration, now func() time.Time) *envMetrics {
+	win := newSlidingWindow(window, now)
 	return &envMetrics{
-		env:       env,
-		win:       newSlidingWindow(window, now),
-		txStart:   newHistogram(TxStartBuckets),
-		openConns: make(map[string]struct{}),
+		env:           env,
+		win:           win,
+		started:       win.now(),
+		txStart:       newHistogram(TxStartBuckets),
+		txStartFailed: newHistogram(TxStartBuckets),
+		openConns:     make(map[string]struct{}),
 	}
 }
 
 // callBegin marks the start of an ExecuteRead/ExecuteWrite call.
 func (e *envMetrics) callBegin() { e.callsInFlight.Add(1) }
 
-// callEnd records the outcome of a call whose work function ran attempts times.
-func (e *envMetrics) callEnd(err error, attempts int) {
+// callEnd records the outcome of a call that began at start and whose
+// work function ran attempts times: a failed call whose work never ran
+// (no connection, no transaction) adds its wait to txStartFailed.
+func (e *envMetrics) callEnd(err error, attempts int, start time.Time) {
 	e.callsInFlight.Add(-1)
+	if err != nil && attempts == 0 {
+		e.txStartFailed.observe(time.Since(start).Seconds())
+	}
 	if err == nil {
 		e.txCommitted.Add(1)
 	} else {
@@ -196,7 +215,14 @@ func (e *envMetrics) txBegin() {
 	e.win.observeActive(n)
 }
 
-func (e *envMetrics) txEnd() { e.txActive.Add(-1) }
+// txEnd records the count before the decrement too: with the counts
+// recorded at each begin and end, and the current count, the window's peak
+// is exact even for work that began before the window and is still
+// running, or ended, in it.
+func (e *envMetrics) txEnd() {
+	n := e.txActive.Add(-1)
+	e.win.observeActive(n + 1)
+}
 
 // observe counts one classified driver log event.
 func (e *envMetrics) observe(ev logEvent, id string) {
@@ -254,6 +280,13 @@ func (e *envMetrics) snapshot() Snapshot {
 // the histogram once. Without explain, Recommendation.Reason is left empty
 // (the Prometheus collector exports only the action).
 func (e *envMetrics) collect(explain bool) (Snapshot, histogramReading) {
+	s, r, _ := e.collectAll(explain)
+	return s, r
+}
+
+// collectAll is collect, also returning the reading of the failed-start
+// histogram.
+func (e *envMetrics) collectAll(explain bool) (Snapshot, histogramReading, histogramReading) {
 	now := e.win.now()
 	poolMax := e.poolMax.Load()
 	active := e.txActive.Load()
@@ -263,6 +296,7 @@ func (e *envMetrics) collect(explain bool) (Snapshot, histogramReading) {
 	created, closed := e.connCreated.Load(), e.connClosed.Load()
 	peakPct := UtilizationPercent(peak, poolMax)
 	txStart := e.txStart.read()
+	txStartFailed := e.txStartFailed.read()
 	return Snapshot{
 		Environment:             e.env,
 		TakenAt:                 now,
@@ -287,8 +321,9 @@ func (e *envMetrics) collect(explain bool) (Snapshot, histogramReading) {
 		TxAttempts:              e.txAttempts.Load(),
 		FailureRatePercent:      FailureRatePercent(failed, committed+failed),
 		TxStart:                 e.txStart.stats(txStart),
-		Recommendation:          recommend(peakPct, queuedW, timeoutsW, e.win.span, explain),
-	}, txStart
+		TxStartFailed:           e.txStartFailed.stats(txStartFailed),
+		Recommendation:          recommendObserved(peakPct, queuedW, timeoutsW, e.win.span, now.Sub(e.started), explain),
+	}, txStart, txStartFailed
 }
 
 // slidingWindow keeps per-bucket maxima and counts over the last span.

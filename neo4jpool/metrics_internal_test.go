@@ -177,8 +177,10 @@ func TestHistogramStats(t *testing.T) {
 // snapshot it exports come from the same reading, and the collector does
 // not format the recommendation's reason it does not export.
 func TestCollectReadsTheHistogramOnce(t *testing.T) {
-	em := newEnvMetrics("dev", time.Minute, nil)
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	em := newEnvMetrics("dev", time.Minute, clock.now)
 	em.poolMax.Store(4)
+	clock.advance(time.Minute) // a full window
 	em.txStart.observe(0.003)
 	em.txStart.observe(2)
 	s, r := em.collect(false)
@@ -194,8 +196,10 @@ func TestCollectReadsTheHistogramOnce(t *testing.T) {
 }
 
 func TestSnapshotJSON(t *testing.T) {
-	em := newEnvMetrics("dev", time.Minute, nil)
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	em := newEnvMetrics("dev", time.Minute, clock.now)
 	em.poolMax.Store(50)
+	clock.advance(time.Minute) // a full window
 	b, err := json.Marshal(em.snapshot())
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +224,7 @@ func TestCollectorExportsDocumentedNames(t *testing.T) {
 	em.observe(eventBorrowQueued, "")
 	em.txStart.observe(0.003)
 	em.callBegin()
-	em.callEnd(nil, 2)
+	em.callEnd(nil, 2, time.Now())
 
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(m.Collector()); err != nil {
@@ -236,8 +240,9 @@ atg_neo4j_pool_utilization_ratio{env="dev"} 0.75
 # HELP atg_neo4j_pool_borrow_queued_total Times a connection borrow joined the pool's wait queue (driver log 'Borrow queued'; a borrow that waits again counts again).
 # TYPE atg_neo4j_pool_borrow_queued_total counter
 atg_neo4j_pool_borrow_queued_total{env="dev"} 1
-# HELP atg_neo4j_pool_scale_recommendation 1 for the currently advised pool action (scale_up, scale_down, ok), 0 for the others.
+# HELP atg_neo4j_pool_scale_recommendation 1 for the currently advised pool action (scale_up, scale_down, ok, not_enough_data), 0 for the others.
 # TYPE atg_neo4j_pool_scale_recommendation gauge
+atg_neo4j_pool_scale_recommendation{action="not_enough_data",env="dev"} 0
 atg_neo4j_pool_scale_recommendation{action="ok",env="dev"} 0
 atg_neo4j_pool_scale_recommendation{action="scale_down",env="dev"} 0
 atg_neo4j_pool_scale_recommendation{action="scale_up",env="dev"} 1
@@ -253,12 +258,62 @@ atg_neo4j_tx_retried_total{env="dev"} 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 16 single series + 3 recommendation series; atg_neo4j_up and the
+	// 17 single series + 4 recommendation series; atg_neo4j_up and the
 	// health duration appear only after a health check.
-	if n != 19 {
+	if n != 21 {
 		t.Errorf("series: %d", n)
 	}
 	if lint, err := testutil.GatherAndLint(reg); err != nil || len(lint) > 0 {
 		t.Errorf("lint: %v %v", err, lint)
+	}
+}
+
+// TestPeakCountsWorkRunningThroughTheWindow: ten transactions busy from
+// t=0 to 50 s on a pool of ten make the 60 s window's peak 100 % at
+// t=70 s, though none began in that window (the peak once counted only
+// transaction starts and said 0 %, scale_down).
+func TestPeakCountsWorkRunningThroughTheWindow(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	em := newEnvMetrics("dev", time.Minute, clock.now)
+	em.poolMax.Store(10)
+	for range 10 {
+		em.txBegin()
+	}
+	clock.advance(50 * time.Second)
+	for range 10 {
+		em.txEnd()
+	}
+	clock.advance(20 * time.Second)
+	s := em.snapshot()
+	if s.PeakUtilizationPercent != 100 || s.Recommendation.Action != ActionScaleUp {
+		t.Errorf("at t=70s: peak %.0f%%, %+v", s.PeakUtilizationPercent, s.Recommendation)
+	}
+	clock.advance(41 * time.Second) // the end at t=50 s has left the window
+	if s := em.snapshot(); s.PeakUtilizationPercent != 0 {
+		t.Errorf("at t=111s: peak %.0f%%", s.PeakUtilizationPercent)
+	}
+}
+
+// TestAdviceNeedsAFullWindow: a young process says "not enough data"
+// rather than scale_down or ok, but evidence for a larger pool counts at
+// once.
+func TestAdviceNeedsAFullWindow(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	em := newEnvMetrics("dev", time.Minute, clock.now)
+	em.poolMax.Store(10)
+	clock.advance(100 * time.Millisecond)
+	r := em.snapshot().Recommendation
+	if r.Action != ActionNotEnoughData || !strings.Contains(r.Reason, "not enough data") {
+		t.Errorf("after 0.1 s: %+v", r)
+	}
+	em.observe(eventAcquireTimeout, "")
+	if r := em.snapshot().Recommendation; r.Action != ActionScaleUp {
+		t.Errorf("a time-out after 0.1 s: %+v", r)
+	}
+	em2 := newEnvMetrics("dev", time.Minute, clock.now)
+	em2.poolMax.Store(10)
+	clock.advance(time.Minute)
+	if r := em2.snapshot().Recommendation; r.Action != ActionScaleDown {
+		t.Errorf("after a full idle window: %+v", r)
 	}
 }

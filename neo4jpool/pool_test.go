@@ -137,7 +137,8 @@ func TestUtilizationOfHeldTransactions(t *testing.T) {
 		{1, 10, 10, neo4jpool.ActionScaleDown}, // PM-3 like
 	}
 	for _, c := range cases {
-		m, _ := realManager(t, neo4jpool.Options{}, func(cfg *neo4jpool.Config) { cfg.MaxPoolSize = c.pool })
+		// A short window, filled before the snapshot: advice needs a full one.
+		m, _ := realManager(t, neo4jpool.Options{MetricsWindow: 100 * time.Millisecond}, func(cfg *neo4jpool.Config) { cfg.MaxPoolSize = c.pool })
 		started := make(chan struct{}, c.hold)
 		release := make(chan struct{})
 		var wg sync.WaitGroup
@@ -156,6 +157,7 @@ func TestUtilizationOfHeldTransactions(t *testing.T) {
 		for range c.hold {
 			<-started
 		}
+		time.Sleep(150 * time.Millisecond) // a full window, the transactions still held
 		s, _ := m.Snapshot("dev")
 		close(release)
 		wg.Wait()
@@ -168,5 +170,45 @@ func TestUtilizationOfHeldTransactions(t *testing.T) {
 		if after, _ := m.Snapshot("dev"); after.TxActive != 0 || after.TxCommitted != uint64(c.hold) {
 			t.Errorf("after release: %+v", after)
 		}
+	}
+}
+
+// TestTxStartRecordsCallsThatNeverStarted: calls that wait for a busy
+// pool's only connection and give up are counted, with their waits, in
+// TxStartFailed (they were missing from the time-to-start figures, though
+// they are the worst waits); TxStart holds the call that started.
+func TestTxStartRecordsCallsThatNeverStarted(t *testing.T) {
+	t.Parallel()
+	m, _ := realManager(t, neo4jpool.Options{}, func(cfg *neo4jpool.Config) { cfg.MaxPoolSize = 1 })
+	holding := make(chan struct{})
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, err := m.ExecuteRead(t.Context(), "dev", func(tx neo4j.ManagedTransaction) (any, error) {
+			close(holding)
+			<-release
+			return nil, nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	<-holding
+	const waiters = 3
+	for range waiters {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			if _, err := m.ExecuteRead(ctx, "dev", func(tx neo4j.ManagedTransaction) (any, error) { return nil, nil }); err == nil {
+				t.Error("a waiter got the held connection")
+			}
+		})
+	}
+	time.Sleep(600 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	s, _ := m.Snapshot("dev")
+	if s.TxStart.Count != 1 || s.TxStartFailed.Count != waiters || s.TxStartFailed.MeanSeconds < 0.25 {
+		t.Errorf("TxStart %+v, TxStartFailed %+v", s.TxStart, s.TxStartFailed)
 	}
 }

@@ -24,7 +24,14 @@ const (
 	ActionScaleDown Action = "scale_down"
 	// ActionOK advises no change.
 	ActionOK Action = "ok"
+	// ActionNotEnoughData says the measurements do not yet cover a full
+	// window (the process is younger than it) and nothing argues for a
+	// larger pool: too early to advise a smaller one, or no change.
+	ActionNotEnoughData Action = "not_enough_data"
 )
+
+// Actions lists every Action a Recommendation may carry.
+var Actions = []Action{ActionScaleUp, ActionScaleDown, ActionOK, ActionNotEnoughData}
 
 // Recommendation is a pool-size advice with a human-readable reason.
 type Recommendation struct {
@@ -72,6 +79,23 @@ func FailureRatePercent(failed, total uint64) float64 {
 // cases apart. The reason names the count that decided.
 func Recommend(peakPercent float64, borrowQueued, acquireTimeouts uint64, window time.Duration) Recommendation {
 	return recommend(peakPercent, borrowQueued, acquireTimeouts, window, true)
+}
+
+// recommendObserved is recommend for measurements that cover observed of
+// the window: before a full window, evidence for a larger pool (time-outs,
+// queued borrows, a peak above ScaleUpAbovePercent) still advises
+// scale_up, and anything else is ActionNotEnoughData.
+func recommendObserved(peakPercent float64, borrowQueued, acquireTimeouts uint64, window, observed time.Duration, explain bool) Recommendation {
+	r := recommend(peakPercent, borrowQueued, acquireTimeouts, window, explain)
+	if observed >= window || r.Action == ActionScaleUp {
+		return r
+	}
+	if !explain {
+		return Recommendation{Action: ActionNotEnoughData}
+	}
+	return Recommendation{ActionNotEnoughData, fmt.Sprintf(
+		"not enough data: measured for %s of the %s window (peak utilisation %.0f%% so far)",
+		observed.Round(100*time.Millisecond), window, peakPercent)}
 }
 
 // recommend is Recommend; without explain it leaves Reason empty and

@@ -84,3 +84,118 @@ func TestChunkTimeoutFailsAStalledChunk(t *testing.T) {
 		t.Errorf("took %s with a 300 ms chunk timeout", took)
 	}
 }
+
+// TestRetryTimeKeepsTheRealCause: a transaction that hits a real deadlock
+// after MaxTransactionRetryTime has run out fails with a *RetryTimeError
+// wrapping Neo4j's DeadlockDetected, not with a bare context.Canceled
+// (which the importer reported as "cancelled" though nobody cancelled).
+func TestRetryTimeKeepsTheRealCause(t *testing.T) {
+	t.Parallel()
+	s := neo4jtest.Require(t)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	ctx := t.Context()
+	if _, err := neo4jtest.Query(ctx, d, s, "CREATE (:`"+label+"` {k: 'x'}), (:`"+label+"` {k: 'y'})", nil); err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(Options{})
+	defer m.CloseAll(context.Background())
+	cfg := Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database, MaxTransactionRetryTime: time.Second}
+	if err := m.Configure(ctx, "dev", cfg); err != nil {
+		t.Fatal(err)
+	}
+	set := func(k string) string {
+		return "MATCH (n:`" + label + "` {k: '" + k + "'}) SET n.v = coalesce(n.v, 0) + 1"
+	}
+
+	// Transaction A holds x's lock for the whole test.
+	sa := d.NewSession(ctx, neo4j.SessionConfig{DatabaseName: s.Database})
+	defer sa.Close(context.Background())
+	txA, err := sa.BeginTransaction(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txA.Rollback(context.Background())
+	if _, err := txA.Run(ctx, set("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	aDone := make(chan error, 1)
+	_, err = m.ExecuteWrite(ctx, "dev", func(tx neo4j.ManagedTransaction) (any, error) {
+		if _, err := tx.Run(ctx, set("y"), nil); err != nil { // B holds y
+			return nil, err
+		}
+		go func() { // A now waits for y
+			_, err := txA.Run(ctx, set("y"), nil)
+			aDone <- err
+		}()
+		time.Sleep(1500 * time.Millisecond)  // past the retry time, A waiting
+		_, err := tx.Run(ctx, set("x"), nil) // B waits for x: a deadlock
+		return nil, err
+	})
+	if aerr := <-aDone; aerr != nil {
+		t.Logf("transaction A: %v", aerr)
+	}
+	var ne *neo4j.Neo4jError
+	switch {
+	case err == nil:
+		t.Fatal("the deadlocked transaction succeeded")
+	case errors.Is(err, context.Canceled):
+		t.Fatalf("error matches context.Canceled though nobody cancelled: %v", err)
+	case !errors.Is(err, ErrRetryTimeExceeded):
+		t.Fatalf("error does not match ErrRetryTimeExceeded: %v", err)
+	case !errors.As(err, &ne) || ne.Code != "Neo.TransientError.Transaction.DeadlockDetected":
+		t.Fatalf("error does not carry the deadlock: %v", err)
+	}
+	var rte *RetryTimeError
+	if !errors.As(err, &rte) || rte.Attempts != 1 || rte.Limit != time.Second {
+		t.Errorf("RetryTimeError %+v", rte)
+	}
+	t.Logf("error: %v", err)
+}
+
+// TestRetryTimeDoesNotCutTheConnectionWait: with a pool of one connection
+// held by another call, a call waits for the connection as long as
+// Config.ConnectionTimeout (5 s), not only the retry time (1 s), and
+// succeeds once the connection is free.
+func TestRetryTimeDoesNotCutTheConnectionWait(t *testing.T) {
+	t.Parallel()
+	s := neo4jtest.Require(t)
+	ctx := t.Context()
+	m := NewManager(Options{})
+	defer m.CloseAll(context.Background())
+	cfg := Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database,
+		MaxPoolSize: 1, ConnectionTimeout: 5 * time.Second, MaxTransactionRetryTime: time.Second}
+	if err := m.Configure(ctx, "dev", cfg); err != nil {
+		t.Fatal(err)
+	}
+	holding := make(chan struct{})
+	holder := make(chan error, 1)
+	go func() {
+		_, err := m.ExecuteRead(ctx, "dev", func(tx neo4j.ManagedTransaction) (any, error) {
+			close(holding)
+			time.Sleep(2500 * time.Millisecond)
+			return nil, nil
+		})
+		holder <- err
+	}()
+	<-holding
+	start := time.Now()
+	_, err := m.ExecuteRead(ctx, "dev", func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, "RETURN 1", nil)
+		if err != nil {
+			return nil, err
+		}
+		return res.Consume(ctx)
+	})
+	took := time.Since(start)
+	if herr := <-holder; herr != nil {
+		t.Fatalf("holder: %v", herr)
+	}
+	if err != nil {
+		t.Fatalf("waiting call failed after %s: %v", took, err)
+	}
+	if took < 2*time.Second {
+		t.Errorf("took %s; the connection was busy for 2.5 s", took)
+	}
+}

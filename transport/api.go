@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -58,8 +59,29 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBodyBytes caps request bodies (413 above); 0 means 32 MiB.
 	MaxBodyBytes int64
+	// MaxHeaderBytes caps the request line and headers (431 in the error
+	// envelope above); 0 means 64 KiB. The http.Server's own
+	// MaxHeaderBytes must be higher, or it answers first in plain text.
+	MaxHeaderBytes int
+	// BodyIdleTimeout bounds the wait for the next bytes of a request body
+	// (408 REQUEST_TIMEOUT past it); 0 means 30 s.
+	BodyIdleTimeout time.Duration
+	// ReadTimeout is the http.Server's ReadTimeout: the read deadline the
+	// body idle timeout puts back once a body is read; 0 means none.
+	ReadTimeout time.Duration
+	// MaxRequestsPerKey caps the requests one API key may have in flight at
+	// once, event streams included (429 RATE_LIMITED with Retry-After
+	// past it); 0 means no cap.
+	MaxRequestsPerKey int
 	// QueryMaxRows caps rows returned by /api/v1/query; 0 means 10,000.
 	QueryMaxRows int
+	// QueryMaxBytes caps the rows of one /api/v1/query result, measured as
+	// JSON; past it the result is truncated (truncated_reason
+	// "max_bytes"); 0 means 16 MiB.
+	QueryMaxBytes int64
+	// QueryGuardCacheSize is how many statement classifications the query
+	// route's guard keeps; 0 means 4096.
+	QueryGuardCacheSize int
 	// ReadyCacheTTL is how long a database check is reused by /readyz,
 	// /api/v1/health and /api/v1/status; 0 means 1 s.
 	ReadyCacheTTL time.Duration
@@ -72,6 +94,17 @@ type Options struct {
 	// EventTokenTTL is how long the token in links.events is valid; 0 means
 	// 15 minutes.
 	EventTokenTTL time.Duration
+	// CheckKey reports whether the API key with record ID keyID still
+	// authenticates, and as whom (for example
+	// (*auth.Authenticator).CheckKeyID). Event tokens are accepted only
+	// while the key that minted them passes it, checked when a stream opens
+	// and every EventTokenRecheck while it is open. Nil means tokens are
+	// checked only for their signature, operation and expiry: servers
+	// should set it.
+	CheckKey func(ctx context.Context, keyID string) (auth.Identity, error)
+	// EventTokenRecheck is how often an open event stream by token checks
+	// its key with CheckKey; 0 means 5 s.
+	EventTokenRecheck time.Duration
 	// Collectors are extra Prometheus collectors served on /metrics (for
 	// example the neo4jpool manager's).
 	Collectors []prometheus.Collector
@@ -116,6 +149,11 @@ type API struct {
 	keyLimits  *limiterSet
 	ratePolicy string // X-RateLimit-Policy
 	failLimits *limiterSet
+	inFlight   *inFlight // nil: no cap
+
+	tokenStreams tokenStreams
+
+	guard *queryGuard
 
 	readyMu    sync.Mutex
 	readyAt    time.Time
@@ -138,8 +176,17 @@ func NewAPI(opts Options) (*API, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if opts.BodyIdleTimeout <= 0 {
+		opts.BodyIdleTimeout = DefaultBodyIdleTimeout
+	}
 	if opts.QueryMaxRows <= 0 {
 		opts.QueryMaxRows = DefaultQueryMaxRows
+	}
+	if opts.QueryMaxBytes <= 0 {
+		opts.QueryMaxBytes = DefaultQueryMaxBytes
 	}
 	if opts.ReadyCacheTTL <= 0 {
 		opts.ReadyCacheTTL = DefaultReadyCacheTTL
@@ -153,13 +200,22 @@ func NewAPI(opts Options) (*API, error) {
 	if opts.EventTokenTTL <= 0 {
 		opts.EventTokenTTL = DefaultEventTokenTTL
 	}
+	if opts.EventTokenRecheck <= 0 {
+		opts.EventTokenRecheck = DefaultEventTokenRecheck
+	}
 	if opts.Started.IsZero() {
 		opts.Started = time.Now()
 	}
-	a := &API{opts: opts, mux: http.NewServeMux(), log: opts.Logger, metrics: newHTTPMetrics(), registry: prometheus.NewRegistry()}
+	a := &API{opts: opts, mux: http.NewServeMux(), log: opts.Logger, metrics: newHTTPMetrics(), registry: prometheus.NewRegistry(),
+		tokenStreams: tokenStreams{open: map[string]*tokenStream{}}}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	database := ""
+	if cfg, err := opts.DB.EnvConfig(opts.DBEnvironment); err == nil {
+		database = cfg.Database
+	}
+	a.guard = newQueryGuard(database, opts.QueryGuardCacheSize)
 	a.tokenKey = make([]byte, 32)
 	if _, err := io.ReadFull(rand.Reader, a.tokenKey); err != nil {
 		return nil, fmt.Errorf("transport: event token key: %w", err)
@@ -178,6 +234,9 @@ func NewAPI(opts Options) (*API, error) {
 		}
 		a.keyLimits = newLimiterSet(opts.RateLimitRPM, burst, maxLimiterEntries)
 		a.ratePolicy = strconv.Itoa(opts.RateLimitRPM) + ";w=60"
+	}
+	if opts.MaxRequestsPerKey > 0 {
+		a.inFlight = &inFlight{max: opts.MaxRequestsPerKey, count: map[string]int{}}
 	}
 	if opts.AuthFailuresPerMinute > 0 {
 		a.failLimits = newLimiterSet(opts.AuthFailuresPerMinute, opts.AuthFailuresPerMinute, maxLimiterEntries)
@@ -236,12 +295,12 @@ func (a *API) routes() {
 			if authenticate == nil {
 				authenticate = a.opts.Authenticate
 			}
-			h = a.limitAuthFailures(authenticate(a.rateLimitKeys(auth.RequireScope(rt.scope, h))))
+			h = a.limitAuthFailures(authenticate(a.rateLimitKeys(a.limitInFlight(auth.RequireScope(rt.scope, h)))))
 		}
 		pattern := rt.method + " " + rt.path
-		a.mux.Handle(pattern, a.observe(pattern, a.requireHTTPS(h)))
+		a.mux.Handle(pattern, a.observe(pattern, a.checkRequest(a.limitBodyIdle(a.requireHTTPS(h)))))
 	}
-	a.unmatched = a.observe("", a.requireHTTPS(http.HandlerFunc(a.notRouted)))
+	a.unmatched = a.observe("", a.checkRequest(a.requireHTTPS(http.HandlerFunc(a.notRouted))))
 	a.handler = withRequestID(a.cors(http.HandlerFunc(a.dispatch)))
 }
 

@@ -40,11 +40,12 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // fixture is an API served by httptest. With fixtureOpts.db it talks to the
 // real test Neo4j (and needs one); otherwise its database is a closed port.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	api      *API
 	engine   *operations.Engine
 	keys     map[string]string // name → key: reader, writer, admin, other
+	store    *auth.MemoryStore // holds keys
 	release  chan struct{}
 	settings neo4jtest.Settings
 }
@@ -70,12 +71,20 @@ type fixtureOpts struct {
 	// called, besides the audit, on each failed authentication.
 	authLog       io.Writer
 	onAuthFailure func(*http.Request, error)
+	// log receives the API's own log (default: discarded).
+	log io.Writer
+	// retryTime is the pool's MaxTransactionRetryTime (default: the
+	// driver's 30 s); queryMaxBytes the API's QueryMaxBytes.
+	retryTime     time.Duration
+	queryMaxBytes int64
+	// tokenRecheck is Options.EventTokenRecheck.
+	tokenRecheck time.Duration
 }
 
 // unreachableNeo4j is a closed port: the database of fixtures without db.
 const unreachableNeo4j = "bolt://127.0.0.1:1"
 
-func newFixture(t *testing.T, o fixtureOpts) *fixture {
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	s := neo4jtest.Settings{URI: unreachableNeo4j, User: "neo4j", Password: "unused"}
 	if o.db {
@@ -87,7 +96,8 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		uri = o.neo4jURI
 	}
 	m := neo4jpool.NewManager(neo4jpool.Options{Logger: quiet, HealthTimeout: time.Second})
-	if err := m.Configure(ctx, "dev", neo4jpool.Config{URI: uri, User: s.User, Password: s.Password, Database: s.Database, ConnectionTimeout: 2 * time.Second}.WithDefaults()); err != nil {
+	if err := m.Configure(ctx, "dev", neo4jpool.Config{URI: uri, User: s.User, Password: s.Password, Database: s.Database,
+		ConnectionTimeout: 2 * time.Second, MaxTransactionRetryTime: o.retryTime}.WithDefaults()); err != nil {
 		t.Fatal(err)
 	}
 	store := auth.NewMemoryStore()
@@ -106,7 +116,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, keys: keys, release: make(chan struct{}), settings: s}
+	f := &fixture{t: t, keys: keys, store: store, release: make(chan struct{}), settings: s}
 	reg := &operations.Registry{}
 	must(t, reg.Register(operations.Type{Name: "echo", Run: func(_ context.Context, p json.RawMessage, r operations.Reporter) (any, error) {
 		r.Progress(operations.Progress{Done: 1, Total: 2, Phase: "half"})
@@ -162,12 +172,17 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 			o.onAuthFailure(r, reason)
 		}
 	}}
+	apiLog := quiet
+	if o.log != nil {
+		apiLog = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	api, err = NewAPI(Options{
 		Environment: "dev", Version: "test", Authenticate: mw.Wrap,
-		Engine: engine, DB: m, Logger: quiet, QueryMaxRows: o.queryMaxRows, MaxBodyBytes: o.maxBody,
+		Engine: engine, DB: m, Logger: apiLog, QueryMaxRows: o.queryMaxRows, MaxBodyBytes: o.maxBody, QueryMaxBytes: o.queryMaxBytes,
 		HeartbeatInterval: o.heartbeat, Collectors: []prometheus.Collector{m.Collector()},
 		RateLimitRPM: o.rpm, RateLimitBurst: o.burst, AuthFailuresPerMinute: o.authFails,
 		TrustedProxies: proxies, RequireHTTPS: o.https, Audit: auditLog, CORSOrigins: o.cors,
+		CheckKey: authn.CheckKeyID, EventTokenRecheck: o.tokenRecheck,
 	})
 	must(t, err)
 	f.api, f.engine = api, engine
@@ -186,7 +201,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	return f
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -473,7 +488,7 @@ func TestQuery(t *testing.T) {
 	}
 	// Row cap.
 	qr = decode[QueryResponse](t, q("reader", map[string]any{"query": "UNWIND range(1, 20) AS x RETURN x"}))
-	if qr.RowCount != 5 || !qr.Truncated || len(qr.Rows) != 5 {
+	if qr.RowCount != 5 || !qr.Truncated || qr.TruncatedReason != TruncatedMaxRows || len(qr.Rows) != 5 {
 		t.Errorf("row cap: %+v", qr)
 	}
 	// Syntax error carries Neo4j's code.
@@ -853,7 +868,8 @@ func TestEventTokens(t *testing.T) {
 	wantError(t, f.do("GET", a.Links.Self+"/events?token="+token+"x", "", nil), 401, CodeAuthenticationFailed)
 	wantError(t, f.do("GET", a.Links.Self+"/events?token=garbage", "", nil), 401, CodeAuthenticationFailed)
 	// Expired tokens are refused.
-	old := f.api.mintEventToken(a.OperationID, "writer", time.Now().Add(-time.Second))
+	keyID := tokenKeyID(t, f, token, a.OperationID)
+	old := f.api.mintEventToken(a.OperationID, "writer", keyID, time.Now().Add(-time.Second))
 	wantError(t, f.do("GET", a.Links.Self+"/events?token="+old, "", nil), 401, CodeAuthenticationFailed)
 	// Every refused token is an audited authentication failure, like a bad key.
 	if n := strings.Count(auditBuf.String(), `"event":"auth_failure"`); n != 5 {

@@ -20,6 +20,8 @@ const (
 	CodeIdempotencyReused    = "IDEMPOTENCY_KEY_REUSED"    // 409
 	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"         // 413
 	CodeUnsupportedMedia     = "UNSUPPORTED_MEDIA_TYPE"    // 415
+	CodeRequestTimeout       = "REQUEST_TIMEOUT"           // 408
+	CodeHeaderTooLarge       = "HEADERS_TOO_LARGE"         // 431
 	CodeRateLimited          = "RATE_LIMITED"              // 429
 	CodeInternal             = "INTERNAL_ERROR"            // 500
 	CodeUnavailable          = "SERVICE_UNAVAILABLE"       // 503
@@ -37,6 +39,8 @@ var (
 	ErrIdempotencyReused    = &Error{Code: CodeIdempotencyReused}
 	ErrPayloadTooLarge      = &Error{Code: CodePayloadTooLarge}
 	ErrUnsupportedMedia     = &Error{Code: CodeUnsupportedMedia}
+	ErrRequestTimeout       = &Error{Code: CodeRequestTimeout}
+	ErrHeaderTooLarge       = &Error{Code: CodeHeaderTooLarge}
 	ErrRateLimited          = &Error{Code: CodeRateLimited}
 	ErrInternal             = &Error{Code: CodeInternal}
 	ErrUnavailable          = &Error{Code: CodeUnavailable}
@@ -114,6 +118,10 @@ func statusOf(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnsupportedMedia:
 		return http.StatusUnsupportedMediaType
+	case CodeRequestTimeout:
+		return http.StatusRequestTimeout
+	case CodeHeaderTooLarge:
+		return http.StatusRequestHeaderFieldsTooLarge
 	case CodeRateLimited:
 		return http.StatusTooManyRequests
 	case CodeUnavailable:

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -211,4 +213,74 @@ func (p *headerProbe) WriteHeader(code int) {
 	if p.status == 0 {
 		p.status = code
 	}
+}
+
+// DefaultMaxHeaderBytes is the default of Options.MaxHeaderBytes.
+const DefaultMaxHeaderBytes = 64 << 10
+
+// headerBytes is the size of r's request line and header fields as they
+// were sent (near enough: the separators are counted as ": " and CRLF).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	if r.Host != "" && r.Header.Get("Host") == "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	return n
+}
+
+// checkRequest refuses, before anything else looks at them, requests whose
+// request line and headers exceed Options.MaxHeaderBytes (431, in the error
+// envelope: the http.Server's own limit, which answers in plain text, is
+// set higher) and requests whose path or query string does not decode to
+// valid UTF-8 (400: ids and filters are text, and a lookup of a mangled id
+// would otherwise fail in a confusing way).
+func (a *API) checkRequest(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := headerBytes(r); n > a.opts.MaxHeaderBytes {
+			w.Header().Set("Connection", "close")
+			WriteError(w, CodeHeaderTooLarge, fmt.Sprintf("request line and headers are %d bytes, more than the %d-byte limit", n, a.opts.MaxHeaderBytes), nil)
+			return
+		}
+		if !utf8.ValidString(r.URL.Path) {
+			WriteError(w, CodeValidation, "request path is not valid UTF-8 once percent-decoded", map[string]any{"field": "path"})
+			return
+		}
+		if r.URL.RawQuery != "" {
+			q, err := url.ParseQuery(r.URL.RawQuery)
+			if err != nil {
+				WriteError(w, CodeValidation, "query string is malformed: "+queryErrorText(err), map[string]any{"field": "query"})
+				return
+			}
+			for k, vs := range q {
+				ok := utf8.ValidString(k)
+				for _, v := range vs {
+					ok = ok && utf8.ValidString(v)
+				}
+				if !ok {
+					field := k
+					if !utf8.ValidString(k) {
+						field = "query"
+					}
+					WriteError(w, CodeValidation, "query string is not valid UTF-8 once percent-decoded", map[string]any{"field": field})
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// queryErrorText is url.ParseQuery's error without the offending text,
+// which may be anything.
+func queryErrorText(err error) string {
+	var ee url.EscapeError
+	if errors.As(err, &ee) {
+		return "invalid percent-encoding"
+	}
+	return "invalid"
 }

@@ -59,12 +59,12 @@ func ViewOf(op operations.Operation) OperationView {
 	return OperationView{Operation: op, Links: Links{Self: self, Events: self + "/events"}}
 }
 
-// view is ViewOf with, when withToken is set and op has not ended, an event
-// token in links.events.
-func (a *API) view(op operations.Operation, withToken bool) OperationView {
+// view is ViewOf with, when minter is an API key's identity and op has
+// not ended, an event token in links.events, valid while that key is.
+func (a *API) view(op operations.Operation, minter auth.Identity) OperationView {
 	v := ViewOf(op)
-	if withToken && !op.Status.Terminal() {
-		v.Links.Events += "?token=" + url.QueryEscape(a.mintEventToken(op.ID, op.ClientID, time.Now().Add(a.opts.EventTokenTTL)))
+	if minter.KeyID != "" && !op.Status.Terminal() {
+		v.Links.Events += "?token=" + url.QueryEscape(a.mintEventToken(op.ID, op.ClientID, minter.KeyID, time.Now().Add(a.opts.EventTokenTTL)))
 	}
 	return v
 }
@@ -148,7 +148,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.audit(r, audit.EventOperationSubmit, "accepted", map[string]any{"type": op.Type, "operation_id": op.ID, "idempotent_replay": !created})
-	v := a.view(op, true)
+	v := a.view(op, id)
 	w.Header().Set("Location", v.Links.Self)
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -173,7 +173,8 @@ func (a *API) visibleOperation(w http.ResponseWriter, r *http.Request) (operatio
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {
 	if op, ok := a.visibleOperation(w, r); ok {
-		writeJSON(w, http.StatusOK, a.view(op, true))
+		id, _ := auth.IdentityFrom(r.Context())
+		writeJSON(w, http.StatusOK, a.view(op, id))
 	}
 }
 
@@ -192,7 +193,7 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, r, "cancel operation", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.view(op, false))
+	writeJSON(w, http.StatusOK, a.view(op, auth.Identity{}))
 }
 
 // list serves GET /api/v1/operations. It only turns the query's strings

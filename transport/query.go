@@ -13,6 +13,7 @@ import (
 
 	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
+	"github.com/atgraph/atg/internal/cypher"
 	"github.com/atgraph/atg/neo4jpool"
 )
 
@@ -31,38 +32,58 @@ type QueryRequest struct {
 
 // QueryResponse is the result of POST /api/v1/query.
 type QueryResponse struct {
-	Columns         []string `json:"columns"`
-	Rows            [][]any  `json:"rows"`
-	RowCount        int      `json:"row_count"`
-	Truncated       bool     `json:"truncated"`
-	ExecutionTimeMS float64  `json:"execution_time_ms"`
+	Columns []string `json:"columns"`
+	Rows    [][]any  `json:"rows"`
+	// RowCount is len(Rows).
+	RowCount int `json:"row_count"`
+	// Truncated reports that the result had more rows than were returned.
+	Truncated bool `json:"truncated"`
+	// TruncatedReason says which cap cut the result: "max_rows"
+	// (ATG_QUERY_MAX_ROWS) or "max_bytes" (ATG_QUERY_MAX_BYTES); empty
+	// when not truncated.
+	TruncatedReason string  `json:"truncated_reason,omitempty"`
+	ExecutionTimeMS float64 `json:"execution_time_ms"`
 }
+
+// Reasons for QueryResponse.TruncatedReason.
+const (
+	TruncatedMaxRows  = "max_rows"
+	TruncatedMaxBytes = "max_bytes"
+)
 
 // MaxQueryBytes bounds the length of a Cypher statement.
 const MaxQueryBytes = 1 << 20
+
+// queryFetchSize is how many records the query route fetches per batch: a
+// few large rows past the byte cap are not read from the database.
+const queryFetchSize = 100
 
 func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	var req QueryRequest
 	if !decodeJSON(w, r, a.opts.MaxBodyBytes, &req) {
 		return
 	}
-	if req.Mode == "write" {
-		id, _ := auth.IdentityFrom(r.Context())
-		if !id.Has(auth.ScopeWrite) {
-			WriteError(w, CodeForbidden, "API key lacks the 'write' scope needed for mode \"write\"", nil)
-			return
-		}
+	id, _ := auth.IdentityFrom(r.Context())
+	if req.Mode == "write" && !id.Has(auth.ScopeWrite) {
+		WriteError(w, CodeForbidden, "API key lacks the 'write' scope needed for mode \"write\"", nil)
+		return
 	}
-	resp, err := RunQuery(r.Context(), a.opts.DB, a.opts.DBEnvironment, req, a.opts.QueryMaxRows)
-	if req.Mode == "write" {
-		outcome, details := "ok", map[string]any{"query": truncate(req.Query, 1000)}
-		if err != nil {
-			outcome = "error"
-		} else {
-			details["row_count"] = resp.RowCount
-		}
-		a.audit(r, audit.EventQueryWrite, outcome, details)
+	pq, verr := prepareQuery(req)
+	if verr != nil {
+		a.writeErr(w, r, "query failed", verr)
+		return
 	}
+	var st *guardedStatement
+	if a.guard != nil { // nil only in benchmarks measuring the guard's cost
+		st = a.guard.prepare(req.Query)
+	}
+	rows := &encodedRows{max: a.queryMaxBytes()}
+	run := queryRun{
+		db: a.opts.DB, env: a.opts.DBEnvironment, req: req, pq: pq, maxRows: a.opts.QueryMaxRows,
+		guard: a.guard, st: st, admin: id.Has(auth.ScopeAdmin), rows: rows,
+	}
+	resp, err := run.exec(r.Context())
+	a.auditQuery(r, req, st, resp, err)
 	if err != nil {
 		var ae *Error
 		switch {
@@ -74,27 +95,93 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, r, "query failed", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	rows.writeResponse(w, resp)
 }
 
-// RunQuery validates req and runs it on environment env of db exactly as
-// POST /api/v1/query does (embedded clients use it to give the same
-// answers): a read transaction for mode read, at most maxRows rows (then
-// Truncated), Neo4j values converted to JSON-friendly values. Problems with
-// the request or the Cypher are an *Error (VALIDATION_ERROR, QUERY_ERROR
-// with details.neo4j_code, SERVICE_UNAVAILABLE); anything else is returned
-// as is. It does not check scopes.
-func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryRequest, maxRows int) (*QueryResponse, error) {
+func (a *API) queryMaxBytes() int64 {
+	if a.opts.QueryMaxBytes > 0 {
+		return a.opts.QueryMaxBytes
+	}
+	return DefaultQueryMaxBytes
+}
+
+// auditQuery records writes, administration statements and refusals, with
+// string literals masked: all of them in administration statements (they
+// may be passwords), those after PASSWORD in any other.
+func (a *API) auditQuery(r *http.Request, req QueryRequest, st *guardedStatement, resp *QueryResponse, err error) {
+	var ae *Error
+	refused := errors.As(err, &ae) && ae.Code == CodeForbidden
+	known := st != nil && st.known
+	admin := known && st.class.admin
+	event := audit.EventQueryWrite
+	switch {
+	case refused:
+		event = audit.EventQueryRefused
+	case admin:
+		event = audit.EventQueryAdmin
+	case req.Mode != "write":
+		return
+	}
+	policy := cypher.MaskPasswords
+	if admin || !known {
+		policy = cypher.MaskAllStrings
+	}
+	details := map[string]any{"query": truncate(cypher.Mask(req.Query, policy), 1000), "mode": pq(req.Mode)}
+	outcome := "ok"
+	switch {
+	case refused:
+		outcome, details["reason"] = "denied", st.class.reason
+	case err != nil:
+		outcome = "error"
+	default:
+		details["row_count"] = resp.RowCount
+	}
+	a.audit(r, event, outcome, details)
+}
+
+// pq returns a query mode's name ("read" when empty).
+func pq(mode string) string {
+	if mode == "" {
+		return "read"
+	}
+	return mode
+}
+
+// QueryLimits cap a query's result; zero fields mean the defaults
+// (DefaultQueryMaxRows, DefaultQueryMaxBytes).
+type QueryLimits struct {
+	// MaxRows is the most rows returned.
+	MaxRows int
+	// MaxBytes is the most bytes of rows, measured as JSON.
+	MaxBytes int64
+}
+
+// RunQuery validates req and runs it on environment env of db as POST
+// /api/v1/query does, for embedded clients to give the same answers: a
+// read transaction for mode read, run once (never retried, never cut short
+// of its timeout), rows capped by limits (then Truncated, with
+// TruncatedReason), row values exactly as a remote client decodes them
+// (JSON types, numbers as json.Number, so 64-bit integers stay exact).
+// Problems with the request or the Cypher are an *Error (VALIDATION_ERROR,
+// QUERY_ERROR with details.neo4j_code, SERVICE_UNAVAILABLE); anything else
+// is returned as is. It neither checks scopes nor classifies the
+// statement: its caller holds the database's own credentials.
+func RunQuery(ctx context.Context, db *neo4jpool.Manager, env string, req QueryRequest, limits QueryLimits) (*QueryResponse, error) {
 	pq, verr := prepareQuery(req)
 	if verr != nil {
 		return nil, verr
 	}
-	if maxRows <= 0 {
-		maxRows = DefaultQueryMaxRows
+	if limits.MaxBytes <= 0 {
+		limits.MaxBytes = DefaultQueryMaxBytes
 	}
-	resp, err := runQuery(ctx, db, env, pq.mode, req.Query, pq.params, pq.timeout, maxRows)
+	rows := &encodedRows{max: limits.MaxBytes}
+	run := queryRun{db: db, env: env, req: req, pq: pq, maxRows: limits.MaxRows, admin: true, rows: rows}
+	resp, err := run.exec(ctx)
 	if err != nil {
-		return nil, queryError(ctx, err, pq.timeout)
+		return nil, err
+	}
+	if resp.Rows, err = rows.decode(); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
@@ -141,23 +228,66 @@ func prepareQuery(req QueryRequest) (*preparedQuery, *Error) {
 	return pq, nil
 }
 
-func runQuery(ctx context.Context, db *neo4jpool.Manager, env string, mode neo4j.AccessMode, query string, params map[string]any, timeout time.Duration, maxRows int) (*QueryResponse, error) {
+// queryRun is one execution of a query.
+type queryRun struct {
+	db      *neo4jpool.Manager
+	env     string
+	req     QueryRequest
+	pq      *preparedQuery
+	maxRows int
+	// guard and st classify the statement (nil: no classification); admin
+	// lets administration statements run.
+	guard *queryGuard
+	st    *guardedStatement
+	admin bool
+	rows  rowSink
+}
+
+// errRefused is the guard's refusal inside the transaction.
+type errRefused struct{ reason string }
+
+func (e *errRefused) Error() string { return e.reason }
+
+func (q *queryRun) refusal() *Error {
+	return newError(CodeForbidden, "API key lacks the 'admin' scope: "+q.st.class.reason+
+		" (Neo4j Community has no access control of its own, so the query route allows administration to admin keys only)", nil)
+}
+
+// exec runs the query once: the guard's EXPLAIN (when the statement is not
+// classified yet) and the statement share one transaction.
+func (q *queryRun) exec(ctx context.Context) (*QueryResponse, error) {
+	if q.st != nil && q.st.known && q.st.class.admin && !q.admin {
+		return nil, q.refusal()
+	}
+	maxRows := q.maxRows
+	if maxRows <= 0 {
+		maxRows = DefaultQueryMaxRows
+	}
+	timeout := q.pq.timeout
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout+2*time.Second) // the server's tx timeout fires first
 	defer cancel()
 	start := time.Now()
+	out := &QueryResponse{}
 	work := func(tx neo4j.ManagedTransaction) (any, error) {
-		res, err := tx.Run(ctx, query, params)
+		if q.st != nil && !q.st.known {
+			if err := q.guard.plan(ctx, tx, q.st); err != nil {
+				return nil, err
+			}
+			if q.st.class.admin && !q.admin {
+				return nil, &errRefused{q.st.class.reason}
+			}
+		}
+		res, err := tx.Run(ctx, q.req.Query, q.pq.params)
 		if err != nil {
 			return nil, err
 		}
-		keys, err := res.Keys()
-		if err != nil {
+		if out.Columns, err = res.Keys(); err != nil {
 			return nil, err
 		}
-		out := &QueryResponse{Columns: keys, Rows: [][]any{}}
 		for res.Next(ctx) {
-			if len(out.Rows) == maxRows {
-				out.Truncated = true
+			if out.RowCount == maxRows {
+				out.Truncated, out.TruncatedReason = true, TruncatedMaxRows
 				break
 			}
 			rec := res.Record()
@@ -165,45 +295,59 @@ func runQuery(ctx context.Context, db *neo4jpool.Manager, env string, mode neo4j
 			for i, v := range rec.Values {
 				row[i] = jsonValue(v)
 			}
-			out.Rows = append(out.Rows, row)
+			fits, err := q.rows.add(row)
+			if err != nil {
+				return nil, err
+			}
+			if !fits {
+				out.Truncated, out.TruncatedReason = true, TruncatedMaxBytes
+				break
+			}
+			out.RowCount++
 		}
 		if !out.Truncated {
 			if err := res.Err(); err != nil {
 				return nil, err
 			}
 		}
-		return out, nil
+		return nil, nil
 	}
-	var v any
-	var err error
-	if mode == neo4j.AccessModeWrite {
-		v, err = db.ExecuteWrite(ctx, env, work, neo4j.WithTxTimeout(timeout))
-	} else {
-		v, err = db.ExecuteRead(ctx, env, work, neo4j.WithTxTimeout(timeout))
-	}
+	_, err := q.db.ExecuteOnce(ctx, q.env, q.pq.mode, queryFetchSize, work, neo4j.WithTxTimeout(timeout))
 	if err != nil {
-		return nil, err
+		var refused *errRefused
+		if errors.As(err, &refused) {
+			return nil, q.refusal()
+		}
+		return nil, queryError(caller, err, timeout, time.Since(start))
 	}
-	out := v.(*QueryResponse)
-	out.RowCount = len(out.Rows)
 	out.ExecutionTimeMS = float64(time.Since(start).Microseconds()) / 1000
 	return out, nil
 }
 
-// queryError maps a database error: the caller's Cypher errors are
-// QUERY_ERROR with Neo4j's code; an unreachable database is
-// SERVICE_UNAVAILABLE; anything else is returned unchanged.
-func queryError(ctx context.Context, err error, timeout time.Duration) error {
+// queryError maps a database error: a timeout (Neo4j's, or ours when the
+// caller's ctx is still live) and the caller's Cypher errors are
+// QUERY_ERROR with Neo4j's code; an unreachable database or a transient
+// failure is SERVICE_UNAVAILABLE; anything else is returned unchanged.
+func queryError(ctx context.Context, err error, timeout, took time.Duration) error {
 	var ne *neo4j.Neo4jError
+	isNeo4j := errors.As(err, &ne)
 	switch {
-	case errors.As(err, &ne) && strings.HasPrefix(ne.Code, "Neo.ClientError.Transaction.TransactionTimedOut"),
+	case isNeo4j && strings.HasPrefix(ne.Code, "Neo.ClientError.Transaction.TransactionTimedOut"),
+		// a transaction stopped at its timeout while waiting for a lock
+		isNeo4j && (strings.HasSuffix(ne.Code, ".Transaction.LockClientStopped") || strings.HasSuffix(ne.Code, ".Transaction.Terminated")) && took >= timeout,
+		// past its timeout the query failed in whatever way (our deadline
+		// cut a connection, a procedure ignored the transaction timeout):
+		// it did not finish in time, and the caller is still waiting
+		took >= timeout && ctx.Err() == nil,
 		errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		return newError(CodeQuery, fmt.Sprintf("query did not finish within %d ms", timeout.Milliseconds()),
-			map[string]any{"neo4j_code": neo4jCode(ne)})
-	case neo4jpool.IsClientError(err) && errors.As(err, &ne):
+			map[string]any{"neo4j_code": neo4jCode(ne), "timeout_ms": timeout.Milliseconds()})
+	case neo4jpool.IsClientError(err) && isNeo4j:
 		return newError(CodeQuery, ne.Msg, map[string]any{"neo4j_code": ne.Code})
 	case neo4jpool.IsUnavailable(err) || neo4jpool.IsAuthError(err):
 		return newError(CodeUnavailable, "database unavailable", nil)
+	case neo4jpool.IsRetryable(err) && ctx.Err() == nil:
+		return newError(CodeUnavailable, "transient database failure; the query did not run to the end and may be retried", map[string]any{"neo4j_code": neo4jCode(asNeo4jError(err))})
 	}
 	return err
 }
@@ -217,6 +361,14 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+func asNeo4jError(err error) *neo4j.Neo4jError {
+	var ne *neo4j.Neo4jError
+	if errors.As(err, &ne) {
+		return ne
+	}
+	return nil
 }
 
 func neo4jCode(ne *neo4j.Neo4jError) string {

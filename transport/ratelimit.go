@@ -129,11 +129,7 @@ func (a *API) rateLimitKeys(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := auth.IdentityFrom(r.Context())
-		key := id.KeyID
-		if key == "" || key == eventTokenKeyID {
-			key = "client:" + id.ClientID
-		}
-		d := a.keyLimits.take(key, time.Now())
+		d := a.keyLimits.take(limiterKey(id), time.Now())
 		h := w.Header()
 		h.Set("X-RateLimit-Limit", strconv.Itoa(a.keyLimits.burst))
 		h.Set("X-RateLimit-Policy", a.ratePolicy)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j/dbtype"
@@ -105,16 +106,21 @@ func nonNilMap(m map[string]any) map[string]any {
 
 // paramValue converts a JSON value decoded with UseNumber into a Cypher
 // parameter: integral numbers become int64 (exactly, up to 64 bits), other
-// numbers float64.
+// numbers float64. An integer literal (no fraction, no exponent) outside
+// the 64-bit range of Cypher integers is an error rather than a rounded
+// float, as is a number beyond the float64 range.
 func paramValue(v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
 		if i, err := x.Int64(); err == nil {
 			return i, nil
 		}
+		if !strings.ContainsAny(string(x), ".eE") {
+			return nil, fmt.Errorf("integer %s is outside the 64-bit range of Cypher integers (-9223372036854775808 to 9223372036854775807); send it as a string, or as a float such as 1.5e20 if rounding is acceptable", truncate(string(x), 40))
+		}
 		f, err := x.Float64()
 		if err != nil {
-			return nil, fmt.Errorf("number %s is out of range", x)
+			return nil, fmt.Errorf("number %s is outside the range of 64-bit floats", truncate(string(x), 40))
 		}
 		return f, nil
 	case []any:

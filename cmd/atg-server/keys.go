@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/user"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -174,26 +175,81 @@ func (f durationFlag) Set(s string) error {
 	return nil
 }
 
-// parseDuration parses a Go duration ("90m", "720h") or whole days ("30d").
-// Negative values are errors.
+// maxKeyDuration bounds --expires-in and --grace: 100 years of days.
+const maxKeyDuration = 36600 * 24 * time.Hour
+
+// goDuration matches the syntax of time.ParseDuration, so that a value it
+// refuses although it is well formed can be reported as too long rather
+// than as malformed.
+var goDuration = regexp.MustCompile(`^\+?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// parseDuration parses a Go duration ("90m", "720h") or whole days ("30d"),
+// from 0 to 36600d (100 years). Negative, malformed and longer values are
+// errors, each saying which.
 func parseDuration(s string) (time.Duration, error) {
+	tooLong := fmt.Errorf("invalid duration %q: too long, the most is 36600d (100 years)", s)
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err != nil || n > 100*366 {
+		var ne *strconv.NumError
+		switch {
+		case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) && !strings.HasPrefix(days, "-"):
+			return 0, tooLong
+		case err != nil:
 			return 0, fmt.Errorf("invalid duration %q: use e.g. 30d, 720h or 90m", s)
+		case n < 0:
+			return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+		case n > 36600:
+			return 0, tooLong
 		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
 		var err error
 		if d, err = time.ParseDuration(s); err != nil {
+			if goDuration.MatchString(s) {
+				return 0, tooLong
+			}
+			if strings.HasPrefix(s, "-") && goDuration.MatchString(s[1:]) {
+				return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+			}
 			return 0, fmt.Errorf("invalid duration %q: use e.g. 30d, 720h or 90m", s)
 		}
 	}
-	if d < 0 {
+	switch {
+	case d < 0:
 		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+	case d > maxKeyDuration:
+		return 0, tooLong
 	}
 	return d, nil
+}
+
+// expiryFlag is the --expires-in flag of keys create: a positive duration
+// (as parseDuration reads it) or "never". Zero is refused, since a key that
+// expires at once is useless and taking 0 for "never" hides a mistake.
+type expiryFlag struct{ d *time.Duration }
+
+func (f expiryFlag) String() string {
+	if f.d == nil || *f.d == 0 {
+		return "never"
+	}
+	return f.d.String()
+}
+
+func (f expiryFlag) Set(s string) error {
+	if s == "never" {
+		*f.d = 0
+		return nil
+	}
+	d, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	if d == 0 {
+		return fmt.Errorf("invalid duration %q: a key must live longer than 0; omit --expires-in or pass --expires-in never for a key that never expires", s)
+	}
+	*f.d = d
+	return nil
 }
 
 // keyOutput is the --json output of create and rotate.
@@ -247,7 +303,7 @@ func keysCreate(ctx context.Context, e *env, args []string) int {
 	clientID := c.fs.String("client-id", "", "client the key is issued to: 1-128 of A-Z a-z 0-9 . _ @ : - (required)")
 	scopes := c.fs.String("scopes", "read,write", "comma-separated scopes: read, write, admin (admin implies all)")
 	var expiresIn time.Duration
-	c.fs.Var(durationFlag{&expiresIn}, "expires-in", "`duration` the key is valid, e.g. 720h or 30d; 0 means it never expires")
+	c.fs.Var(expiryFlag{&expiresIn}, "expires-in", "`duration` the key is valid, e.g. 720h or 30d (at most 36600d), or never (the default)")
 	asJSON := c.fs.Bool("json", false, `print {"key":…,"record":…} as JSON instead of the bare key`)
 	if _, code, ok := c.parse(args, 0); !ok {
 		return code

@@ -197,7 +197,7 @@ func TestKeysLifecycle(t *testing.T) {
 	}
 
 	// create --json, flags in any order, --file given explicitly.
-	code, stdout, _ = c.run("keys", "create", "--json", "--scopes", "admin", "--file", file, "--client-id", "ops", "--env", "production")
+	code, stdout, _ = c.run("keys", "create", "--json", "--scopes", "admin", "--file", file, "--client-id", "ops", "--env", "production", "--expires-in", "never")
 	if code != exitOK {
 		t.Fatalf("create --json: exit %d", code)
 	}
@@ -206,7 +206,7 @@ func TestKeysLifecycle(t *testing.T) {
 		t.Fatalf("create --json output: %v", err)
 	}
 	keys.add(created.Key)
-	if created.Record.ClientID != "ops" || created.Record.Environment != auth.Production || !cmp.Equal(created.Record.Scopes, []auth.Scope{auth.ScopeAdmin}) {
+	if created.Record.ClientID != "ops" || created.Record.Environment != auth.Production || !cmp.Equal(created.Record.Scopes, []auth.Scope{auth.ScopeAdmin}) || created.Record.ExpiresAt != nil {
 		t.Errorf("create --json record = %+v", created.Record)
 	}
 
@@ -342,6 +342,12 @@ func TestKeysErrors(t *testing.T) {
 		{"bad client id", c, []string{"keys", "create", "--env", "dev", "--client-id", "a b"}, exitUsage, `client ID "a b" must be`},
 		{"bad duration", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "soon"}, exitUsage, `invalid duration "soon"`},
 		{"negative duration", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "-1h"}, exitUsage, "must not be negative"},
+		{"zero expiry", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "0s"}, exitUsage, "--expires-in never"},
+		{"zero days", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "0d"}, exitUsage, "must live longer than 0"},
+		{"overflowing hours", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "9999999999h"}, exitUsage, "too long, the most is 36600d"},
+		{"overflowing days", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "99999999999999999999d"}, exitUsage, "too long, the most is 36600d"},
+		{"over 100 years", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "36601d"}, exitUsage, "too long"},
+		{"negative days", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "-3d"}, exitUsage, "must not be negative"},
 		{"unknown flag", c, []string{"keys", "list", "--all"}, exitUsage, "flag provided but not defined: -all"},
 		{"extra argument", c, []string{"keys", "list", "extra"}, exitUsage, `unexpected argument "extra"`},
 		{"revoke without ID", c, []string{"keys", "revoke"}, exitUsage, "missing key ID"},
