@@ -218,6 +218,16 @@ type ServerConfig struct {
 	// suffix; >= 1 KiB; default 16 MiB; 0 in a ServerConfig literal means
 	// the default).
 	QueryMaxBytes int64
+	// OperationStore says where operations and their histories live
+	// (ATG_OPERATION_STORE): "memory" (the default; lost at exit) or
+	// "neo4j" (nodes labelled AtgOperation and AtgOperationEvent in the
+	// configured database, kept across restarts; one server per
+	// OperationNamespace). "" in a ServerConfig literal means memory.
+	OperationStore string
+	// OperationNamespace separates this server's operations from those of
+	// other servers on the same database (ATG_OPERATION_NAMESPACE; letters,
+	// digits, '.', '_', '-', at most 64; default: the environment).
+	OperationNamespace string
 	// OperationRetention is how long finished operations are kept
 	// (ATG_OPERATION_RETENTION; a Go duration or seconds; > 0; default 24h).
 	OperationRetention time.Duration
@@ -282,6 +292,8 @@ type rawServerConfig struct {
 	QueryMaxRows       string `env:"ATG_QUERY_MAX_ROWS"`
 	QueryMaxBytes      string `env:"ATG_QUERY_MAX_BYTES"`
 	OperationRetention string `env:"ATG_OPERATION_RETENTION"`
+	OperationStore     string `env:"ATG_OPERATION_STORE"`
+	OperationNamespace string `env:"ATG_OPERATION_NAMESPACE"`
 	ShutdownTimeout    string `env:"ATG_SHUTDOWN_TIMEOUT"`
 	RateLimitRPM       string `env:"ATG_RATE_LIMIT_RPM"`
 	RateLimitBurst     string `env:"ATG_RATE_LIMIT_BURST"`
@@ -330,6 +342,8 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 		p.add("ATG_QUERY_MAX_BYTES", raw.QueryMaxBytes, "must be at least 1024 bytes")
 	}
 	cfg.OperationRetention = parseSeconds(&p, "ATG_OPERATION_RETENTION", raw.OperationRetention, DefaultOperationRetention)
+	cfg.OperationStore = strings.ToLower(strings.TrimSpace(raw.OperationStore))
+	cfg.OperationNamespace = strings.TrimSpace(raw.OperationNamespace)
 	cfg.ShutdownTimeout = parseSeconds(&p, "ATG_SHUTDOWN_TIMEOUT", raw.ShutdownTimeout, DefaultShutdownTimeout)
 	cfg.RateLimitRPM = parseInt(&p, "ATG_RATE_LIMIT_RPM", raw.RateLimitRPM, DefaultRateLimitRPM)
 	cfg.RateLimitBurst = parseInt(&p, "ATG_RATE_LIMIT_BURST", raw.RateLimitBurst, DefaultRateLimitBurst)
@@ -401,6 +415,14 @@ func (c ServerConfig) validateServer() []error {
 	if c.QueryMaxBytes != 0 && c.QueryMaxBytes < 1024 { // 0 in a literal config: the default
 		p.add("ATG_QUERY_MAX_BYTES", strconv.FormatInt(c.QueryMaxBytes, 10), "must be at least 1024 bytes")
 	}
+	switch c.OperationStore {
+	case "", OperationStoreMemory, OperationStoreNeo4j:
+	default:
+		p.add("ATG_OPERATION_STORE", c.OperationStore, `must be "memory" or "neo4j"`)
+	}
+	if c.OperationNamespace != "" && !namespacePattern.MatchString(c.OperationNamespace) {
+		p.add("ATG_OPERATION_NAMESPACE", c.OperationNamespace, "letters, digits, '.', '_' and '-', at most 64")
+	}
 	if c.OperationRetention <= 0 {
 		p.add("ATG_OPERATION_RETENTION", c.OperationRetention.String(), "must be positive")
 	}
@@ -464,6 +486,13 @@ var (
 	uuidPattern         = `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`
 	tenantUUID          = regexp.MustCompile(`^` + uuidPattern + `$`)
 	tenantPrefixedUUIDs = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*-` + uuidPattern + `$`)
+	namespacePattern    = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+)
+
+// The values of ServerConfig.OperationStore (ATG_OPERATION_STORE).
+const (
+	OperationStoreMemory = "memory"
+	OperationStoreNeo4j  = "neo4j"
 )
 
 // validTenantID accepts a UUID; in dev and integration also "<prefix>-<uuid>".

@@ -18,6 +18,7 @@ import (
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
+	"github.com/atgraph/atg/operations/neo4jstore"
 	"github.com/atgraph/atg/transport"
 )
 
@@ -82,6 +83,7 @@ type Server struct {
 	log       *slog.Logger
 	db        *neo4jpool.Manager
 	engine    *operations.Engine
+	opStore   *neo4jstore.Store // nil with the memory store
 	api       *transport.API
 	fileStore *auth.FileStore
 	http      *http.Server
@@ -138,7 +140,19 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			"uri", neo4jpool.RedactURI(cfg.Neo4j.URI), "err", h.Err)
 	}
 
+	var store operations.Store
+	if cfg.OperationStore == OperationStoreNeo4j {
+		ns := cfg.OperationNamespace
+		if ns == "" {
+			ns = env
+		}
+		if s.opStore, err = neo4jstore.Open(ctx, neo4jstore.Config{Manager: s.db, Environment: env, Namespace: ns, Logger: s.log}); err != nil {
+			return fmt.Errorf("atg: ATG_OPERATION_STORE=neo4j needs Neo4j at start: %w", err)
+		}
+		store = s.opStore
+	}
 	s.engine, err = newEngine(s.db, env, s.Types, s.TypeFactories, operations.Config{
+		Store:         store,
 		MaxConcurrent: cfg.MaxConcurrentOps, Retention: cfg.OperationRetention, Logger: s.log,
 		MaxActivePerClient: cfg.MaxOpsPerKey, OnFinish: s.auditFinish,
 	})
@@ -431,6 +445,11 @@ func (s *Server) cleanup(ctx context.Context) error {
 	var errs []error
 	if s.engine != nil {
 		if err := ignoreClosed(s.engine.Close(ctx)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.opStore != nil { // after the engine: its last states are written
+		if err := ignoreClosed(s.opStore.Close(ctx)); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,9 @@ const (
 	// retentionBatch is how many operations one retention transaction
 	// deletes (with their events).
 	retentionBatch = 200
+	// urgentDelay is how long the writer waits after an urgent change
+	// before it writes, so that changes made together share a transaction.
+	urgentDelay = 2 * time.Millisecond
 )
 
 // Labels of the store's nodes.
@@ -33,8 +37,9 @@ const (
 	LabelEvent     = "AtgOperationEvent"
 )
 
-// ErrClosed is returned by writes after Close.
-var ErrClosed = errors.New("neo4jstore: store closed")
+// ErrClosed is returned by writes after Close, and by a second Close; it
+// matches net.ErrClosed.
+var ErrClosed = fmt.Errorf("neo4jstore: store closed: %w", net.ErrClosed)
 
 // Config configures a Store. Manager and Environment are required.
 type Config struct {
@@ -170,6 +175,9 @@ func (s *Store) writer() {
 		case <-s.stop:
 			return
 		case <-s.kick:
+			// Gather what other operations change in the next moment
+			// into the same transaction.
+			time.Sleep(urgentDelay)
 		case <-t.C:
 		}
 		if err := s.Flush(context.Background()); err != nil {

@@ -3,9 +3,11 @@ package neo4jstore_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -215,7 +217,7 @@ func TestSecondCloseIsErrClosed(t *testing.T) {
 	if err := st.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Close(context.Background()); err != neo4jstore.ErrClosed {
+	if err := st.Close(context.Background()); !errors.Is(err, neo4jstore.ErrClosed) || !errors.Is(err, net.ErrClosed) {
 		t.Errorf("second Close: %v", err)
 	}
 	if err := st.Create(context.Background(), operations.Operation{ID: "x"}); err != neo4jstore.ErrClosed {
