@@ -205,7 +205,11 @@ type EventStream interface {
 // connection.
 func (c *Client) Watch(ctx context.Context, id string, after int64) (EventStream, error) {
 	if c.remote != nil {
-		return c.remote.Events(ctx, id, after)
+		s, err := c.remote.Events(ctx, id, after)
+		if err != nil {
+			return nil, err // a true nil, not a nil *transport.EventStream
+		}
+		return s, nil
 	}
 	if _, err := c.Get(ctx, id); err != nil {
 		return nil, err
