@@ -218,6 +218,16 @@ type ServerConfig struct {
 	// suffix; >= 1 KiB; default 16 MiB; 0 in a ServerConfig literal means
 	// the default).
 	QueryMaxBytes int64
+	// OperationStore says where operations and their histories live
+	// (ATG_OPERATION_STORE): "memory" (the default; lost at exit) or
+	// "neo4j" (nodes labelled AtgOperation and AtgOperationEvent in the
+	// configured database, kept across restarts; one server per
+	// OperationNamespace). "" in a ServerConfig literal means memory.
+	OperationStore string
+	// OperationNamespace separates this server's operations from those of
+	// other servers on the same database (ATG_OPERATION_NAMESPACE; letters,
+	// digits, '.', '_', '-', at most 64; default: the environment).
+	OperationNamespace string
 	// OperationRetention is how long finished operations are kept
 	// (ATG_OPERATION_RETENTION; a Go duration or seconds; > 0; default 24h).
 	OperationRetention time.Duration
@@ -266,6 +276,10 @@ type ServerConfig struct {
 	// Neo4j is the database for Environment (NEO4J_* variables; see
 	// LoadNeo4jConfig).
 	Neo4j neo4jpool.Config
+	// Azure is how scans read Azure (ATG_AZURE_CLOUD, ATG_AZURE_ARM_ENDPOINT,
+	// AZURE_ACCESS_TOKEN, AZURE_CLIENT_ID; all optional). AzureSource turns
+	// it into a scan's azure.Config.
+	Azure AzureConfig
 }
 
 type rawServerConfig struct {
@@ -282,6 +296,8 @@ type rawServerConfig struct {
 	QueryMaxRows       string `env:"ATG_QUERY_MAX_ROWS"`
 	QueryMaxBytes      string `env:"ATG_QUERY_MAX_BYTES"`
 	OperationRetention string `env:"ATG_OPERATION_RETENTION"`
+	OperationStore     string `env:"ATG_OPERATION_STORE"`
+	OperationNamespace string `env:"ATG_OPERATION_NAMESPACE"`
 	ShutdownTimeout    string `env:"ATG_SHUTDOWN_TIMEOUT"`
 	RateLimitRPM       string `env:"ATG_RATE_LIMIT_RPM"`
 	RateLimitBurst     string `env:"ATG_RATE_LIMIT_BURST"`
@@ -294,6 +310,7 @@ type rawServerConfig struct {
 	TrustedProxies     string `env:"ATG_TRUSTED_PROXIES"`
 	AuditLog           string `env:"ATG_AUDIT_LOG"`
 	CORSOrigins        string `env:"ATG_CORS_ORIGINS"`
+	Azure              rawAzureConfig
 }
 
 // LoadServerConfig reads a ServerConfig, including the Neo4j configuration of
@@ -330,6 +347,8 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 		p.add("ATG_QUERY_MAX_BYTES", raw.QueryMaxBytes, "must be at least 1024 bytes")
 	}
 	cfg.OperationRetention = parseSeconds(&p, "ATG_OPERATION_RETENTION", raw.OperationRetention, DefaultOperationRetention)
+	cfg.OperationStore = strings.ToLower(strings.TrimSpace(raw.OperationStore))
+	cfg.OperationNamespace = strings.TrimSpace(raw.OperationNamespace)
 	cfg.ShutdownTimeout = parseSeconds(&p, "ATG_SHUTDOWN_TIMEOUT", raw.ShutdownTimeout, DefaultShutdownTimeout)
 	cfg.RateLimitRPM = parseInt(&p, "ATG_RATE_LIMIT_RPM", raw.RateLimitRPM, DefaultRateLimitRPM)
 	cfg.RateLimitBurst = parseInt(&p, "ATG_RATE_LIMIT_BURST", raw.RateLimitBurst, DefaultRateLimitBurst)
@@ -343,6 +362,7 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(raw.TLSCertFile), strings.TrimSpace(raw.TLSKeyFile)
 	cfg.AuditLog = strings.TrimSpace(raw.AuditLog)
 	cfg.CORSOrigins = splitList(raw.CORSOrigins)
+	cfg.Azure = raw.Azure.config()
 	if tp, err := transport.ParseTrustedProxies(raw.TrustedProxies); err != nil {
 		p.add("ATG_TRUSTED_PROXIES", raw.TrustedProxies, "must be a comma list of IP addresses and CIDR prefixes: "+err.Error())
 	} else {
@@ -401,6 +421,14 @@ func (c ServerConfig) validateServer() []error {
 	if c.QueryMaxBytes != 0 && c.QueryMaxBytes < 1024 { // 0 in a literal config: the default
 		p.add("ATG_QUERY_MAX_BYTES", strconv.FormatInt(c.QueryMaxBytes, 10), "must be at least 1024 bytes")
 	}
+	switch c.OperationStore {
+	case "", OperationStoreMemory, OperationStoreNeo4j:
+	default:
+		p.add("ATG_OPERATION_STORE", c.OperationStore, `must be "memory" or "neo4j"`)
+	}
+	if c.OperationNamespace != "" && !namespacePattern.MatchString(c.OperationNamespace) {
+		p.add("ATG_OPERATION_NAMESPACE", c.OperationNamespace, "letters, digits, '.', '_' and '-', at most 64")
+	}
 	if c.OperationRetention <= 0 {
 		p.add("ATG_OPERATION_RETENTION", c.OperationRetention.String(), "must be positive")
 	}
@@ -454,6 +482,7 @@ func (c ServerConfig) validateServer() []error {
 			p.add(name, auth.Redact(k), fmt.Sprintf("environment mismatch: a %s key cannot be used in production; expected prefix atg_production_", keyEnv))
 		}
 	}
+	p.list = append(p.list, c.Azure.validate()...)
 	if c.Environment == auth.Production && c.TLSCertFile == "" && len(c.TrustedProxies) == 0 {
 		p.add("ATG_TLS_CERT_FILE", "", "production refuses plain HTTP: set ATG_TLS_CERT_FILE and ATG_TLS_KEY_FILE, or ATG_TRUSTED_PROXIES for a TLS-terminating proxy")
 	}
@@ -464,6 +493,13 @@ var (
 	uuidPattern         = `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`
 	tenantUUID          = regexp.MustCompile(`^` + uuidPattern + `$`)
 	tenantPrefixedUUIDs = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*-` + uuidPattern + `$`)
+	namespacePattern    = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+)
+
+// The values of ServerConfig.OperationStore (ATG_OPERATION_STORE).
+const (
+	OperationStoreMemory = "memory"
+	OperationStoreNeo4j  = "neo4j"
 )
 
 // validTenantID accepts a UUID; in dev and integration also "<prefix>-<uuid>".

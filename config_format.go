@@ -1,6 +1,7 @@
 package atg
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,8 @@ type serverView struct {
 	QueryMaxRows       int              `json:"query_max_rows"`
 	QueryMaxBytes      int64            `json:"query_max_bytes"`
 	OperationRetention string           `json:"operation_retention"`
+	OperationStore     string           `json:"operation_store"`
+	OperationNamespace string           `json:"operation_namespace,omitempty"`
 	ShutdownTimeout    string           `json:"shutdown_timeout"`
 	RateLimitRPM       int              `json:"rate_limit_rpm"`
 	RateLimitBurst     int              `json:"rate_limit_burst"`
@@ -106,6 +109,7 @@ type serverView struct {
 	AuditLog           string           `json:"audit_log,omitempty"`
 	CORSOrigins        []string         `json:"cors_origins,omitempty"`
 	Neo4j              neo4jpool.Config `json:"neo4j"`
+	Azure              azureView        `json:"azure"`
 }
 
 func (c ServerConfig) view() serverView {
@@ -123,11 +127,13 @@ func (c ServerConfig) view() serverView {
 		TargetTenantID: redactTenant(c.TargetTenantID), UseManagedIdentity: c.UseManagedIdentity,
 		MaxBodyBytes: c.MaxBodyBytes, QueryMaxRows: c.QueryMaxRows, QueryMaxBytes: c.QueryMaxBytes,
 		OperationRetention: c.OperationRetention.String(), ShutdownTimeout: c.ShutdownTimeout.String(),
+		OperationStore: cmp.Or(c.OperationStore, OperationStoreMemory), OperationNamespace: c.OperationNamespace,
 		RateLimitRPM: c.RateLimitRPM, RateLimitBurst: c.RateLimitBurst, MaxOpsPerKey: c.MaxOpsPerKey,
 		MaxRequestsPerKey: c.MaxRequestsPerKey, BodyIdleTimeout: c.BodyIdleTimeout.String(),
 		AuthFailuresPerMin: c.AuthFailuresPerMinute, TLS: c.TLSCertFile != "", TrustedProxies: proxies, AuditLog: c.AuditLog,
 		CORSOrigins: c.CORSOrigins,
 		Neo4j:       c.Neo4j,
+		Azure:       c.Azure.view(),
 	}
 }
 
@@ -158,10 +164,12 @@ func (c ServerConfig) LogValue() slog.Value {
 		slog.Int64("max_body_bytes", v.MaxBodyBytes), slog.Int("query_max_rows", v.QueryMaxRows),
 		slog.Int64("query_max_bytes", v.QueryMaxBytes),
 		slog.String("operation_retention", v.OperationRetention), slog.String("shutdown_timeout", v.ShutdownTimeout),
+		slog.String("operation_store", v.OperationStore), slog.String("operation_namespace", v.OperationNamespace),
 		slog.Int("rate_limit_rpm", v.RateLimitRPM), slog.Int("rate_limit_burst", v.RateLimitBurst),
 		slog.Int("max_ops_per_key", v.MaxOpsPerKey), slog.Int("auth_failures_per_minute", v.AuthFailuresPerMin),
 		slog.Bool("tls", v.TLS), slog.Any("trusted_proxies", v.TrustedProxies), slog.String("audit_log", v.AuditLog),
 		slog.Any("cors_origins", v.CORSOrigins),
 		slog.Any("neo4j", c.Neo4j),
+		slog.Any("azure", c.Azure),
 	)
 }

@@ -394,6 +394,8 @@ func TestServerConfigErrors(t *testing.T) {
 		{"query rows zero", serverEnv("ATG_QUERY_MAX_ROWS", "0"), "ATG_QUERY_MAX_ROWS", []string{"at least 1"}},
 		{"query bytes tiny", serverEnv("ATG_QUERY_MAX_BYTES", "1000"), "ATG_QUERY_MAX_BYTES", []string{"1024"}},
 		{"query bytes zero", serverEnv("ATG_QUERY_MAX_BYTES", "0"), "ATG_QUERY_MAX_BYTES", []string{"1024"}},
+		{"operation store unknown", serverEnv("ATG_OPERATION_STORE", "redis"), "ATG_OPERATION_STORE", []string{`"memory" or "neo4j"`}},
+		{"operation namespace bad", serverEnv("ATG_OPERATION_NAMESPACE", "a b"), "ATG_OPERATION_NAMESPACE", []string{"letters"}},
 		{"negative rate limit", serverEnv("ATG_RATE_LIMIT_RPM", "-1"), "ATG_RATE_LIMIT_RPM", []string{">= 0"}},
 		{"zero burst", serverEnv("ATG_RATE_LIMIT_BURST", "0"), "ATG_RATE_LIMIT_BURST", []string{"at least 1"}},
 		{"ops per key garbage", serverEnv("ATG_MAX_OPS_PER_KEY", "ten"), "ATG_MAX_OPS_PER_KEY", []string{"integer"}},

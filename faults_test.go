@@ -117,6 +117,14 @@ func startSecondNeo4j(t *testing.T) *neo4jInstance {
 	if err != nil {
 		t.Fatalf("scripts/neo4j.sh env: %v\n%s", err, env)
 	}
+	// The folder remembers its port: env and status without
+	// ATG_NEO4J_BOLT_PORT name this instance, not a server on 7687.
+	for _, cmd := range []string{"env", "status"} {
+		out, err := n.runWith(10*time.Second, []string{"ATG_NEO4J_DIR=" + n.dir}, cmd)
+		if want := fmt.Sprintf("bolt://127.0.0.1:%d", n.port); err != nil || !strings.Contains(out, want) {
+			t.Errorf("scripts/neo4j.sh %s without ATG_NEO4J_BOLT_PORT: %v, output lacks %s:\n%s", cmd, err, want, out)
+		}
+	}
 	n.settings = neo4jtest.Settings{URI: fmt.Sprintf("bolt://127.0.0.1:%d", n.port), User: "neo4j", Password: envValue(env, "NEO4J_PASSWORD")}
 	if n.settings.Password == "" {
 		t.Fatalf("no NEO4J_PASSWORD in the output of scripts/neo4j.sh env:\n%s", env)
@@ -146,12 +154,22 @@ func freeTCPPort(t *testing.T) int {
 
 // run runs scripts/neo4j.sh with this instance's folder and port.
 func (n *neo4jInstance) run(timeout time.Duration, args ...string) (string, error) {
+	return n.runWith(timeout, []string{"ATG_NEO4J_DIR=" + n.dir, "ATG_NEO4J_BOLT_PORT=" + strconv.Itoa(n.port),
+		"ATG_NEO4J_HEAP=512m", "ATG_NEO4J_PAGECACHE=64m", "ATG_NEO4J_START_TIMEOUT=120"}, args...)
+}
+
+// runWith runs scripts/neo4j.sh with env added to an environment without
+// the script's own variables.
+func (n *neo4jInstance) runWith(timeout time.Duration, env []string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, n.script, args...)
-	cmd.Env = append(os.Environ(),
-		"ATG_NEO4J_DIR="+n.dir, "ATG_NEO4J_BOLT_PORT="+strconv.Itoa(n.port),
-		"ATG_NEO4J_HEAP=512m", "ATG_NEO4J_PAGECACHE=64m", "ATG_NEO4J_START_TIMEOUT=120")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ATG_NEO4J_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second // the JVM it starts keeps no pipe of ours, but be safe

@@ -91,7 +91,52 @@ func decodeImportParams(params json.RawMessage) (neo4jpool.Graph, error) {
 		}
 		return g, &operations.ValidationError{Message: err.Error()}
 	}
+	if err := checkIntegerRange(g); err != nil {
+		return g, err
+	}
 	return g, nil
+}
+
+// checkIntegerRange refuses property values written as integers (digits,
+// no fraction or exponent) outside the 64-bit range of Neo4j integers,
+// which would otherwise be stored as rounded floats.
+func checkIntegerRange(g neo4jpool.Graph) error {
+	var bad func(v any) bool
+	bad = func(v any) bool {
+		switch x := v.(type) {
+		case json.Number:
+			if _, err := x.Int64(); err != nil && !strings.ContainsAny(string(x), ".eE") {
+				return true
+			}
+		case []any:
+			for _, e := range x {
+				if bad(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	check := func(kind string, i int, props map[string]any) error {
+		for k, v := range props {
+			if bad(v) {
+				return &operations.ValidationError{Field: fmt.Sprintf("%s[%d].properties.%s", kind, i, k),
+					Message: "an integer outside the 64-bit range of Neo4j integers (-9223372036854775808 to 9223372036854775807); send it as a string, or as a float such as 1.5e20 if rounding is acceptable"}
+			}
+		}
+		return nil
+	}
+	for i, n := range g.Nodes {
+		if err := check("nodes", i, n.Properties); err != nil {
+			return err
+		}
+	}
+	for i, r := range g.Relationships {
+		if err := check("relationships", i, r.Properties); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decodeGraph decodes a graph document strictly: unknown fields are

@@ -16,8 +16,10 @@ import (
 
 	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
+	"github.com/atgraph/atg/azure"
 	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
+	"github.com/atgraph/atg/operations/neo4jstore"
 	"github.com/atgraph/atg/transport"
 )
 
@@ -65,8 +67,10 @@ type Server struct {
 	// func(m *neo4jpool.Manager, env string) operations.Type { return ScanType(m, env) }.
 	TypeFactories []TypeFactory
 	// ScanSource opens what the built-in "scan" operation reads; nil
-	// means the default (an error saying Azure reading is not
-	// configured). Scans default to Config.TargetTenantID.
+	// means Azure Resource Graph with the server's own credentials
+	// (Config.AzureSource: AZURE_ACCESS_TOKEN, else the managed identity
+	// unless ATG_USE_MANAGED_IDENTITY=false, ATG_AZURE_CLOUD,
+	// ATG_AZURE_ARM_ENDPOINT). Scans default to Config.TargetTenantID.
 	ScanSource SourceFactory
 	// KeyStore, when set, replaces the stores built from Config.APIKeys
 	// and Config.KeysFile. It must hold a usable key of Config.Environment
@@ -86,6 +90,7 @@ type Server struct {
 	log       *slog.Logger
 	db        *neo4jpool.Manager
 	engine    *operations.Engine
+	opStore   *neo4jstore.Store // nil with the memory store
 	api       *transport.API
 	fileStore *auth.FileStore
 	http      *http.Server
@@ -142,7 +147,19 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			"uri", neo4jpool.RedactURI(cfg.Neo4j.URI), "err", h.Err)
 	}
 
-	s.engine, err = newEngine(s.db, env, s.Types, s.TypeFactories, ScanOptions{Source: s.ScanSource, DefaultTenantID: cfg.TargetTenantID}, operations.Config{
+	var store operations.Store
+	if cfg.OperationStore == OperationStoreNeo4j {
+		ns := cfg.OperationNamespace
+		if ns == "" {
+			ns = env
+		}
+		if s.opStore, err = neo4jstore.Open(ctx, neo4jstore.Config{Manager: s.db, Environment: env, Namespace: ns, Logger: s.log}); err != nil {
+			return fmt.Errorf("atg: ATG_OPERATION_STORE=neo4j needs Neo4j at start: %w", err)
+		}
+		store = s.opStore
+	}
+	s.engine, err = newEngine(s.db, env, s.Types, s.TypeFactories, ScanOptions{Source: s.scanSource(), DefaultTenantID: cfg.TargetTenantID}, operations.Config{
+		Store:         store,
 		MaxConcurrent: cfg.MaxConcurrentOps, Retention: cfg.OperationRetention, Logger: s.log,
 		MaxActivePerClient: cfg.MaxOpsPerKey, OnFinish: s.auditFinish,
 	})
@@ -438,6 +455,11 @@ func (s *Server) cleanup(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if s.opStore != nil { // after the engine: its last states are written
+		if err := ignoreClosed(s.opStore.Close(ctx)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if s.http != nil {
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("atg: http shutdown: %w", err))
@@ -460,4 +482,15 @@ func (s *Server) cleanup(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// scanSource returns ScanSource, or the server's Resource Graph source.
+func (s *Server) scanSource() SourceFactory {
+	if s.ScanSource != nil {
+		return s.ScanSource
+	}
+	cfg := s.Config
+	return func(ctx context.Context, p ScanParams) (azure.Source, error) {
+		return azure.NewResourceGraphSource(ctx, cfg.AzureSource(p.TenantID))
+	}
 }

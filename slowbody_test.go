@@ -3,6 +3,7 @@ package atg
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,8 +13,9 @@ import (
 	"time"
 )
 
-// openChunked starts a chunked POST /api/v1/query on a raw connection,
-// sending the headers and first (a prefix of the JSON body), and returns
+// openChunked starts a chunked POST /api/v1/query on a raw connection
+// (with key, unless it is ""), sending the headers and first (a prefix of
+// the JSON body), and returns
 // the connection for the test to trickle more or stall.
 func openChunked(t *testing.T, srv *Server, key, first string) net.Conn {
 	t.Helper()
@@ -23,8 +25,12 @@ func openChunked(t *testing.T, srv *Server, key, first string) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	fmt.Fprintf(c, "POST /api/v1/query HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n",
-		addr, key, len(first), first)
+	auth := ""
+	if key != "" {
+		auth = "Authorization: Bearer " + key + "\r\n"
+	}
+	fmt.Fprintf(c, "POST /api/v1/query HTTP/1.1\r\nHost: %s\r\n%sContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n",
+		addr, auth, len(first), first)
 	return c
 }
 
@@ -47,7 +53,7 @@ func readResponse(t *testing.T, c net.Conn, limit time.Duration) (*http.Response
 // (taking longer in total) is served.
 func TestSlowBodyIsCutAtTheIdleTimeout(t *testing.T) {
 	t.Parallel()
-	const idle = 400 * time.Millisecond
+	const idle = time.Second
 	srv, key, _ := testServer(t, func(s *Server) { s.Config.BodyIdleTimeout = idle })
 
 	t.Run("stalled", func(t *testing.T) {
@@ -69,12 +75,28 @@ func TestSlowBodyIsCutAtTheIdleTimeout(t *testing.T) {
 			t.Errorf("answered after %s, want about %s", took, idle)
 		}
 	})
+	// A request refused before its body is read (here: no key) is answered
+	// at once and its connection closed, not held while net/http waits to
+	// discard the trickled body.
+	t.Run("refused unread", func(t *testing.T) {
+		t.Parallel()
+		c := openChunked(t, srv, "", `{"query":`)
+		start := time.Now()
+		resp, body := readResponse(t, c, 10*time.Second)
+		if resp.StatusCode != http.StatusUnauthorized || time.Since(start) > idle/2 {
+			t.Errorf("%d after %s: %s", resp.StatusCode, time.Since(start), body)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(idle / 2))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || isTimeout(err) {
+			t.Errorf("the connection stayed open after the answer: %d, %v", n, err)
+		}
+	})
 	t.Run("trickled within the idle timeout", func(t *testing.T) {
 		t.Parallel()
 		c := openChunked(t, srv, key, `{`)
 		start := time.Now()
 		for _, part := range []string{`"query"`, `:"RETURN`, ` 41 + 1`, ` AS n"`, `}`} {
-			time.Sleep(idle / 3)
+			time.Sleep(idle / 4)
 			fmt.Fprintf(c, "%x\r\n%s\r\n", len(part), part)
 		}
 		fmt.Fprint(c, "0\r\n\r\n")
@@ -86,6 +108,31 @@ func TestSlowBodyIsCutAtTheIdleTimeout(t *testing.T) {
 			t.Errorf("the body took %s, less than the idle timeout: the test proves nothing", time.Since(start))
 		}
 	})
+}
+
+// waitInFlight waits until srv serves n requests besides the /metrics
+// request asking, then a little more for them to pass authentication.
+func waitInFlight(t *testing.T, srv *Server, n int) {
+	t.Helper()
+	want := fmt.Sprintf("atg_http_requests_in_flight %d\n", n+1)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(srv.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), want) {
+			time.Sleep(200 * time.Millisecond)
+			return
+		}
+	}
+	t.Fatalf("the server never had %d requests in flight", n)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // TestRequestsInFlightPerKey: with ATG_MAX_REQUESTS_PER_KEY 3, three slow
@@ -105,6 +152,9 @@ func TestRequestsInFlightPerKey(t *testing.T) {
 	for range max {
 		slow = append(slow, openChunked(t, srv, key, `{"query":`))
 	}
+	// Let the server take all of them in before the key sends more, so
+	// that the request refused is one of the test's, not a slow one.
+	waitInFlight(t, srv, max)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		status, h, body := query(key)
@@ -119,10 +169,17 @@ func TestRequestsInFlightPerKey(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A slow request past the cap is refused at once, without its body.
+	extra := openChunked(t, srv, key, `{"query":`)
+	start := time.Now()
+	if resp, body := readResponse(t, extra, 10*time.Second); resp.StatusCode != http.StatusTooManyRequests || time.Since(start) > 3*time.Second {
+		t.Errorf("slow request past the cap: %d after %s: %s", resp.StatusCode, time.Since(start), body)
+	}
 	if status, _, body := query(admin); status != 200 {
 		t.Errorf("another key: %d %s", status, body)
 	}
 	slow[0].Close()
+	deadline = time.Now().Add(5 * time.Second)
 	for {
 		status, _, body := query(key)
 		if status == 200 {

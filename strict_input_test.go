@@ -29,7 +29,7 @@ func rawCall(t *testing.T, srv *Server, method, path, key, contentType, body str
 		req.Header.Set("Content-Type", contentType)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -65,6 +65,10 @@ func TestStrictInput(t *testing.T) {
 			status: 400, code: "VALIDATION_ERROR", field: "path", msgHas: "UTF-8"},
 		{name: "invalid UTF-8 in a list filter", method: "GET", path: "/api/v1/operations?type=%C3",
 			status: 400, code: "VALIDATION_ERROR", field: "type", msgHas: "UTF-8"},
+		{name: "query parameter twice", method: "GET", path: "/api/v1/operations?limit=5&limit=500",
+			status: 400, code: "VALIDATION_ERROR", field: "limit", msgHas: "given 2 times"},
+		{name: "Idempotency-Key twice", method: "POST", path: "/api/v1/operations", ct: js, body: `{"type":"import","params":{}}`,
+			hdr: []string{"Idempotency-Key", "a", "Idempotency-Key", "b"}, status: 400, code: "VALIDATION_ERROR", field: "Idempotency-Key"},
 		{name: "duplicate top-level key", method: "POST", path: "/api/v1/query", ct: js,
 			body: `{"query":"RETURN 1","mode":"read","mode":"write"}`, status: 400, code: "VALIDATION_ERROR", field: "mode", msgHas: "mode: duplicate key"},
 		{name: "duplicate key spelt with an escape", method: "POST", path: "/api/v1/query", ct: js,
@@ -78,6 +82,9 @@ func TestStrictInput(t *testing.T) {
 			body: `{"query":"RETURN $n AS n","parameters":{"n":123456789012345678901234567890}}`, status: 400, code: "VALIDATION_ERROR", field: "parameters.n", msgHas: "64-bit"},
 		{name: "negative integer beyond 64 bits", method: "POST", path: "/api/v1/query", ct: js,
 			body: `{"query":"RETURN $n AS n","parameters":{"n":[-9223372036854775809]}}`, status: 400, code: "VALIDATION_ERROR", field: "parameters.n", msgHas: "64-bit"},
+		{name: "import property integer beyond 64 bits", method: "POST", path: "/api/v1/operations", ct: js,
+			body:   `{"type":"import","params":{"nodes":[{"id":"a","labels":["StrictX"],"properties":{"n":[1,18446744073709551616]}}]}}`,
+			status: 400, code: "VALIDATION_ERROR", field: "params.nodes[0].properties.n", msgHas: "64-bit"},
 		{name: "charset latin1", method: "POST", path: "/api/v1/query", ct: "application/json; charset=latin1",
 			body: `{"query":"RETURN 1"}`, status: 415, code: "UNSUPPORTED_MEDIA_TYPE", msgHas: "latin1"},
 		{name: "100 KB URL", method: "GET", path: longPath, status: 431, code: "HEADERS_TOO_LARGE"},

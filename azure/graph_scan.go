@@ -216,9 +216,12 @@ type scan struct {
 	m      *Mapper
 	res    *ScanResult
 	seen   map[uint64]struct{}
-	rels   []Relationship
-	subs   map[string]*SubscriptionResult
-	pages  int64
+	// containers holds the ids of subscriptions and resource groups
+	// written, so that those only implied by resource ids are added.
+	containers map[string]bool
+	rels       []Relationship
+	subs       map[string]*SubscriptionResult
+	pages      int64
 	// subIdx of subN is the subscription being read or pruned, for
 	// ScanProgress.Percent.
 	subIdx, subN int
@@ -264,7 +267,7 @@ func (s *Scanner) Scan(ctx context.Context, cfg ScanConfig) (*ScanResult, error)
 	sc := &scan{s: s, cfg: cfg, tenant: tenant, now: now().UTC(), size: size,
 		m:    &Mapper{TenantID: tenant, ResourceGroups: rgs},
 		res:  &ScanResult{ScanID: cfg.ScanID, TenantID: tenant, DryRun: cfg.DryRun, Prune: cfg.Prune, Complete: true},
-		seen: make(map[uint64]struct{}), subs: make(map[string]*SubscriptionResult)}
+		seen: make(map[uint64]struct{}), subs: make(map[string]*SubscriptionResult), containers: make(map[string]bool)}
 	sc.res.Started = sc.now
 	if err := sc.run(ctx); err != nil {
 		return sc.res, err
@@ -376,8 +379,27 @@ func (sc *scan) run(ctx context.Context) error {
 			sr.Rows++
 			sc.rels = append(sc.rels, rs...)
 			for _, n := range ns {
+				sc.containers[n.ID] = true
 				if !yield(n, nil) {
 					return
+				}
+			}
+		}
+		if !explicit && len(order) == 0 {
+			// No ResourceContainers rows (an `az resource list`
+			// inventory): the subscriptions are those of the resources.
+			for row, err := range src.Rows(ctx, TableResources, "") {
+				if err != nil {
+					fatal = &ReadError{Table: TableResources, Err: err}
+					yield(Node{}, fatal)
+					return
+				}
+				if !sc.m.sameTenant(row) {
+					continue
+				}
+				if sub := ParseID(strings.ToLower(str(row["id"]))).Subscription; sub != "" && sc.subs[sub] == nil {
+					sc.subs[sub] = &SubscriptionResult{SubscriptionID: sub, Complete: true}
+					order = append(order, sub)
 				}
 			}
 		}
@@ -497,6 +519,15 @@ func (sc *scan) subscriptionRows(ctx context.Context, table Table, sub string, s
 			var ok bool
 			if table == TableResources {
 				ns, rs, ok = sc.m.Resource(row, sub)
+				if ok {
+					p := ParseID(ns[0].ID)
+					sid, gid := "/subscriptions/"+p.Subscription, p.ResourceGroupID()
+					if !sc.containers[sid] || !sc.containers[gid] {
+						cn, cr := sc.m.Containers(ns[0].ID, !sc.containers[sid], !sc.containers[gid])
+						sc.containers[sid], sc.containers[gid] = true, true
+						ns, rs = append(cn, ns...), append(cr, rs...)
+					}
+				}
 			} else {
 				ns, rs, ok = sc.m.RoleAssignment(row, sub)
 			}

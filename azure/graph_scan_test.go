@@ -403,3 +403,25 @@ func TestScanCancelMidScan(t *testing.T) {
 		t.Errorf("a cancelled scan pruned: %d -> %d nodes", before, after)
 	}
 }
+
+// TestScanResourceListInventory scans the bundled `az resource list`
+// inventory, which has no ResourceContainers rows: subscriptions come
+// from the resources' ids, and their Subscription and ResourceGroup nodes
+// are implied by them.
+func TestScanResourceListInventory(t *testing.T) {
+	t.Parallel()
+	tenant := newTenantID()
+	db := realDB(t, &tenant)
+	res := db.scan(t, azure.SampleInventory(), azure.ScanConfig{TenantID: tenant, Prune: true})
+	if !res.Complete || len(res.Subscriptions) == 0 || res.Nodes.Added < 4 {
+		t.Fatalf("result: %+v", res)
+	}
+	p := map[string]any{"t": tenant}
+	if n := db.count(t, "MATCH (:Tenant {tenant_id: $t})-[:CONTAINS]->(:Subscription)-[:CONTAINS]->(:ResourceGroup)-[:CONTAINS]->(r:Resource) RETURN count(r)", p); n == 0 {
+		t.Error("no Tenant -> Subscription -> ResourceGroup -> Resource path")
+	}
+	again := db.scan(t, azure.SampleInventory(), azure.ScanConfig{TenantID: tenant, Prune: true})
+	if again.Nodes.Added != 0 || again.Nodes.Removed != 0 || again.Nodes.Changed != 0 {
+		t.Errorf("rescan of the same inventory: %+v", again.Nodes)
+	}
+}

@@ -229,7 +229,7 @@ func (m *Mapper) ResourceContainer(row Row) (c Container, nodes []Node, rels []R
 		nodes = []Node{{ID: id, Labels: []string{LabelSubscription}, Properties: props, Subscription: p.Subscription}}
 		rels = []Relationship{{Type: RelContains, From: m.tenantID(), To: id, Subscription: p.Subscription}}
 		return c, nodes, rels, true
-	case typ == TypeResourceGroup || (typ == "" && p.ResourceGroup != "" && p.Provider == "" && id == p.ResourceGroupID()):
+	case typ == TypeResourceGroup || typ == "microsoft.resources/resourcegroups" || (typ == "" && p.ResourceGroup != "" && p.Provider == "" && id == p.ResourceGroupID()):
 		if p.ResourceGroup == "" || id != p.ResourceGroupID() || !m.groupWanted(p.ResourceGroup) {
 			return c, nil, nil, false
 		}
@@ -251,6 +251,31 @@ func (m *Mapper) ResourceContainer(row Row) (c Container, nodes []Node, rels []R
 		return c, nodes, rels, true
 	}
 	return c, nil, nil, false
+}
+
+// Containers returns the Subscription and ResourceGroup nodes (and their
+// CONTAINS) implied by a resource's id, for sources without
+// ResourceContainers rows (`az resource list` inventories): the
+// subscription when sub is true, the group when rg is true. Their names
+// come from the id.
+func (m *Mapper) Containers(id string, sub, rg bool) (nodes []Node, rels []Relationship) {
+	p := ParseID(strings.ToLower(id))
+	if p.Subscription == "" {
+		return nil, nil
+	}
+	if sub {
+		sid := "/subscriptions/" + p.Subscription
+		nodes = append(nodes, Node{ID: sid, Labels: []string{LabelSubscription}, Subscription: p.Subscription,
+			Properties: map[string]any{"name": p.Subscription, "subscription_id": p.Subscription, "type": TypeSubscription}})
+		rels = append(rels, Relationship{Type: RelContains, From: m.tenantID(), To: sid, Subscription: p.Subscription})
+	}
+	if rg && p.ResourceGroup != "" {
+		gid := p.ResourceGroupID()
+		nodes = append(nodes, Node{ID: gid, Labels: []string{LabelResourceGroup}, Subscription: p.Subscription, ResourceGroup: p.ResourceGroup,
+			Properties: map[string]any{"name": p.ResourceGroup, "subscription_id": p.Subscription, "resource_group": p.ResourceGroup, "type": TypeResourceGroup}})
+		rels = append(rels, Relationship{Type: RelContains, From: "/subscriptions/" + p.Subscription, To: gid, Subscription: p.Subscription, ResourceGroup: p.ResourceGroup})
+	}
+	return nodes, rels
 }
 
 // TenantNode returns the Tenant node.

@@ -18,7 +18,9 @@
 #   ATG_NEO4J_DIR            instance folder: conf/, data/, logs/, run/neo4j.pid
 #                            (default <repo>/.neo4j). Use another folder and port
 #                            for a second, independent instance (fault tests).
-#   ATG_NEO4J_BOLT_PORT      Bolt port on 127.0.0.1 (default 7687)
+#   ATG_NEO4J_BOLT_PORT      Bolt port on 127.0.0.1 (default: the port the instance folder
+#                            was last started on, else 7687); `status`, `env` and `stop`
+#                            without it use the folder's port
 #   ATG_NEO4J_JARS           jar cache shared by all instances (default <repo>/.neo4j/jars)
 #   ATG_NEO4J_VERSION        Neo4j version from Maven Central (default 5.26.30)
 #   ATG_NEO4J_HEAP           max JVM heap (default 1g; initial heap is 512m or less)
@@ -33,7 +35,7 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 repo_root="$(cd "$script_dir/.." && pwd -P)"
 
 version="${ATG_NEO4J_VERSION:-5.26.30}"
-bolt_port="${ATG_NEO4J_BOLT_PORT:-7687}"
+bolt_port="${ATG_NEO4J_BOLT_PORT:-}"
 heap="${ATG_NEO4J_HEAP:-1g}"
 pagecache="${ATG_NEO4J_PAGECACHE:-256m}"
 start_timeout="${ATG_NEO4J_START_TIMEOUT:-120}"
@@ -53,6 +55,13 @@ conf_dir="$home/conf"
 logs_dir="$home/logs"
 run_dir="$home/run"
 pid_file="$run_dir/neo4j.pid"
+# The instance folder remembers the port it was started on.
+port_file="$home/bolt-port"
+remembered_port=""
+if [[ -f "$port_file" ]]; then
+	remembered_port="$(tr -dc '0-9' <"$port_file")"
+fi
+bolt_port="${bolt_port:-${remembered_port:-7687}}"
 bolt_uri="bolt://127.0.0.1:$bolt_port"
 
 die() {
@@ -273,10 +282,13 @@ start_locked() {
 			return 0
 		fi
 		show_failure
+		if [[ -n "$remembered_port" && "$remembered_port" != "$bolt_port" ]]; then
+			die "the server running from $home (pid $pid) listens on port $remembered_port, not $bolt_port; stop it first ($0 stop), or use another ATG_NEO4J_DIR for a second instance"
+		fi
 		die "a server is running from $home (pid $pid) but does not answer at $bolt_uri; try: $0 stop"
 	fi
 	if port_in_use; then
-		die "port $bolt_port on 127.0.0.1 is in use by another process; set ATG_NEO4J_BOLT_PORT or stop it"
+		die "port $bolt_port on 127.0.0.1 is in use by another process; set ATG_NEO4J_BOLT_PORT (and ATG_NEO4J_DIR) for another port, or stop it; or use that database: set NEO4J_URI=$bolt_uri, NEO4J_USER and NEO4J_PASSWORD to its credentials"
 	fi
 	prepare_dist
 	mkdir -p "$logs_dir" "$run_dir/tmp"
@@ -307,6 +319,7 @@ start_locked() {
 		</dev/null >>"$logs_dir/console.log" 2>&1 9>&- &
 	pid=$!
 	echo "$pid" >"$pid_file"
+	echo "$bolt_port" >"$port_file"
 
 	rc=0
 	check --wait "$start_timeout" --pid "$pid" || rc=$?

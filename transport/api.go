@@ -286,7 +286,7 @@ func (a *API) table() []route {
 // routes builds every handler chain once: per route, metrics and access
 // log, the HTTPS rule, and for authenticated routes the failure limit, the
 // route's authenticator, the key's rate limit and the scope; then the
-// outer chain of request IDs and CORS.
+// outer chain of request IDs, the body idle timeout and CORS.
 func (a *API) routes() {
 	for _, rt := range a.table() {
 		var h http.Handler = rt.handler
@@ -298,10 +298,10 @@ func (a *API) routes() {
 			h = a.limitAuthFailures(authenticate(a.rateLimitKeys(a.limitInFlight(auth.RequireScope(rt.scope, h)))))
 		}
 		pattern := rt.method + " " + rt.path
-		a.mux.Handle(pattern, a.observe(pattern, a.checkRequest(a.limitBodyIdle(a.requireHTTPS(h)))))
+		a.mux.Handle(pattern, a.observe(pattern, a.checkRequest(a.requireHTTPS(h))))
 	}
 	a.unmatched = a.observe("", a.checkRequest(a.requireHTTPS(http.HandlerFunc(a.notRouted))))
-	a.handler = withRequestID(a.cors(http.HandlerFunc(a.dispatch)))
+	a.handler = withRequestID(a.limitBodyIdle(a.cors(http.HandlerFunc(a.dispatch))))
 }
 
 // ServeHTTP implements http.Handler.

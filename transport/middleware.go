@@ -236,9 +236,11 @@ func headerBytes(r *http.Request) int {
 // checkRequest refuses, before anything else looks at them, requests whose
 // request line and headers exceed Options.MaxHeaderBytes (431, in the error
 // envelope: the http.Server's own limit, which answers in plain text, is
-// set higher) and requests whose path or query string does not decode to
+// set higher), requests whose path or query string does not decode to
 // valid UTF-8 (400: ids and filters are text, and a lookup of a mangled id
-// would otherwise fail in a confusing way).
+// would otherwise fail in a confusing way), and requests that give a query
+// parameter or a single-valued header twice (400: as with duplicate JSON
+// keys, silently taking one of them would be a guess).
 func (a *API) checkRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n := headerBytes(r); n > a.opts.MaxHeaderBytes {
@@ -257,6 +259,10 @@ func (a *API) checkRequest(next http.Handler) http.Handler {
 				return
 			}
 			for k, vs := range q {
+				if len(vs) > 1 && utf8.ValidString(k) {
+					WriteError(w, CodeValidation, fmt.Sprintf("query parameter %q is given %d times; give it once", k, len(vs)), map[string]any{"field": k})
+					return
+				}
 				ok := utf8.ValidString(k)
 				for _, v := range vs {
 					ok = ok && utf8.ValidString(v)
@@ -271,9 +277,20 @@ func (a *API) checkRequest(next http.Handler) http.Handler {
 				}
 			}
 		}
+		for _, h := range singleHeaders {
+			if n := len(r.Header.Values(h)); n > 1 {
+				WriteError(w, CodeValidation, fmt.Sprintf("header %s is given %d times; give it once", h, n), map[string]any{"field": h})
+				return
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// singleHeaders are the request headers the API reads one value of: sent
+// more than once, which one counts would be a guess, so the request is
+// refused (Authorization is the authenticator's own check).
+var singleHeaders = []string{"Content-Type", HeaderIdempotencyKey, "Last-Event-ID", HeaderRequestID}
 
 // queryErrorText is url.ParseQuery's error without the offending text,
 // which may be anything.

@@ -73,26 +73,70 @@ func (b *idleBody) Read(p []byte) (int, error) {
 // limitBodyIdle gives requests with a body an idle timeout between body
 // bytes (Options.BodyIdleTimeout): a body trickled slower than that fails
 // to read with ErrBodyIdle, answered 408 REQUEST_TIMEOUT by decodeJSON.
+//
+// It also keeps a body nobody reads from holding the connection: net/http
+// reads up to 256 KiB of an unread body before and after answering, under
+// the whole-request ReadTimeout (minutes), so a request refused without
+// its body being read (401, 403, 404, 429, …) whose body is trickled
+// would hold its connection that long. Such responses get Connection:
+// close, and once the handler is done the read deadline is moved to now.
 func (a *API) limitBodyIdle(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil && r.Body != http.NoBody {
-			var deadline time.Time
-			if a.opts.ReadTimeout > 0 {
-				deadline = time.Now().Add(a.opts.ReadTimeout)
-			}
-			b := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: a.opts.BodyIdleTimeout, deadline: deadline}
-			r.Body = b
-			// A handler that stopped reading early leaves the idle
-			// deadline set: put the request's own back.
-			defer func() {
-				if !b.done {
-					_ = b.rc.SetReadDeadline(deadline)
-				}
-			}()
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
 		}
-		next.ServeHTTP(w, r)
+		var deadline time.Time
+		if a.opts.ReadTimeout > 0 {
+			deadline = time.Now().Add(a.opts.ReadTimeout)
+		}
+		b := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: a.opts.BodyIdleTimeout, deadline: deadline}
+		r.Body = b
+		defer func() {
+			if !b.done {
+				_ = b.rc.SetReadDeadline(time.Now()) // nothing more of this body is wanted
+			}
+		}()
+		next.ServeHTTP(&unreadBodyCloser{ResponseWriter: w, body: b}, r)
 	})
 }
+
+// unreadBodyCloser adds Connection: close to a response written before
+// its request's body was read to the end.
+type unreadBodyCloser struct {
+	http.ResponseWriter
+	body  *idleBody
+	wrote bool
+}
+
+func (u *unreadBodyCloser) mark() {
+	if !u.wrote {
+		u.wrote = true
+		if !u.body.done {
+			u.Header().Set("Connection", "close")
+		}
+	}
+}
+
+func (u *unreadBodyCloser) WriteHeader(code int) {
+	u.mark()
+	u.ResponseWriter.WriteHeader(code)
+}
+
+func (u *unreadBodyCloser) Write(p []byte) (int, error) {
+	u.mark()
+	return u.ResponseWriter.Write(p)
+}
+
+// Flush passes through to the underlying writer.
+func (u *unreadBodyCloser) Flush() {
+	if f, ok := u.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (u *unreadBodyCloser) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 
 // inFlight counts the requests each API key has open.
 type inFlight struct {

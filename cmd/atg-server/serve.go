@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/atgraph/atg"
@@ -115,11 +116,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		}
 		return exitFailure
 	}
-	fmt.Fprintf(e.stdout, "atg-server %s listening on %s (environment %s)\n", atg.Version, srv.URL(), cfg.Environment)
-	if key := srv.DevKey(); key != "" {
-		fmt.Fprintf(e.stdout, "No API key configured: generated a dev key, valid until this process exits (shown once):\n%s\n", key)
-		fmt.Fprintf(e.stdout, "Try: curl -H \"Authorization: Bearer $KEY\" %s/api/v1/status\n", srv.URL())
-	}
+	fmt.Fprint(e.stdout, readyMessage(srv.URL(), string(cfg.Environment), srv.DevKey()))
 
 	hup := e.hup
 	if hup == nil {
@@ -154,4 +151,24 @@ func runServe(ctx context.Context, e *env, args []string) int {
 			return exitOK
 		}
 	}
+}
+
+// readyMessage is what serve prints on stdout once it listens: the URL
+// and, when it generated one, the dev key and the next steps, set apart
+// from the log lines on stderr.
+func readyMessage(url, environment, devKey string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "atg-server %s listening on %s (environment %s)\n", atg.Version, url, environment)
+	if devKey == "" {
+		return b.String()
+	}
+	const rule = "------------------------------------------------------------------------\n"
+	b.WriteString("\n" + rule)
+	b.WriteString("No API key configured: generated a dev key, valid until this process exits (shown once):\n\n")
+	fmt.Fprintf(&b, "  export KEY=%s\n\n", devKey)
+	b.WriteString("Next:\n")
+	fmt.Fprintf(&b, "  curl -H \"Authorization: Bearer $KEY\" %s/api/v1/status\n", url)
+	fmt.Fprintf(&b, "  ATG_REMOTE_MODE=true ATG_SERVICE_URL=%s ATG_API_KEY=$KEY bin/atg status\n", url)
+	b.WriteString(rule)
+	return b.String()
 }

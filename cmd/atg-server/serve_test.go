@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,15 +97,19 @@ func TestServeInDevPrintsURLAndKeyThenShutsDown(t *testing.T) {
 		done <- runEnv(ctx, &env{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] },
 			now: time.Now, environ: vars, hup: hup}, []string{"--env-file", filepath.Join(t.TempDir(), "none.env")})
 	}()
-	waitFor(t, "the dev key", func() bool { return strings.Count(stdout.String(), "\n") >= 3 })
+	waitFor(t, "the dev key", func() bool { return strings.Count(stdout.String(), "----\n") >= 2 })
 	lines := strings.Split(stdout.String(), "\n")
 	url := "http://127.0.0.1:" + vars["ATG_SERVER_PORT"]
 	if !strings.Contains(lines[0], "listening on "+url) {
 		t.Errorf("first line %q", lines[0])
 	}
-	key := lines[2]
-	if !strings.HasPrefix(key, "atg_dev_") || len(key) != 72 {
-		t.Fatalf("dev key line %q", key)
+	m := regexp.MustCompile(`(?m)^  export KEY=(atg_dev_[0-9a-f]{64})$`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no dev key line in:\n%s", stdout.String())
+	}
+	key := m[1]
+	if want := readyMessage(url, "dev", key); stdout.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), want)
 	}
 	if code := get(t, url+"/livez", ""); code != 200 {
 		t.Errorf("livez %d", code)

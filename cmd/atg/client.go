@@ -82,6 +82,9 @@ func (g *globals) open(ctx context.Context, e *env, needRemote string) (*session
 		co.Neo4j, co.Environment = n4j, envName
 		s.where, s.environment = neo4jpool.RedactURI(n4j.URI), string(envName)
 	}
+	if g.scanSource != nil {
+		co.ScanSource = g.scanSource
+	}
 	if e.clientOptions != nil {
 		e.clientOptions(&co)
 	}

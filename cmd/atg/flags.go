@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/atgraph/atg"
 	"github.com/atgraph/atg/internal/interspersed"
 )
 
@@ -23,6 +24,8 @@ type globals struct {
 	format                 string
 	// secret is the API key once loaded, so that no message can reveal it.
 	secret string
+	// scanSource, when set, is what local-mode scans read ("atg scan").
+	scanSource atg.SourceFactory
 }
 
 // flagSet returns a flag set named name with the global flags bound to g

@@ -70,3 +70,27 @@ func TestLocalScan(t *testing.T) {
 		t.Errorf("bad subscription:\n%s", r)
 	}
 }
+
+// TestLocalScanFromFile scans the bundled `az resource list` sample with
+// --from-file in local mode.
+func TestLocalScanFromFile(t *testing.T) {
+	t.Parallel()
+	s := neo4jtest.Require(t)
+	d := neo4jtest.Driver(t, s)
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	tenant := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = neo4jtest.Query(ctx, d, s, "MATCH (n:AzureNode {tenant_id: $t}) DETACH DELETE n", map[string]any{"t": tenant})
+	})
+	path := "../../azure/testdata/az-resource-list.json"
+	c := newCLI(t, localVars(t))
+	r := c.run("scan", "--tenant-id", tenant, "--from-file", path)
+	var res atg.ScanResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != exitOK || !res.Complete || res.Nodes.Added < 4 {
+		t.Fatalf("scan --from-file (%v):\n%s", err, r)
+	}
+}

@@ -1,0 +1,718 @@
+package neo4jstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/atgraph/atg/neo4jpool"
+	"github.com/atgraph/atg/operations"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultNamespace        = "atg"
+	DefaultProgressInterval = 500 * time.Millisecond
+	// retentionBatch is how many operations one retention transaction
+	// deletes (with their events).
+	retentionBatch = 200
+	// urgentDelay is how long the writer waits after an urgent change
+	// before it writes, so that changes made together share a transaction.
+	urgentDelay = 2 * time.Millisecond
+)
+
+// Labels of the store's nodes.
+const (
+	LabelOperation = "AtgOperation"
+	LabelEvent     = "AtgOperationEvent"
+)
+
+// ErrClosed is returned by writes after Close, and by a second Close; it
+// matches net.ErrClosed.
+var ErrClosed = fmt.Errorf("neo4jstore: store closed: %w", net.ErrClosed)
+
+// Config configures a Store. Manager and Environment are required.
+type Config struct {
+	// Manager reaches the database; the store uses Environment's
+	// database.
+	Manager *neo4jpool.Manager
+	// Environment is the neo4jpool environment to use.
+	Environment string
+	// Namespace separates this store's operations from other stores' in
+	// the same database; "" means DefaultNamespace ("atg").
+	Namespace string
+	// ProgressInterval is how often progress-only changes are written; 0
+	// means DefaultProgressInterval (500 ms). Status changes and
+	// status/complete/error events are written at once.
+	ProgressInterval time.Duration
+	// Logger receives write failures (they are retried); nil means none.
+	Logger *slog.Logger
+}
+
+// Store is an operations.Store in Neo4j; create it with Open. It also
+// implements operations.Counter.
+type Store struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]*pending             // not yet written, by operation ID
+	known   map[string]bool                 // operations known to exist
+	last    map[string]operations.Operation // last accepted state of unfinished operations
+	closed  bool
+
+	writeMu sync.Mutex // one flush at a time, in order
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// pending is what the store accepted for one operation and has not written.
+type pending struct {
+	op     *operations.Operation // the latest state, nil when written
+	events []operations.Event
+}
+
+// Open checks cfg, creates the store's constraints and indexes (if they do
+// not exist) and starts its writer.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	switch {
+	case cfg.Manager == nil:
+		return nil, errors.New("neo4jstore: Config.Manager is required")
+	case cfg.Environment == "":
+		return nil, errors.New("neo4jstore: Config.Environment is required")
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = DefaultProgressInterval
+	}
+	s := &Store{
+		cfg: cfg, log: cfg.Logger, pending: map[string]*pending{}, known: map[string]bool{}, last: map[string]operations.Operation{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := s.ensureSchema(ctx); err != nil {
+		return nil, err
+	}
+	go s.writer()
+	return s, nil
+}
+
+var schema = []string{
+	"CREATE CONSTRAINT atg_operation_key IF NOT EXISTS FOR (o:" + LabelOperation + ") REQUIRE (o.ns, o.id) IS UNIQUE",
+	"CREATE CONSTRAINT atg_operation_event_key IF NOT EXISTS FOR (e:" + LabelEvent + ") REQUIRE (e.ns, e.op_id, e.seq) IS UNIQUE",
+	"CREATE INDEX atg_operation_created IF NOT EXISTS FOR (o:" + LabelOperation + ") ON (o.ns, o.created_at)",
+	"CREATE INDEX atg_operation_client IF NOT EXISTS FOR (o:" + LabelOperation + ") ON (o.ns, o.client_id)",
+	"CREATE INDEX atg_operation_status IF NOT EXISTS FOR (o:" + LabelOperation + ") ON (o.ns, o.status)",
+	"CREATE INDEX atg_operation_finished IF NOT EXISTS FOR (o:" + LabelOperation + ") ON (o.ns, o.finished_at)",
+}
+
+func (s *Store) ensureSchema(ctx context.Context) error {
+	for _, q := range schema {
+		_, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+			res, err := tx.Run(ctx, q, nil)
+			if err != nil {
+				return nil, err
+			}
+			_, err = res.Consume(ctx)
+			return nil, err
+		})
+		var ne *neo4j.Neo4jError
+		if errors.As(err, &ne) && strings.Contains(ne.Code, "AlreadyExists") {
+			err = nil // another process created it at the same moment
+		}
+		if err != nil {
+			return fmt.Errorf("neo4jstore: create schema: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close writes what is pending and stops the writer. A second Close
+// returns ErrClosed.
+func (s *Store) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	return s.Flush(ctx)
+}
+
+// Flush writes everything the store has accepted so far.
+func (s *Store) Flush(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.flushLocked(ctx)
+}
+
+// writer writes urgent changes as they come and everything else every
+// ProgressInterval.
+func (s *Store) writer() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.ProgressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+			// Gather what other operations change in the next moment
+			// into the same transaction.
+			time.Sleep(urgentDelay)
+		case <-t.C:
+		}
+		if err := s.Flush(context.Background()); err != nil {
+			s.log.Warn("neo4jstore: write failed; retrying", "err", err)
+		}
+	}
+}
+
+// accept records a change for id; urgent ones wake the writer at once.
+func (s *Store) accept(id string, op *operations.Operation, ev *operations.Event, urgent bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	p := s.pending[id]
+	if p == nil {
+		p = &pending{}
+		s.pending[id] = p
+	}
+	if op != nil {
+		cp := *op
+		p.op = &cp
+	}
+	if ev != nil {
+		p.events = append(p.events, *ev)
+	}
+	s.mu.Unlock()
+	if urgent {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// flushLocked writes what is pending in one transaction; s.writeMu is held.
+func (s *Store) flushLocked(ctx context.Context) error {
+	type taken struct {
+		op     *operations.Operation
+		events int
+	}
+	s.mu.Lock()
+	took := make(map[string]taken, len(s.pending))
+	var ops, evs []map[string]any
+	for id, p := range s.pending {
+		took[id] = taken{op: p.op, events: len(p.events)}
+		if p.op != nil {
+			ops = append(ops, withNS(opProps(*p.op), s.cfg.Namespace))
+		}
+		// Progress events are coalesced: the last of the batch is kept.
+		lastProgress := -1
+		for i, ev := range p.events {
+			if ev.Type == operations.EventProgress {
+				lastProgress = i
+			}
+		}
+		for i, ev := range p.events {
+			if ev.Type == operations.EventProgress && i != lastProgress {
+				continue
+			}
+			evs = append(evs, map[string]any{"op_id": id, "seq": ev.Seq, "type": string(ev.Type), "time": ev.Time, "data": string(ev.Data)})
+		}
+	}
+	s.mu.Unlock()
+	if len(took) == 0 {
+		return nil
+	}
+	_, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+		if len(ops) > 0 {
+			if err := run(ctx, tx, "UNWIND $ops AS p MERGE (o:"+LabelOperation+" {ns: $ns, id: p.id}) SET o = p", map[string]any{"ns": s.cfg.Namespace, "ops": ops}); err != nil {
+				return nil, err
+			}
+		}
+		if len(evs) > 0 {
+			if err := run(ctx, tx, "UNWIND $evs AS e MERGE (v:"+LabelEvent+" {ns: $ns, op_id: e.op_id, seq: e.seq}) SET v.type = e.type, v.time = e.time, v.data = e.data", map[string]any{"ns": s.cfg.Namespace, "evs": evs}); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("neo4jstore: write %d operations, %d events: %w", len(ops), len(evs), err)
+	}
+	s.mu.Lock()
+	for id, tk := range took {
+		p := s.pending[id]
+		if p == nil {
+			continue
+		}
+		if p.op == tk.op {
+			p.op = nil
+		}
+		p.events = p.events[tk.events:]
+		if p.op == nil && len(p.events) == 0 {
+			delete(s.pending, id)
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func run(ctx context.Context, tx neo4j.ManagedTransaction, q string, params map[string]any) error {
+	res, err := tx.Run(ctx, q, params)
+	if err != nil {
+		return err
+	}
+	_, err = res.Consume(ctx)
+	return err
+}
+
+// opProps encodes op as node properties (JSON for the nested values).
+func opProps(op operations.Operation) map[string]any {
+	p := map[string]any{
+		"ns": nil, "id": op.ID, "type": op.Type, "status": string(op.Status), "client_id": op.ClientID,
+		"created_at": op.CreatedAt.UTC(), "last_event_id": op.LastEventID,
+		"params": string(op.Params), "request_digest": op.RequestDigest,
+	}
+	if op.IdempotencyKey != "" {
+		p["idem_key"] = op.IdempotencyKey
+	}
+	if op.Progress != nil {
+		b, _ := json.Marshal(op.Progress)
+		p["progress"] = string(b)
+	}
+	if len(op.Result) > 0 {
+		p["result"] = string(op.Result)
+	}
+	if op.Error != nil {
+		b, err := json.Marshal(op.Error)
+		if err != nil { // the engine only stores errors that encode; be safe anyway
+			b, _ = json.Marshal(operations.Error{Code: op.Error.Code, Message: op.Error.Message})
+		}
+		p["error"] = string(b)
+	}
+	if op.StartedAt != nil {
+		p["started_at"] = op.StartedAt.UTC()
+	}
+	if op.FinishedAt != nil {
+		p["finished_at"] = op.FinishedAt.UTC()
+	}
+	return p
+}
+
+// decodeOp reads an operation node's properties.
+func decodeOp(props map[string]any) (operations.Operation, error) {
+	str := func(k string) string { v, _ := props[k].(string); return v }
+	tm := func(k string) *time.Time {
+		if v, ok := props[k].(time.Time); ok {
+			u := v.UTC()
+			return &u
+		}
+		return nil
+	}
+	op := operations.Operation{
+		ID: str("id"), Type: str("type"), Status: operations.Status(str("status")), ClientID: str("client_id"),
+		IdempotencyKey: str("idem_key"), RequestDigest: str("request_digest"),
+	}
+	if p := str("params"); p != "" {
+		op.Params = json.RawMessage(p)
+	}
+	if c := tm("created_at"); c != nil {
+		op.CreatedAt = *c
+	}
+	op.StartedAt, op.FinishedAt = tm("started_at"), tm("finished_at")
+	op.LastEventID, _ = props["last_event_id"].(int64)
+	if r := str("result"); r != "" {
+		op.Result = json.RawMessage(r)
+	}
+	if p := str("progress"); p != "" {
+		op.Progress = &operations.Progress{}
+		if err := json.Unmarshal([]byte(p), op.Progress); err != nil {
+			return op, fmt.Errorf("neo4jstore: operation %s: progress: %w", op.ID, err)
+		}
+	}
+	if e := str("error"); e != "" {
+		op.Error = &operations.Error{}
+		if err := json.Unmarshal([]byte(e), op.Error); err != nil {
+			return op, fmt.Errorf("neo4jstore: operation %s: error: %w", op.ID, err)
+		}
+	}
+	return op, nil
+}
+
+// Create implements operations.Store: the operation is written before
+// Create returns.
+func (s *Store) Create(ctx context.Context, op operations.Operation) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	props := opProps(op)
+	_, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+		return nil, run(ctx, tx, "MERGE (o:"+LabelOperation+" {ns: $ns, id: $p.id}) SET o = $p", map[string]any{"ns": s.cfg.Namespace, "p": withNS(props, s.cfg.Namespace)})
+	})
+	if err != nil {
+		return fmt.Errorf("neo4jstore: create operation %s: %w", op.ID, err)
+	}
+	s.mu.Lock()
+	s.known[op.ID] = true
+	if !op.Status.Terminal() {
+		s.last[op.ID] = op
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func withNS(p map[string]any, ns string) map[string]any {
+	p["ns"] = ns
+	return p
+}
+
+// exists reports whether operation id exists (asking the database once per
+// id the store has not seen).
+func (s *Store) exists(ctx context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	ok := s.known[id]
+	s.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	if _, err := s.read(ctx, id); err != nil {
+		if errors.Is(err, operations.ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// Put implements operations.Store. A change of status, result or error is
+// written at once; a change of progress only within ProgressInterval.
+func (s *Store) Put(ctx context.Context, op operations.Operation) error {
+	ok, err := s.exists(ctx, op.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return operations.ErrNotFound
+	}
+	// Urgent unless only progress (and the event counter) moved since the
+	// last accepted state.
+	s.mu.Lock()
+	prev, had := s.last[op.ID]
+	if op.Status.Terminal() {
+		delete(s.last, op.ID)
+	} else {
+		s.last[op.ID] = op
+	}
+	s.mu.Unlock()
+	urgent := true
+	if had {
+		a, b := prev, op
+		a.Progress, b.Progress, a.LastEventID, b.LastEventID = nil, nil, 0, 0
+		urgent = !sameOperation(a, b)
+	}
+	return s.accept(op.ID, &op, nil, urgent)
+}
+
+func sameOperation(a, b operations.Operation) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb) && string(a.Params) == string(b.Params)
+}
+
+// AppendEvent implements operations.Store. Status, complete and error
+// events are written at once; progress events are coalesced.
+func (s *Store) AppendEvent(ctx context.Context, id string, ev operations.Event) error {
+	ok, err := s.exists(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return operations.ErrNotFound
+	}
+	return s.accept(id, nil, &ev, ev.Type != operations.EventProgress && ev.Type != operations.EventLog)
+}
+
+// read returns operation id as stored in the database.
+func (s *Store) read(ctx context.Context, id string) (operations.Operation, error) {
+	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns, id: $id}) RETURN properties(o) AS p", map[string]any{"ns": s.cfg.Namespace, "id": id})
+		if err != nil {
+			return nil, err
+		}
+		recs, err := res.Collect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(recs) == 0 {
+			return nil, nil
+		}
+		p, _ := recs[0].Get("p")
+		return p, nil
+	})
+	if err != nil {
+		return operations.Operation{}, fmt.Errorf("neo4jstore: read operation %s: %w", id, err)
+	}
+	props, _ := v.(map[string]any)
+	if props == nil {
+		return operations.Operation{}, operations.ErrNotFound
+	}
+	op, err := decodeOp(props)
+	if err == nil {
+		s.mu.Lock()
+		s.known[id] = true
+		s.mu.Unlock()
+	}
+	return op, err
+}
+
+// overlay returns the accepted but unwritten state of id, if any.
+func (s *Store) overlay(id string) (operations.Operation, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pending[id]; p != nil && p.op != nil {
+		return *p.op, true
+	}
+	return operations.Operation{}, false
+}
+
+// Get implements operations.Store.
+func (s *Store) Get(ctx context.Context, id string) (operations.Operation, error) {
+	if op, ok := s.overlay(id); ok {
+		return op, nil
+	}
+	return s.read(ctx, id)
+}
+
+// query runs a read returning operation nodes as "p".
+func (s *Store) query(ctx context.Context, q string, params map[string]any) ([]operations.Operation, error) {
+	params["ns"] = s.cfg.Namespace
+	// Unwritten states are taken before the read (see EventsAfter).
+	s.mu.Lock()
+	unwritten := make(map[string]operations.Operation, len(s.pending))
+	for id, p := range s.pending {
+		if p.op != nil {
+			unwritten[id] = *p.op
+		}
+	}
+	s.mu.Unlock()
+	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, q, params)
+		if err != nil {
+			return nil, err
+		}
+		return res.Collect(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("neo4jstore: %w", err)
+	}
+	recs := v.([]*neo4j.Record)
+	out := make([]operations.Operation, 0, len(recs))
+	for _, r := range recs {
+		p, _ := r.Get("p")
+		props, _ := p.(map[string]any)
+		op, err := decodeOp(props)
+		if err != nil {
+			return nil, err
+		}
+		if o, ok := unwritten[op.ID]; ok {
+			op = o
+		}
+		out = append(out, op)
+	}
+	return out, nil
+}
+
+const filterClause = " WHERE ($client = '' OR o.client_id = $client) AND ($status = '' OR o.status = $status) AND ($type = '' OR o.type = $type)"
+
+// List implements operations.Store: newest first.
+func (s *Store) List(ctx context.Context, f operations.Filter) ([]operations.Operation, int, error) {
+	if f.Limit <= 0 {
+		f.Limit = operations.DefaultListLimit
+	}
+	f.Offset = max(f.Offset, 0)
+	params := map[string]any{"client": f.ClientID, "status": string(f.Status), "type": f.Type, "skip": int64(f.Offset), "limit": int64(f.Limit)}
+	match := "MATCH (o:" + LabelOperation + " {ns: $ns})" + filterClause
+	page, err := s.query(ctx, match+" RETURN properties(o) AS p ORDER BY o.created_at DESC, o.id DESC SKIP $skip LIMIT $limit", params)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, match+" RETURN count(o) AS n", params)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := res.Single(ctx)
+		if err != nil {
+			return nil, err
+		}
+		n, _ := rec.Get("n")
+		return n, nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("neo4jstore: count operations: %w", err)
+	}
+	total, _ := v.(int64)
+	return page, int(total), nil
+}
+
+// FindIdempotent implements operations.Store.
+func (s *Store) FindIdempotent(ctx context.Context, clientID, key string) (operations.Operation, bool, error) {
+	ops, err := s.query(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns, client_id: $client, idem_key: $key}) RETURN properties(o) AS p LIMIT 1",
+		map[string]any{"client": clientID, "key": key})
+	if err != nil || len(ops) == 0 {
+		return operations.Operation{}, false, err
+	}
+	return ops[0], true, nil
+}
+
+// Unfinished implements operations.Store.
+func (s *Store) Unfinished(ctx context.Context) ([]operations.Operation, error) {
+	ops, err := s.query(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns}) WHERE o.status IN ['queued', 'running'] RETURN properties(o) AS p ORDER BY o.created_at, o.id", map[string]any{})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	for _, op := range ops {
+		s.known[op.ID] = true
+	}
+	s.mu.Unlock()
+	return ops, nil
+}
+
+// EventsAfter implements operations.Store.
+func (s *Store) EventsAfter(ctx context.Context, id string, after int64) ([]operations.Event, error) {
+	// What is pending is taken before the database is read: a write that
+	// ends in between is then in one or the other (duplicates are removed).
+	var unwritten []operations.Event
+	s.mu.Lock()
+	if p := s.pending[id]; p != nil {
+		unwritten = slices.Clone(p.events)
+	}
+	s.mu.Unlock()
+	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns, id: $id}) "+
+			"OPTIONAL MATCH (e:"+LabelEvent+" {ns: $ns, op_id: $id}) WHERE e.seq > $after "+
+			"WITH o, e ORDER BY e.seq RETURN e.seq AS seq, e.type AS type, e.time AS time, e.data AS data",
+			map[string]any{"ns": s.cfg.Namespace, "id": id, "after": after})
+		if err != nil {
+			return nil, err
+		}
+		return res.Collect(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("neo4jstore: read events of %s: %w", id, err)
+	}
+	recs := v.([]*neo4j.Record)
+	if len(recs) == 0 {
+		return nil, operations.ErrNotFound
+	}
+	var out []operations.Event
+	for _, r := range recs {
+		seq, ok := r.Values[0].(int64)
+		if !ok {
+			continue // the operation without events (OPTIONAL MATCH)
+		}
+		typ, _ := r.Values[1].(string)
+		at, _ := r.Values[2].(time.Time)
+		data, _ := r.Values[3].(string)
+		out = append(out, operations.Event{Seq: seq, Type: operations.EventType(typ), Time: at.UTC(), Data: json.RawMessage(data)})
+	}
+	for _, ev := range unwritten {
+		if ev.Seq > after {
+			out = append(out, ev)
+		}
+	}
+	slices.SortFunc(out, func(a, b operations.Event) int { return int(min(max(a.Seq-b.Seq, -1), 1)) })
+	out = slices.CompactFunc(out, func(a, b operations.Event) bool { return a.Seq == b.Seq })
+	return out, nil
+}
+
+// DeleteFinishedBefore implements operations.Store, in batches.
+func (s *Store) DeleteFinishedBefore(ctx context.Context, t time.Time) (int, error) {
+	if err := s.Flush(ctx); err != nil {
+		return 0, err
+	}
+	total := 0
+	for {
+		v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+			res, err := tx.Run(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns}) WHERE o.finished_at < $t AND o.status IN ['completed', 'failed', 'cancelled'] "+
+				"WITH o LIMIT $batch "+
+				"OPTIONAL MATCH (e:"+LabelEvent+" {ns: $ns, op_id: o.id}) "+
+				"WITH o, collect(e) AS evs, o.id AS id FOREACH (x IN evs | DELETE x) DELETE o RETURN id",
+				map[string]any{"ns": s.cfg.Namespace, "t": t.UTC(), "batch": int64(retentionBatch)})
+			if err != nil {
+				return nil, err
+			}
+			return res.Collect(ctx)
+		})
+		if err != nil {
+			return total, fmt.Errorf("neo4jstore: delete finished operations: %w", err)
+		}
+		recs := v.([]*neo4j.Record)
+		s.mu.Lock()
+		for _, r := range recs {
+			id, _ := r.Values[0].(string)
+			delete(s.known, id)
+			delete(s.pending, id)
+			delete(s.last, id)
+		}
+		s.mu.Unlock()
+		total += len(recs)
+		if len(recs) < retentionBatch {
+			return total, nil
+		}
+	}
+}
+
+// Counts implements operations.Counter.
+func (s *Store) Counts(ctx context.Context) (map[operations.Status]int, error) {
+	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+		res, err := tx.Run(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns}) RETURN o.status AS status, count(*) AS n", map[string]any{"ns": s.cfg.Namespace})
+		if err != nil {
+			return nil, err
+		}
+		return res.Collect(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("neo4jstore: count operations: %w", err)
+	}
+	out := map[operations.Status]int{}
+	for _, r := range v.([]*neo4j.Record) {
+		st, _ := r.Values[0].(string)
+		n, _ := r.Values[1].(int64)
+		out[operations.Status(st)] = int(n)
+	}
+	return out, nil
+}
+
+var (
+	_ operations.Store   = (*Store)(nil)
+	_ operations.Counter = (*Store)(nil)
+)

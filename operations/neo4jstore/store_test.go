@@ -1,0 +1,226 @@
+package neo4jstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+	"go.uber.org/goleak"
+
+	"github.com/atgraph/atg/internal/neo4jtest"
+	"github.com/atgraph/atg/neo4jpool"
+	"github.com/atgraph/atg/operations"
+	"github.com/atgraph/atg/operations/neo4jstore"
+	"github.com/atgraph/atg/operations/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// manager is a neo4jpool.Manager on the test database, closed after t.
+func manager(t *testing.T) (*neo4jpool.Manager, neo4jtest.Settings) {
+	t.Helper()
+	s := neo4jtest.Require(t)
+	m := neo4jpool.NewManager(neo4jpool.Options{Logger: quiet})
+	if err := m.Configure(context.Background(), "test", neo4jpool.Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database}.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.CloseAll(context.Background()) })
+	return m, s
+}
+
+// open opens a store in namespace ns, removed with its nodes after t.
+func open(t *testing.T, m *neo4jpool.Manager, s neo4jtest.Settings, ns string, interval time.Duration) *neo4jstore.Store {
+	t.Helper()
+	st, err := neo4jstore.Open(context.Background(), neo4jstore.Config{Manager: m, Environment: "test", Namespace: ns, ProgressInterval: interval, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = st.Close(context.Background())
+		d := neo4jtest.Driver(t, s)
+		for _, label := range []string{neo4jstore.LabelEvent, neo4jstore.LabelOperation} {
+			if _, err := neo4j.ExecuteQuery(context.Background(), d, "MATCH (n:"+label+" {ns: $ns}) DETACH DELETE n", map[string]any{"ns": ns}, neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(s.Database)); err != nil {
+				t.Errorf("cleanup %s: %v", ns, err)
+			}
+		}
+	})
+	return st
+}
+
+func TestNeo4jStoreConformance(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	storetest.Run(t, func(t *testing.T) operations.Store { return open(t, m, s, neo4jtest.Unique(t), 0) })
+}
+
+// countEvents counts the events of id written to the database.
+func countEvents(t *testing.T, s neo4jtest.Settings, ns, id string) int64 {
+	t.Helper()
+	res, err := neo4j.ExecuteQuery(context.Background(), neo4jtest.Driver(t, s),
+		"MATCH (e:"+neo4jstore.LabelEvent+" {ns: $ns, op_id: $id}) RETURN count(e) AS n", map[string]any{"ns": ns, "id": id},
+		neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(s.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := res.Records[0].Get("n")
+	return n.(int64)
+}
+
+// TestProgressIsCoalescedAndStatusIsNot: 1,000 progress events in a burst
+// are written as a handful, while every status and the terminal event are
+// written, and reads see everything at once.
+func TestProgressIsCoalescedAndStatusIsNot(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	ns := neo4jtest.Unique(t)
+	st := open(t, m, s, ns, time.Hour) // progress only when flushed
+	ctx := context.Background()
+	op := operations.Operation{ID: "op_burst", Type: "import", Status: operations.Queued, ClientID: "c", CreatedAt: time.Now().UTC()}
+	if err := st.Create(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	seq := int64(0)
+	appendEv := func(typ operations.EventType) {
+		seq++
+		if err := st.AppendEvent(ctx, op.ID, operations.Event{Seq: seq, Type: typ, Time: time.Now().UTC(), Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, seq))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendEv(operations.EventStatus)
+	op.Status = operations.Running
+	if err := st.Put(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		appendEv(operations.EventProgress)
+		op.Progress, op.LastEventID = &operations.Progress{Done: int64(i + 1), Total: 1000}, seq
+		if err := st.Put(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Reads see the latest progress and every event before any write.
+	got, err := st.Get(ctx, op.ID)
+	if err != nil || got.Progress == nil || got.Progress.Done != 1000 {
+		t.Errorf("Get: %+v %v", got.Progress, err)
+	}
+	if evs, _ := st.EventsAfter(ctx, op.ID, 0); len(evs) < 2 || evs[len(evs)-1].Seq != seq {
+		t.Errorf("EventsAfter: %d events, the last not %d", len(evs), seq)
+	}
+	appendEv(operations.EventComplete)
+	op.Status, op.FinishedAt = operations.Completed, ptr(time.Now().UTC())
+	if err := st.Put(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	// The terminal state is written without waiting for the hour.
+	deadline := time.Now().Add(5 * time.Second)
+	for countEvents(t, s, ns, op.ID) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := countEvents(t, s, ns, op.ID); n < 3 || n > 10 {
+		t.Errorf("%d events written for 1 status + 1,000 progress + 1 complete, want the status, the complete and a few progress", n)
+	}
+	// A fresh store (another process) reads the finished operation.
+	other := open(t, m, s, ns, 0)
+	got, err = other.Get(ctx, op.ID)
+	if err != nil || got.Status != operations.Completed || got.Progress == nil || got.Progress.Done != 1000 {
+		t.Errorf("from another store: %+v %v", got, err)
+	}
+	evs, err := other.EventsAfter(ctx, op.ID, 0)
+	if err != nil || len(evs) == 0 || evs[len(evs)-1].Type != operations.EventComplete || evs[0].Type != operations.EventStatus {
+		t.Errorf("history from another store: %d events, %v", len(evs), err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestEngineHistorySurvivesARestart: an engine on the store runs an
+// operation; a new engine on a new store (a restarted server) still has
+// the operation, its result and its whole event history.
+func TestEngineHistorySurvivesARestart(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	ns := neo4jtest.Unique(t)
+	ctx := context.Background()
+	reg := &operations.Registry{}
+	if err := reg.Register(operations.Type{Name: "count", Run: func(ctx context.Context, _ json.RawMessage, r operations.Reporter) (any, error) {
+		for i := 1; i <= 20; i++ {
+			r.Progress(operations.Progress{Done: int64(i), Total: 20, Phase: "counting"})
+		}
+		r.Log("info", "counted")
+		return map[string]int{"counted": 20}, nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	st1 := open(t, m, s, ns, 0)
+	e1, err := operations.New(operations.Config{Registry: reg, Store: st1, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, _, err := e1.Submit(ctx, operations.SubmitRequest{Type: "count", ClientID: "alice", Params: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e1.Wait(ctx, op.ID)
+	if err != nil || done.Status != operations.Completed {
+		t.Fatalf("Wait: %+v %v", done, err)
+	}
+	live, _ := st1.EventsAfter(ctx, op.ID, 0)
+	if err := e1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	st2 := open(t, m, s, ns, 0)
+	e2, err := operations.New(operations.Config{Registry: reg, Store: st2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close(ctx)
+	got, err := e2.Get(ctx, op.ID)
+	if err != nil || got.Status != operations.Completed || string(got.Result) != `{"counted":20}` || got.ClientID != "alice" {
+		t.Fatalf("after restart: %+v %v", got, err)
+	}
+	evs, err := st2.EventsAfter(ctx, op.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) == 0 || len(evs) > len(live) || evs[len(evs)-1].Type != operations.EventComplete {
+		t.Errorf("history after restart: %d events (%d before), last %+v", len(evs), len(live), evs[len(evs)-1])
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Seq <= evs[i-1].Seq {
+			t.Errorf("events out of order: %d after %d", evs[i].Seq, evs[i-1].Seq)
+		}
+	}
+	if list, total, err := e2.List(ctx, operations.Filter{ClientID: "alice"}); err != nil || total != 1 || list[0].ID != op.ID {
+		t.Errorf("List after restart: %d %v", total, err)
+	}
+}
+
+func TestSecondCloseIsErrClosed(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	st := open(t, m, s, neo4jtest.Unique(t), 0)
+	if err := st.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(context.Background()); !errors.Is(err, neo4jstore.ErrClosed) || !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := st.Create(context.Background(), operations.Operation{ID: "x"}); err != neo4jstore.ErrClosed {
+		t.Errorf("Create after Close: %v", err)
+	}
+}
