@@ -219,7 +219,7 @@ type scan struct {
 	// containers holds the ids of subscriptions and resource groups
 	// written, so that those only implied by resource ids are added.
 	containers map[string]bool
-	rels       []Relationship
+	rels       *relSpool
 	subs       map[string]*SubscriptionResult
 	pages      int64
 	// subIdx of subN is the subscription being read or pruned, for
@@ -267,7 +267,8 @@ func (s *Scanner) Scan(ctx context.Context, cfg ScanConfig) (*ScanResult, error)
 	sc := &scan{s: s, cfg: cfg, tenant: tenant, now: now().UTC(), size: size,
 		m:    &Mapper{TenantID: tenant, ResourceGroups: rgs},
 		res:  &ScanResult{ScanID: cfg.ScanID, TenantID: tenant, DryRun: cfg.DryRun, Prune: cfg.Prune, Complete: true},
-		seen: make(map[uint64]struct{}), subs: make(map[string]*SubscriptionResult), containers: make(map[string]bool)}
+		seen: make(map[uint64]struct{}), subs: make(map[string]*SubscriptionResult), containers: make(map[string]bool), rels: newRelSpool()}
+	defer sc.rels.close()
 	sc.res.Started = sc.now
 	if err := sc.run(ctx); err != nil {
 		return sc.res, err
@@ -377,7 +378,7 @@ func (sc *scan) run(ctx context.Context) error {
 				sr.Name = c.Name
 			}
 			sr.Rows++
-			sc.rels = append(sc.rels, rs...)
+			sc.rels.add(rs...)
 			for _, n := range ns {
 				sc.containers[n.ID] = true
 				if !yield(n, nil) {
@@ -535,7 +536,7 @@ func (sc *scan) subscriptionRows(ctx context.Context, table Table, sub string, s
 				continue
 			}
 			sr.Rows++
-			sc.rels = append(sc.rels, rs...)
+			sc.rels.add(rs...)
 			for _, n := range ns {
 				if !yield(n, nil) {
 					return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -60,49 +59,56 @@ type relRow struct {
 // once each, leaving out those with an end that is not a node of this
 // scan.
 func (sc *scan) writeRels(ctx context.Context) error {
-	rels := sc.rels
-	slices.SortFunc(rels, func(a, b Relationship) int {
-		return strings.Compare(a.Type+"\x00"+a.From+"\x00"+a.To+"\x00"+a.Key, b.Type+"\x00"+b.From+"\x00"+b.To+"\x00"+b.Key)
-	})
-	rels = slices.CompactFunc(rels, func(a, b Relationship) bool {
-		return a.Type == b.Type && a.From == b.From && a.To == b.To && a.Key == b.Key
-	})
-	rows := make([]relRow, 0, len(rels))
-	for _, r := range rels {
-		_, okFrom := sc.seen[idHash(r.From)]
-		_, okTo := sc.seen[idHash(r.To)]
-		if !okFrom || !okTo {
-			sc.res.RelationshipsSkipped++
-			continue
-		}
-		props := map[string]any{}
-		for k, v := range r.Properties {
-			props[k] = v
-		}
-		if k := relKeyProp(r.Type); k != "" {
-			props[k] = r.Key
-		}
-		if r.Type == RelHasRole {
-			if name := sc.m.RoleName(r.Key); name != "" {
-				props["role_name"] = name
+	total := sc.rels.n
+	rows := func(yield func(relRow, error) bool) {
+		for r, err := range sc.rels.all() {
+			if err != nil {
+				yield(relRow{}, err)
+				return
+			}
+			_, okFrom := sc.seen[idHash(r.From)]
+			_, okTo := sc.seen[idHash(r.To)]
+			if !okFrom || !okTo {
+				sc.res.RelationshipsSkipped++
+				continue
+			}
+			props := map[string]any{}
+			for k, v := range r.Properties {
+				props[k] = v
+			}
+			if k := relKeyProp(r.Type); k != "" {
+				props[k] = r.Key
+			}
+			if r.Type == RelHasRole {
+				if name := sc.m.RoleName(r.Key); name != "" {
+					props["role_name"] = name
+				}
+			}
+			row := map[string]any{"from": r.From, "to": r.To, "key": r.Key, "props": props, "hash": Hash([]string{r.Type}, props), "sub": r.Subscription}
+			if r.ResourceGroup != "" {
+				row["rg"] = r.ResourceGroup
+			}
+			if !yield(relRow{typ: r.Type, row: row}, nil) {
+				return
 			}
 		}
-		row := map[string]any{"from": r.From, "to": r.To, "key": r.Key, "props": props, "hash": Hash([]string{r.Type}, props), "sub": r.Subscription}
-		if r.ResourceGroup != "" {
-			row["rg"] = r.ResourceGroup
-		}
-		rows = append(rows, relRow{typ: r.Type, row: row})
 	}
-	sc.rels = nil // not needed any more
-	total := int64(len(rows))
 	var last map[string]Diff
 	var lastWritten, lastRows int64
-	_, err := neo4jpool.ChunkedWrite(ctx, sc.s.Manager, sc.s.Env, rows, sc.size,
+	done := int64(0)
+	_, err := neo4jpool.ChunkedWriteSeq(ctx, sc.s.Manager, sc.s.Env, rows, -1, sc.size,
 		func(ctx context.Context, tx neo4j.ManagedTransaction, chunk []relRow) error {
 			last, lastWritten, lastRows = nil, 0, int64(len(chunk))
 			groups := map[string][]any{}
 			var types []string
+			dups := map[string]bool{} // one row per relationship in a statement
 			for _, r := range chunk {
+				k := r.typ + "\x00" + r.row["from"].(string) + "\x00" + r.row["to"].(string) + "\x00" + r.row["key"].(string)
+				if dups[k] {
+					lastRows--
+					continue
+				}
+				dups[k] = true
 				if _, ok := groups[r.typ]; !ok {
 					types = append(types, r.typ)
 				}
@@ -124,7 +130,8 @@ func (sc *scan) writeRels(ctx context.Context) error {
 			last = out
 			return nil
 		},
-		func(done, _ int) {
+		func(n, _ int) {
+			done = int64(n)
 			for sub, d := range last {
 				_, r := sc.counters(sub)
 				r.add(d)
@@ -134,7 +141,7 @@ func (sc *scan) writeRels(ctx context.Context) error {
 				// (their node chunk was not written: its read failed).
 				sc.res.RelationshipsSkipped += lastRows - lastWritten
 			}
-			sc.progress(PhaseEdges, fmt.Sprintf("%d of %d relationships written", done, total), int64(done), total)
+			sc.progress(PhaseEdges, fmt.Sprintf("%d of %d relationships written", done, total), done, total)
 		})
 	return err
 }
