@@ -173,8 +173,11 @@ type ScanProgress struct {
 // or touch each other's nodes. Every node and relationship is stamped with
 // tenant_id, scan_id, first_seen, last_seen and a content_hash.
 //
-// Memory: rows are not kept; the scan keeps a 64-bit hash of each node id
-// seen and the relationships it will write (without rows).
+// Memory: rows are not kept (nodes are written a chunk at a time as they
+// stream in); the scan keeps a 64-bit hash of each node id seen, and the
+// relationships it will write wait in a temporary file (in memory when no
+// temporary file can be created). A node id met twice is written once,
+// from its first row.
 type Scanner struct {
 	// Manager and Env say where to write.
 	Manager *neo4jpool.Manager
