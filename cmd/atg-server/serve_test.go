@@ -263,16 +263,25 @@ func TestCheckFlags(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"check", "-h"}, exitOK, "usage: atg-server check [--env-file .env] [--timeout 10s]"},
-		{[]string{"check", "--log-format", "json"}, exitUsage, "flag provided but not defined: -log-format"},
-		{[]string{"check", "--log-level", "debug"}, exitUsage, "flag provided but not defined: -log-level"},
-		{[]string{"check", "--timeout", "soon"}, exitUsage, `invalid value "soon" for flag -timeout`},
+		{[]string{"check", "--log-format", "json"}, exitUsage, "unknown flag: --log-format"},
+		{[]string{"check", "--log-level", "debug"}, exitUsage, "unknown flag: --log-level"},
+		{[]string{"check", "--timeout", "soon"}, exitUsage, `invalid argument "soon" for "--timeout" flag`},
 		{[]string{"check", "--env-file", "", "now"}, exitUsage, `atg-server check: unexpected argument "now"`},
 	} {
 		code, stdout, stderr := c.run(tc.args...)
 		if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "configuration: OK") {
 			t.Errorf("%v: exit %d (want %d), stdout %q, stderr:\n%s", tc.args, code, tc.code, stdout, stderr)
 		}
+	}
+}
+
+// TestCheckHelp: check -h prints its help on stdout and checks nothing.
+func TestCheckHelp(t *testing.T) {
+	t.Parallel()
+	code, stdout, stderr := newCLI(t, nil).run("check", "-h")
+	if code != exitOK || stderr != "" || !strings.Contains(stdout, "atg-server check [--env-file .env] [--timeout 10s]") ||
+		!strings.Contains(stdout, "--timeout duration") || strings.Contains(stdout, "configuration: OK") {
+		t.Errorf("check -h: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
 
