@@ -70,11 +70,15 @@ failed or cancelled; --limit is 1 to 500, default 50.`,
 	}
 	get := show("get", "one operation: status, progress, result or error, timestamps",
 		"Shows one operation: status, progress, result or error, timestamps.",
-		func(ctx context.Context, s *session, id string) (*transport.OperationView, error) { return s.Get(ctx, id) })
+		func(ctx context.Context, s *session, id string) (*transport.OperationView, error) {
+			return s.Get(ctx, id)
+		})
 	cancel := show("cancel", "cancel a queued or running operation",
 		`Cancels a queued or running operation (exit 1 if it already completed or
 failed; cancelling a cancelled one is fine).`,
-		func(ctx context.Context, s *session, id string) (*transport.OperationView, error) { return s.Cancel(ctx, id) })
+		func(ctx context.Context, s *session, id string) (*transport.OperationView, error) {
+			return s.Cancel(ctx, id)
+		})
 
 	var noHistory bool
 	watch := &cobra.Command{
@@ -350,5 +354,3 @@ func rfc3339OrDash(t *time.Time) string {
 	}
 	return t.Local().Format(time.RFC3339)
 }
-
-
