@@ -168,7 +168,14 @@ func (g *globals) printErr(e *env, msg string) {
 		msg = strings.ReplaceAll(msg, g.secret, "atg_***")
 	}
 	msg = strings.TrimSpace(msg)
-	if !keepsLines(msg) {
+	if keepsLines(msg) {
+		// The request ID, at the end, would follow the caret: it joins
+		// the first line instead.
+		if id := requestIDSuffix.FindString(msg); id != "" {
+			first, rest, _ := strings.Cut(strings.TrimSuffix(msg, id), "\n")
+			msg = first + id + "\n" + rest
+		}
+	} else {
 		msg = strings.ReplaceAll(msg, "\n", " ")
 	}
 	fmt.Fprintf(e.stderr, "atg: %s\n", msg)
@@ -176,7 +183,10 @@ func (g *globals) printErr(e *env, msg string) {
 
 // caretLine matches the line of a Cypher syntax error that points at the
 // mistake: spaces, then "^".
-var caretLine = regexp.MustCompile(`(?m)^ *\^ *$`)
+var caretLine = regexp.MustCompile(`(?m)^ *\^( |$)`)
+
+// requestIDSuffix matches the request ID transport.Error appends.
+var requestIDSuffix = regexp.MustCompile(` \[request_id=[^\]\n]*\]$`)
 
 // keepsLines reports whether an error message is laid out in lines that
 // must stay: Neo4j's syntax errors quote the query and put a caret under
