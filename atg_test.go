@@ -1,11 +1,15 @@
 package atg
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/atgraph/atg/internal/neo4jtest"
+	"github.com/atgraph/atg/neo4jpool"
 )
 
 // TestTypedImportInBothModes: Client.Import gives the same typed result
@@ -56,4 +60,45 @@ func TestKeyStoresFromTheRootPackage(t *testing.T) {
 			t.Fatalf("%T.Create: %v %+v", st, err, rec)
 		}
 	}
+}
+
+// TestLocalClientLogsNothingByDefault: NewClient without a Logger writes
+// nothing to slog.Default.
+func TestLocalClientLogsNothingByDefault(t *testing.T) {
+	s := neo4jtest.Require(t) // not parallel: it replaces slog.Default
+	var buf syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	defer slog.SetDefault(prev)
+	c, err := NewClient(ClientOptions{Neo4j: neo4jpool.Config{URI: s.URI, User: s.User, Password: s.Password, Database: s.Database}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Query(context.Background(), QueryRequest{Query: "RETURN 1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out := buf.String(); out != "" {
+		t.Errorf("the library logged through slog.Default:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -53,7 +53,9 @@ type ClientOptions struct {
 	// RetryBaseDelay is remote mode's first wait between retries (doubling,
 	// with jitter, up to 10 s); 0 means transport.DefaultRetryBaseDelay.
 	RetryBaseDelay time.Duration
-	// Logger receives local mode's logs; nil means slog.Default().
+	// Logger receives local mode's logs (the pool's connection events,
+	// operation failures); nil means none: a library logs nothing unless
+	// given a logger.
 	Logger *slog.Logger
 }
 
@@ -203,7 +205,11 @@ type EventStream interface {
 // connection.
 func (c *Client) Watch(ctx context.Context, id string, after int64) (EventStream, error) {
 	if c.remote != nil {
-		return c.remote.Events(ctx, id, after)
+		s, err := c.remote.Events(ctx, id, after)
+		if err != nil {
+			return nil, err // a true nil, not a nil *transport.EventStream
+		}
+		return s, nil
 	}
 	if _, err := c.Get(ctx, id); err != nil {
 		return nil, err
@@ -297,7 +303,7 @@ func newLocalClient(o ClientOptions) (*localClient, error) {
 	}
 	log := o.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	db := neo4jpool.NewManager(neo4jpool.Options{Logger: log})
 	if err := db.Configure(context.Background(), string(env), o.Neo4j.WithDefaults()); err != nil {

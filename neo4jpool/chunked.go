@@ -139,7 +139,7 @@ func ChunkedWriteSeq[T any](ctx context.Context, m *Manager, env string, items i
 	if work == nil {
 		return ChunkStats{}, errNilChunkFunc
 	}
-	return chunkedWriteSeq(ctx, m, env, items, total, chunkSize, func(chunk []T) []T { return chunk }, work, onProgress)
+	return chunkedWriteSeq(ctx, m, env, items, total, chunkSize, byteBudget[T]{}, func(chunk []T) []T { return chunk }, work, onProgress)
 }
 
 // chunkedWriteSeq is ChunkedWriteSeq with a prepare step: prepare turns
@@ -148,16 +148,22 @@ func ChunkedWriteSeq[T any](ctx context.Context, m *Manager, env string, items i
 // parameters) neither repeats when the driver retries the transaction nor
 // runs while it is open. prepare must not keep chunk (the slice is
 // reused); what it returns may be used by work more than once.
+//
+// budget, when set, also ends a chunk by size: an item that would take the
+// chunk's estimated size past budget.max starts a new chunk, and an item
+// larger than budget.max is written alone.
 func chunkedWriteSeq[T, P any](ctx context.Context, m *Manager, env string, items iter.Seq2[T, error], total, chunkSize int,
-	prepare func(chunk []T) P, work func(context.Context, neo4j.ManagedTransaction, P) error,
+	budget byteBudget[T], prepare func(chunk []T) P, work func(context.Context, neo4j.ManagedTransaction, P) error,
 	onProgress ProgressFunc) (ChunkStats, error) {
 	if err := ValidateChunkSize(chunkSize); err != nil {
 		return ChunkStats{}, err
 	}
 	var stats ChunkStats
 	buf := make([]T, 0, min(chunkSize, 4096))
+	bufBytes := 0
 	var failure error
 	flush := func() bool {
+		bufBytes = 0
 		if err := writeChunk(ctx, m, env, func() P { return prepare(buf) }, work, stats); err != nil {
 			failure = err
 			return false
@@ -176,8 +182,15 @@ func chunkedWriteSeq[T, P any](ctx context.Context, m *Manager, env string, item
 			failure = &ChunkError{Committed: stats.Items, Chunk: stats.Chunks, Err: err}
 			break
 		}
+		if budget.size != nil {
+			n := budget.size(item)
+			if len(buf) > 0 && bufBytes+n > budget.max && !flush() {
+				break
+			}
+			bufBytes += n
+		}
 		buf = append(buf, item)
-		if len(buf) == chunkSize && !flush() {
+		if (len(buf) == chunkSize || (budget.size != nil && bufBytes >= budget.max)) && !flush() {
 			break
 		}
 	}
@@ -188,6 +201,13 @@ func chunkedWriteSeq[T, P any](ctx context.Context, m *Manager, env string, item
 		return stats, failure
 	}
 	return stats, nil
+}
+
+// byteBudget bounds the estimated size of a chunk: size estimates one
+// item's bytes; the zero value bounds nothing.
+type byteBudget[T any] struct {
+	size func(T) int
+	max  int
 }
 
 // writeChunk writes one chunk in one managed write transaction: unless ctx

@@ -49,7 +49,7 @@ func TestChunkPrepareRunsOnceOutsideTheTransaction(t *testing.T) {
 		}
 		return nil
 	}
-	stats, err := chunkedWriteSeq(ctx, m, "dev", slicesSeq([]int{1, 2, 3, 4, 5}), 5, 2, prepare, work, nil)
+	stats, err := chunkedWriteSeq(ctx, m, "dev", slicesSeq([]int{1, 2, 3, 4, 5}), 5, 2, byteBudget[int]{}, prepare, work, nil)
 	if err != nil || stats != (ChunkStats{Items: 5, Chunks: 3}) {
 		t.Fatalf("got %+v, %v", stats, err)
 	}

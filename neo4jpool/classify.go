@@ -17,15 +17,16 @@ import (
 //
 // Unlike neo4j.IsRetryable it looks through wrapping (fmt.Errorf("%w"),
 // [EnvError], [ChunkError], ...). It never reports a
-// *neo4j.TransactionExecutionLimit as retryable: that error means the
-// driver's own retries for a managed transaction already ran out, and
-// retrying again would multiply them. It adds no other classes of its own.
+// *neo4j.TransactionExecutionLimit or a *RetryTimeError as retryable:
+// those errors mean the driver's own retries for a managed transaction
+// already ran out, and retrying again would multiply them. It adds no
+// other classes of its own.
 func IsRetryable(err error) bool {
 	if err == nil {
 		return false
 	}
 	var limit *neo4j.TransactionExecutionLimit
-	if errors.As(err, &limit) {
+	if errors.As(err, &limit) || errors.Is(err, ErrRetryTimeExceeded) {
 		return false
 	}
 	if isPoolClosed(err) {

@@ -473,3 +473,43 @@ func TestImportErrorOffset(t *testing.T) {
 		t.Errorf("%d relationships stored, want 4", n)
 	}
 }
+
+// TestImportChunksBySize: a chunk also ends by estimated size
+// (MaxChunkBytes): an item that would take it past the budget starts a new
+// chunk, and an item larger than the budget is written alone, so a very
+// large value never shares a transaction with many other writes (Neo4j
+// then slows down sharply on re-import, see docs/OPERATIONS.md).
+func TestImportChunksBySize(t *testing.T) {
+	t.Parallel()
+	m, s := realManager(t, neo4jpool.Options{}, nil)
+	d := neo4jtest.Driver(t, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	var g neo4jpool.Graph
+	add := func(i, size int) {
+		g.Nodes = append(g.Nodes, neo4jpool.Node{ID: fmt.Sprintf("%s/%02d", label, i), Labels: []string{label},
+			Properties: map[string]any{"s": strings.Repeat("x", size)}})
+	}
+	for i := range 4 {
+		add(i, 250) // about 300 bytes each with id and key
+	}
+	add(4, 5000) // alone
+	for i := 5; i < 8; i++ {
+		add(i, 250)
+	}
+	im := &neo4jpool.Importer{Manager: m, Env: "dev", ChunkSize: 100, MaxChunkBytes: 1000}
+	var done []int
+	res, err := im.Import(t.Context(), g, func(p neo4jpool.ImportProgress) { done = append(done, p.Done) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{3, 4, 5, 8}; !slices.Equal(done, want) {
+		t.Errorf("chunks ended after %v items, want %v", done, want)
+	}
+	if res.Nodes != 8 || res.Chunks != 4 {
+		t.Errorf("result %+v", res)
+	}
+	if n := neo4jtest.Count(t, d, s, "MATCH (n:`"+label+"`) RETURN count(n)", nil); n != 8 {
+		t.Errorf("%d nodes stored", n)
+	}
+}

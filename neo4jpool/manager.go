@@ -142,8 +142,9 @@ func (m *Manager) metricsForLocked(env string) *envMetrics {
 // Config.WithDefaults and must pass Config.Validate (the error then matches
 // ErrInvalidConfig). No connection is made: the driver is created on first
 // use. Reconfiguring an environment, or configuring one that was closed,
-// closes its old driver, if any; calls already running on it fail or
-// finish on their own.
+// closes its old driver, if any: ExecuteRead/ExecuteWrite calls still
+// waiting for one of its connections move to the new driver; calls whose
+// work already ran on it fail or finish on their own.
 func (m *Manager) Configure(ctx context.Context, env string, cfg Config) error {
 	if env == "" {
 		return fmt.Errorf("neo4jpool: configure: %w: environment name is empty", ErrInvalidConfig)

@@ -204,6 +204,7 @@ func TestClassifiers(t *testing.T) {
 			{"closed", fmt.Errorf("x: %w", net.ErrClosed), false, false, true, false},
 			{"not ready", &neo4jpool.NotReadyError{Env: "dev", Last: conn, Cause: context.DeadlineExceeded}, true, false, true, false},
 			{"plain", errors.New("x"), false, false, false, false},
+			{"retry time over a connectivity error", &neo4jpool.RetryTimeError{Limit: time.Second, Err: conn}, false, false, true, false},
 			{"pool closed", fmt.Errorf("x: %w", &neo4j.UsageError{Message: "Pool closed"}), true, false, true, false},
 			{"other usage error", &neo4j.UsageError{Message: "x"}, false, false, false, false},
 			{"old terminated code", &neo4j.Neo4jError{Code: "Neo.TransientError.Transaction.Terminated"}, false, false, false, true},

@@ -21,7 +21,7 @@ import (
 const (
 	DefaultMaxConcurrent    = 3
 	DefaultRetention        = 24 * time.Hour
-	DefaultSubscriberBuffer = 64
+	DefaultSubscriberBuffer = 1024
 )
 
 // ErrClosed is returned by an Engine after Close. It matches net.ErrClosed.
@@ -44,8 +44,12 @@ type Config struct {
 	// DefaultRetention (24h).
 	Retention time.Duration
 	// SubscriberBuffer is how many undelivered events a watcher may fall
-	// behind before it is cut off (it can resume from history); <= 0 means
-	// DefaultSubscriberBuffer (64).
+	// behind at least before it loses its place (Subscription.Next returns
+	// ErrLagged; it can resume from history). Publishing never waits for
+	// watchers: they are woken at most every 50 ms, each time with every
+	// event since, so an operation must publish more than this many events
+	// in 50 ms to outrun a watcher that keeps up. <= 0 means
+	// DefaultSubscriberBuffer (1024).
 	SubscriberBuffer int
 	// MaxActivePerClient caps the queued and running operations of one
 	// client; a submit beyond it fails with *TooManyActiveError. <= 0 means
@@ -102,8 +106,8 @@ type Engine struct {
 	queues    map[string][]queued
 	ring      []string
 	running   map[string]context.CancelCauseFunc
-	runningBy map[string]int // running operations per client
-	subs      map[string]map[*Subscription]struct{}
+	runningBy map[string]int   // running operations per client
+	feeds     map[string]*feed // of live operations
 }
 
 // New starts an engine. Operations a previous process left unfinished in
@@ -128,7 +132,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		live: map[string]*Operation{}, running: map[string]context.CancelCauseFunc{},
 		queues: map[string][]queued{}, runningBy: map[string]int{},
-		subs: map[string]map[*Subscription]struct{}{}, janitor: make(chan struct{}),
+		feeds: map[string]*feed{}, janitor: make(chan struct{}),
 		metrics: newEngineMetrics(),
 	}
 	if e.log == nil {
@@ -236,8 +240,16 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 	}
 	e.live[live.ID] = live
 	e.metrics.submitted.WithLabelValues(live.Type).Inc()
+	f := newFeed(e.cfg.SubscriberBuffer)
+	e.feeds[live.ID] = f
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f.notify()
+	}()
 	if ok {
 		e.appendEventLocked(live.ID, ev)
+		f.add(ev)
 	}
 	submitted := *live // as accepted: queued (it may start at once below)
 	e.enqueueLocked(live.ClientID, queued{id: live.ID, typ: typ})
@@ -504,6 +516,11 @@ func (e *Engine) putLocked(op *Operation) {
 // event to watchers.
 func (e *Engine) publishLocked(op *Operation, typ EventType, data any) {
 	ev, ok := e.nextEventLocked(op, typ, data)
+	if !ok && typ.Terminal() {
+		// Every stream must end: fall back to data that always encodes.
+		ev, ok = e.nextEventLocked(op, typ, TerminalData{OperationID: op.ID, Status: op.Status,
+			Error: &Error{Code: CodeInternal, Message: "operation failed"}, Time: e.now().UTC()})
+	}
 	if !ok {
 		// The event is lost, but not the change to op.
 		e.putLocked(op)
@@ -511,7 +528,12 @@ func (e *Engine) publishLocked(op *Operation, typ EventType, data any) {
 	}
 	e.appendEventLocked(op.ID, ev)
 	e.putLocked(op)
-	e.deliverLocked(op.ID, ev)
+	if f := e.feeds[op.ID]; f != nil {
+		f.add(ev) // never waits for watchers
+		if ev.Type.Terminal() {
+			delete(e.feeds, op.ID)
+		}
+	}
 }
 
 // nextEventLocked makes op's next event, advancing op.LastEventID; it
@@ -530,30 +552,6 @@ func (e *Engine) nextEventLocked(op *Operation, typ EventType, data any) (Event,
 func (e *Engine) appendEventLocked(id string, ev Event) {
 	if err := e.store.AppendEvent(context.Background(), id, ev); err != nil {
 		e.log.Error("store event", "operation_id", id, "err", err)
-	}
-}
-
-// deliverLocked hands ev to operation id's watchers, ending their streams
-// after a terminal event. A watcher whose buffer is full is cut off (it may
-// resume from history).
-func (e *Engine) deliverLocked(id string, ev Event) {
-	for sub := range e.subs[id] {
-		if ev.Seq <= sub.after {
-			continue
-		}
-		select {
-		case sub.ch <- ev:
-		default:
-			sub.lagged = true
-			close(sub.ch)
-			delete(e.subs[id], sub)
-		}
-	}
-	if ev.Type.Terminal() {
-		for sub := range e.subs[id] {
-			close(sub.ch)
-		}
-		delete(e.subs, id)
 	}
 }
 

@@ -938,3 +938,129 @@ func TestFairSchedulingRoundRobin(t *testing.T) {
 		t.Errorf("start order (-want +got):\n%s", diff)
 	}
 }
+
+// drain reads sub to its end, returning the events and the final error.
+func drain(ctx context.Context, sub *Subscription) ([]Event, error) {
+	var out []Event
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ev)
+	}
+}
+
+// TestWatcherBufferGrowsAndLagsBeyondIt: a watcher that reads nothing while
+// the operation publishes keeps every event up to SubscriberBuffer behind;
+// beyond that it loses its place (ErrLagged) after a gap-free prefix, and
+// resuming from the history completes the stream.
+func TestWatcherBufferGrowsAndLagsBeyondIt(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		progress int
+		lagged   bool
+	}{
+		{progress: 90, lagged: false}, // 93 events fit in 100
+		{progress: 300, lagged: true}, // 303 do not
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.progress), func(t *testing.T) {
+			t.Parallel()
+			g := newGate()
+			g.progress = tc.progress
+			e := newEngine(t, Config{SubscriberBuffer: 100}, g.typ("work"))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			op := submit(t, e, "c", "work", "w")
+			sub, err := e.Subscribe(ctx, op.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			<-g.started
+			g.open("w", nil)
+			if _, err := e.Wait(ctx, op.ID); err != nil {
+				t.Fatal(err)
+			}
+			got, err := drain(ctx, sub)
+			if tc.lagged != errors.Is(err, ErrLagged) || (!tc.lagged && !errors.Is(err, io.EOF)) {
+				t.Fatalf("watcher ended with %v, want lagged %v", err, tc.lagged)
+			}
+			if len(got) > 0 {
+				rest, err := drain(ctx, must(e.Subscribe(ctx, op.ID, got[len(got)-1].Seq)))
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("resumed watcher: %v", err)
+				}
+				got = append(got, rest...)
+			}
+			if len(got) != tc.progress+3 || got[len(got)-1].Type != EventComplete {
+				t.Fatalf("%d events, want %d ending complete", len(got), tc.progress+3)
+			}
+			for i, ev := range got {
+				if ev.Seq != int64(i+1) {
+					t.Fatalf("event %d has seq %d", i, ev.Seq)
+				}
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestPublishingIgnoresIdleWatchers: 1,000 watchers that never read do not
+// hold up an operation publishing 5,000 events; each then loses its place
+// and can resume from the history.
+func TestPublishingIgnoresIdleWatchers(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	g.progress = 5000
+	e := newEngine(t, Config{}, g.typ("work"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	op := submit(t, e, "c", "work", "w")
+	subs := make([]*Subscription, 1000)
+	for i := range subs {
+		subs[i] = must(e.Subscribe(ctx, op.ID, 0))
+		defer subs[i].Close()
+	}
+	<-g.started
+	g.open("w", nil)
+	if done, err := e.Wait(ctx, op.ID); err != nil || done.Status != Completed {
+		t.Fatalf("Wait: %s %v", done.Status, err)
+	}
+	for i, sub := range subs {
+		if _, err := drain(ctx, sub); !errors.Is(err, ErrLagged) {
+			t.Fatalf("watcher %d: %v, want ErrLagged", i, err)
+		}
+	}
+}
+
+// TestSubscriptionCloseEndsABlockedNext: Close from another goroutine ends
+// a Next that waits for events with io.EOF.
+func TestSubscriptionCloseEndsABlockedNext(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	e := newEngine(t, Config{}, g.typ("work"))
+	op := submit(t, e, "c", "work", "w")
+	<-g.started
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sub := must(e.Subscribe(ctx, op.ID, 2))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := sub.Next(ctx)
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	sub.Close()
+	if err := <-errc; !errors.Is(err, io.EOF) {
+		t.Errorf("Next after Close: %v, want io.EOF", err)
+	}
+	g.open("w", nil)
+}

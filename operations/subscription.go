@@ -5,91 +5,221 @@ import (
 	"errors"
 	"io"
 	"math"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // ErrLagged is returned by Subscription.Next when the watcher fell too far
-// behind and was cut off so it could not slow the operation or other
-// watchers. Subscribe again after the last event seen to resume.
+// behind (more than Config.SubscriberBuffer events) and lost its place, so
+// that it could not slow the operation or other watchers. Subscribe again
+// after the last event seen to resume from the history.
 var ErrLagged = errors.New("operations: watcher fell behind and was cut off; resume from the last event seen")
+
+// feed carries one live operation's latest events to its watchers without
+// a lock between them and the publisher. The publisher appends to an
+// append-only slice and publishes an immutable view of it atomically;
+// watchers read views and never block the publisher, nor the publisher
+// them. A notifier goroutine wakes them. So publishing costs the same with
+// no watcher or with thousands, and never waits for one: a watcher that
+// falls more than the window behind loses its place (ErrLagged) and
+// resumes from the stored history.
+type feed struct {
+	max  int // the window: at least this many latest events are kept
+	view atomic.Pointer[feedView]
+	wake atomic.Pointer[chan struct{}] // closed (and replaced) to wake watchers
+	kick chan struct{}                 // buffered 1: "something new", for the notifier
+	end  chan struct{}                 // closed with the terminal event: wake at once
+}
+
+// feedView is one immutable state of a feed: events holds consecutive
+// events, the first numbered first. Elements of events are never written
+// again once the view is published.
+type feedView struct {
+	events []Event
+	first  int64
+	done   bool // the terminal event is in
+}
+
+// newFeed returns a feed that keeps at least the last size events.
+func newFeed(size int) *feed {
+	f := &feed{max: size, kick: make(chan struct{}, 1), end: make(chan struct{})}
+	wake := make(chan struct{})
+	f.wake.Store(&wake)
+	f.view.Store(&feedView{first: 1})
+	return f
+}
+
+// add appends ev (the next event of the operation) without waiting for
+// anyone. Calls must not be concurrent (the engine makes them under its
+// lock).
+func (f *feed) add(ev Event) {
+	v := f.view.Load()
+	events, first := v.events, v.first
+	if len(events) >= 2*f.max {
+		// Keep the last max events in a new array; readers of older views
+		// keep theirs.
+		keep := events[len(events)-f.max:]
+		events = append(make([]Event, 0, 2*f.max), keep...)
+		first = keep[0].Seq
+	}
+	if len(events) == 0 {
+		first = ev.Seq
+	}
+	end := ev.Type.Terminal() && !v.done
+	// Appending writes past every published view's length, so no reader
+	// sees the element change.
+	f.view.Store(&feedView{events: append(events, ev), first: first, done: v.done || end})
+	if end {
+		close(f.end)
+	}
+	select {
+	case f.kick <- struct{}{}:
+	default: // a wake-up is already pending; it will see ev
+	}
+}
+
+// wakeInterval is the shortest time between two wake-ups of an
+// operation's watchers: an event published after a quiet spell (and the
+// terminal event, always) is delivered at once, and a burst in at most one
+// wake-up per interval, so watchers cost the same CPU however fast the
+// operation publishes.
+const wakeInterval = 50 * time.Millisecond
+
+// notify wakes the watchers after adds, at most once per wakeInterval,
+// until the terminal event is in.
+func (f *feed) notify() {
+	var last time.Time
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for range f.kick {
+		if wait := wakeInterval - time.Since(last); wait > 0 {
+			timer.Reset(wait)
+			select { // adds meanwhile coalesce into this wake-up
+			case <-timer.C:
+			case <-f.end:
+			}
+		}
+		last = time.Now()
+		done := f.view.Load().done // read before the wake: nothing follows the terminal event
+		next := make(chan struct{})
+		close(*f.wake.Swap(&next))
+		if done {
+			return
+		}
+	}
+}
+
+// feedState says what read found.
+type feedState int
+
+const (
+	feedEvents feedState = iota // events after the cursor are returned
+	feedWait                    // nothing new yet: wait on the channel
+	feedEnded                   // the terminal event is at or before the cursor
+	feedLagged                  // events after the cursor were dropped
+)
+
+// read returns the events after cursor (shared: read only), or says why
+// there are none.
+func (f *feed) read(cursor int64) ([]Event, <-chan struct{}, feedState) {
+	wake := *f.wake.Load() // before the view: an add after it closes this channel
+	v := f.view.Load()
+	last := v.first + int64(len(v.events)) - 1
+	switch {
+	case cursor >= last && v.done:
+		return nil, nil, feedEnded
+	case cursor >= last:
+		return nil, wake, feedWait
+	case cursor+1 < v.first:
+		return nil, nil, feedLagged
+	}
+	return v.events[cursor+1-v.first:], nil, feedEvents
+}
 
 // Subscription delivers one operation's events in order: first the retained
 // history after the requested sequence number, then live events, ending
-// with the terminal event. Call Close when done.
+// with the terminal event. Call Close when done. Next and Close may be
+// called from different goroutines; Next from one at a time.
 type Subscription struct {
-	e       *Engine
-	id      string
-	after   int64 // live events up to this Seq are skipped
-	backlog []Event
-	ch      chan Event
-	lagged  bool // set under e.mu before ch is closed
-	done    bool
+	cursor    int64   // Seq of the last event delivered (or the after asked for)
+	backlog   []Event // history, then batches read from the feed
+	feed      *feed   // nil once the operation had ended at Subscribe
+	done      bool
+	lagged    bool
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // Subscribe returns a subscription to id's events with Seq > after, from
 // history and live alike (so an after beyond the latest event skips the
 // events up to it; the stream still ends with the operation). It fails
-// with ErrNotFound for an unknown operation.
+// with ErrNotFound for an unknown operation. Subscribing does not hold up
+// the operation: the history is read without the engine's lock.
 func (e *Engine) Subscribe(ctx context.Context, id string, after int64) (*Subscription, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	f := e.feeds[id] // nil if the operation ended: the history is all there is
+	e.mu.Unlock()
+	// Events published from here on are both in the history and in the
+	// feed; the cursor skips the ones already delivered.
 	backlog, err := e.store.EventsAfter(ctx, id, after) // ErrNotFound for an unknown id
 	if err != nil {
 		return nil, err
 	}
-	sub := &Subscription{e: e, id: id, after: after, backlog: backlog, ch: make(chan Event, e.cfg.SubscriberBuffer)}
-	if _, live := e.live[id]; live {
-		if e.subs[id] == nil {
-			e.subs[id] = map[*Subscription]struct{}{}
-		}
-		e.subs[id][sub] = struct{}{}
-	} else {
-		close(sub.ch) // finished: the history is all there is
-	}
-	return sub, nil
+	return &Subscription{cursor: after, backlog: backlog, feed: f, closed: make(chan struct{})}, nil
 }
 
-// Next returns the next event. After the terminal event it returns io.EOF;
-// it returns ErrLagged if the watcher was cut off, or ctx's error.
+// Next returns the next event. After the terminal event it returns io.EOF
+// (also after Close); it returns ErrLagged if the watcher lost its place,
+// or ctx's cause.
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
-	if s.done {
-		return Event{}, io.EOF
-	}
-	if len(s.backlog) > 0 {
-		ev := s.backlog[0]
-		s.backlog = s.backlog[1:]
-		s.done = ev.Type.Terminal()
-		return ev, nil
-	}
-	select {
-	case ev, ok := <-s.ch:
-		if !ok {
-			s.e.mu.Lock()
-			lagged := s.lagged
-			s.e.mu.Unlock()
-			if lagged {
-				return Event{}, ErrLagged
+	for {
+		select {
+		case <-s.closed:
+			return Event{}, io.EOF
+		default:
+		}
+		switch {
+		case s.done:
+			return Event{}, io.EOF
+		case s.lagged:
+			return Event{}, ErrLagged
+		case len(s.backlog) > 0:
+			ev := s.backlog[0]
+			s.backlog = s.backlog[1:]
+			if ev.Seq <= s.cursor {
+				continue // already delivered from the history
 			}
+			s.cursor = ev.Seq
+			s.done = ev.Type.Terminal()
+			return ev, nil
+		case s.feed == nil:
 			s.done = true
 			return Event{}, io.EOF
 		}
-		s.done = ev.Type.Terminal()
-		return ev, nil
-	case <-ctx.Done():
-		return Event{}, context.Cause(ctx)
+		var wake <-chan struct{}
+		var st feedState
+		s.backlog, wake, st = s.feed.read(s.cursor)
+		switch st {
+		case feedEnded:
+			s.done = true
+		case feedLagged:
+			s.lagged = true
+		case feedWait:
+			select {
+			case <-wake:
+			case <-s.closed:
+			case <-ctx.Done():
+				return Event{}, context.Cause(ctx)
+			}
+		}
 	}
 }
 
-// Close stops delivery. It is safe to call more than once.
+// Close stops delivery: Next returns io.EOF from then on. It is safe to
+// call more than once and concurrently with Next.
 func (s *Subscription) Close() {
-	s.e.mu.Lock()
-	defer s.e.mu.Unlock()
-	if subs, ok := s.e.subs[s.id]; ok {
-		if _, mine := subs[s]; mine {
-			delete(subs, s)
-			close(s.ch)
-		}
-	}
-	s.done = true
+	s.closeOnce.Do(func() { close(s.closed) })
 }
 
 // Wait blocks until operation id has ended (or ctx is done) and returns it.

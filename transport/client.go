@@ -251,7 +251,9 @@ func (c *Client) send(ctx context.Context, req request, payload []byte) (*http.R
 	}
 	hr.Header.Set("Authorization", "Bearer "+c.opts.APIKey)
 	hr.Header.Set("User-Agent", c.ua)
-	hr.Header.Set("Accept", "application/json")
+	if hr.Header.Get("Accept") == "" { // event streams ask for text/event-stream
+		hr.Header.Set("Accept", "application/json")
+	}
 	if payload != nil {
 		hr.Header.Set("Content-Type", "application/json")
 	}
