@@ -110,7 +110,12 @@ atg_http_requests_total{code="200",method="GET",route="GET /api/v1/operations/{i
 atg_http_requests_total{code="429",method="GET",route="GET /api/v1/status"} 3
 atg_http_requests_total{code="200",method="GET",route="GET /api/v1/status"} 1.5e+01
 atg_neo4j_calls_in_flight{env="dev"} 4
-odd{a="x\"y\\z",b=""} 1
+odd{a="x\"y\\z\n",b=""} 1
+# TYPE atg_wait_seconds histogram
+atg_wait_seconds_bucket{le="0.1"} 1
+atg_wait_seconds_bucket{le="+Inf"} 3
+atg_wait_seconds_sum 0.75
+atg_wait_seconds_count 3
 `
 	p, err := parsePromText(strings.NewReader(text))
 	if err != nil {
@@ -123,8 +128,19 @@ odd{a="x\"y\\z",b=""} 1
 	if p.sum("atg_neo4j_calls_in_flight", map[string]string{"env": "dev"}) != 4 {
 		t.Errorf("sum = %v", p.sum("atg_neo4j_calls_in_flight", nil))
 	}
-	if p[len(p)-1].Labels["a"] != `x"y\z` {
-		t.Errorf("escaped label = %q", p[len(p)-1].Labels["a"])
+	var odd promSample // the parser's order of families is not the text's
+	for _, smp := range p {
+		if smp.Name == "odd" {
+			odd = smp
+		}
+	}
+	if odd.Labels["a"] != "x\"y\\z\n" || odd.Value != 1 {
+		t.Errorf("escaped label = %q (%v)", odd.Labels["a"], odd.Value)
+	}
+	// Histograms come as their _bucket, _sum and _count series.
+	if p.sum("atg_wait_seconds_bucket", map[string]string{"le": "+Inf"}) != 3 || p.sum("atg_wait_seconds_count", nil) != 3 ||
+		p.sum("atg_wait_seconds_sum", nil) != 0.75 || p.sum("atg_wait_seconds_bucket", map[string]string{"le": "0.1"}) != 1 {
+		t.Errorf("histogram series: %+v", p)
 	}
 	if _, err := parsePromText(strings.NewReader("bad{a=\"x} 1\n")); err == nil {
 		t.Error("unterminated label accepted")
