@@ -65,10 +65,10 @@ type keysCmd struct {
 	pending *audit.Record
 }
 
-// newKeysCmd returns the cobra command of keys subcommand name, with the
-// shared state c bound to its --file flag; run does the work with the
-// positional arguments.
-func newKeysCmd(e *env, name, args, short, long string, nargs int, run func(c *keysCmd, pos []string) int) (*cobra.Command, *keysCmd) {
+// newKeysCmd returns the cobra command of keys subcommand name, with a
+// keysCmd bound to its --file flag; run does the work with it and the
+// positional arguments, and the change's audit record is written after.
+func newKeysCmd(e *env, name, args, short, long string, nargs int, run func(c *keysCmd, pos []string) int) *cobra.Command {
 	c := &keysCmd{e: e, name: "keys " + name}
 	cmd := &cobra.Command{
 		Use:   name + " " + args,
@@ -82,7 +82,7 @@ func newKeysCmd(e *env, name, args, short, long string, nargs int, run func(c *k
 		return code
 	})
 	cmd.Flags().StringVar(&c.file, "file", "", "keys file (default $"+keysFileEnv+")")
-	return cmd, c
+	return cmd
 }
 
 // keyArgs checks that a keys subcommand has want positional arguments (0,
@@ -315,7 +315,7 @@ func keysCreateCommand(ctx context.Context, e *env) *cobra.Command {
 		expiresIn                 time.Duration
 		asJSON                    bool
 	)
-	cmd, _ := newKeysCmd(e, "create", "--env E --client-id C [--scopes read,write] [--expires-in 720h] [--json] [--file F]",
+	cmd := newKeysCmd(e, "create", "--env E --client-id C [--scopes read,write] [--expires-in 720h] [--json] [--file F]",
 		"create a key; prints the key once on stdout (store it now)", "Creates a key and prints it once on standard output: store it now.", 0,
 		func(c *keysCmd, _ []string) int {
 			return c.create(ctx, envName, clientID, scopes, expiresIn, asJSON)
@@ -369,7 +369,7 @@ func (c *keysCmd) create(ctx context.Context, envName, clientID, scopes string, 
 // keysListCommand returns "atg-server keys list".
 func keysListCommand(ctx context.Context, e *env) *cobra.Command {
 	var asJSON bool
-	cmd, _ := newKeysCmd(e, "list", "[--json] [--file F]", "list key records (never keys or digests)",
+	cmd := newKeysCmd(e, "list", "[--json] [--file F]", "list key records (never keys or digests)",
 		"Lists the key records, oldest first: never the keys or their digests.", 0,
 		func(c *keysCmd, _ []string) int { return c.list(ctx, asJSON) })
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the records as a JSON array")
@@ -415,7 +415,7 @@ func (c *keysCmd) list(ctx context.Context, asJSON bool) int {
 
 // keysRevokeCommand returns "atg-server keys revoke".
 func keysRevokeCommand(ctx context.Context, e *env) *cobra.Command {
-	cmd, _ := newKeysCmd(e, "revoke", "ID [--file F]", "revoke a key at once",
+	cmd := newKeysCmd(e, "revoke", "ID [--file F]", "revoke a key at once",
 		"Revokes a key at once.", 1,
 		func(c *keysCmd, pos []string) int { return c.revoke(ctx, pos[0]) })
 	return cmd
@@ -443,7 +443,7 @@ func (c *keysCmd) revoke(ctx context.Context, id string) int {
 func keysRotateCommand(ctx context.Context, e *env) *cobra.Command {
 	grace := 24 * time.Hour
 	var asJSON bool
-	cmd, _ := newKeysCmd(e, "rotate", "ID [--grace 24h] [--json] [--file F]",
+	cmd := newKeysCmd(e, "rotate", "ID [--grace 24h] [--json] [--file F]",
 		"create a new key for the same client, environment and scopes; the old one works for the grace period",
 		`Creates a new key for the same client, environment and scopes and lets the
 old one work for the grace period; prints the new key once.`, 1,

@@ -114,6 +114,18 @@ manages its API keys. With no command it serves (see "atg-server serve -h").`,
 	root.SetErr(e.stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{cmd, err} })
 	// The Use lines spell out their flags.
+	// cobra's completion and help commands, summarised in the style of the
+	// others.
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "completion":
+			c.Short = "print a shell completion script: completion bash|zsh|fish|powershell"
+		case "help":
+			c.Short = "show the help of a command: help keys create"
+		}
+	}
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {
 		c.DisableFlagsInUseLine = true

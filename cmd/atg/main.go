@@ -335,6 +335,13 @@ func newRootCommand(ctx context.Context, e *env, g *globals) *cobra.Command {
 	root.SetErr(e.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
 	root.SetUsageTemplate(root.UsageTemplate() + "{{if not .HasParent}}" + helpTail + "{{end}}")
+	// cobra's completion command, summarised in the style of the others.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Short = "print a shell completion script: completion bash|zsh|fish|powershell"
+		}
+	}
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {
 		c.DisableFlagsInUseLine = true // the Use lines spell out their flags
