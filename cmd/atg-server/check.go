@@ -32,15 +32,17 @@ func newCheckCommand(ctx context.Context, e *env) *cobra.Command {
 		Long:  checkLong,
 		Args:  noArgs,
 	}
-	cmd.RunE = runE(func(*cobra.Command, []string) int { return runCheck(ctx, e, envFile, timeout) })
-	cmd.Flags().StringVar(&envFile, "env-file", ".env", "optional .env file (missing is fine)")
+	cmd.RunE = runE(func(c *cobra.Command, _ []string) int {
+		return runCheck(ctx, e, envFile, c.Flags().Changed("env-file"), timeout)
+	})
+	cmd.Flags().StringVar(&envFile, "env-file", ".env", envFileUsage)
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for Neo4j")
 	return cmd
 }
 
 // runCheck implements "atg-server check".
-func runCheck(ctx context.Context, e *env, envFile string, timeout time.Duration) int {
-	cfg, ok := loadConfig(e, envFile)
+func runCheck(ctx context.Context, e *env, envFile string, envFileNamed bool, timeout time.Duration) int {
+	cfg, ok := loadConfig(e, envFile, envFileNamed)
 	if !ok {
 		return exitUsage
 	}

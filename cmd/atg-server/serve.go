@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -24,9 +25,11 @@ gracefully within ATG_SHUTDOWN_TIMEOUT.`
 
 // serveFlags are serve's flags.
 type serveFlags struct {
-	envFile   string
-	logFormat string
-	logLevel  string
+	envFile string
+	// envFileSet is whether --env-file was given: then the file must exist.
+	envFileSet bool
+	logFormat  string
+	logLevel   string
 }
 
 // newServeCommand returns "atg-server serve".
@@ -38,8 +41,11 @@ func newServeCommand(ctx context.Context, e *env) *cobra.Command {
 		Long:  serveLong,
 		Args:  noArgs,
 	}
-	cmd.RunE = runE(func(*cobra.Command, []string) int { return runServe(ctx, e, f) })
-	cmd.Flags().StringVar(&f.envFile, "env-file", ".env", "optional .env file (missing is fine)")
+	cmd.RunE = runE(func(c *cobra.Command, _ []string) int {
+		f.envFileSet = c.Flags().Changed("env-file")
+		return runServe(ctx, e, f)
+	})
+	cmd.Flags().StringVar(&f.envFile, "env-file", ".env", envFileUsage)
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -60,9 +66,23 @@ func (f *serveFlags) logger(e *env) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
 }
 
+// envFileUsage is the help of --env-file.
+const envFileUsage = ".env file to read too (the real environment wins); .env may be missing, a file named here must exist"
+
 // loadConfig loads and validates the server configuration, printing every
-// problem on its own line.
-func loadConfig(e *env, envFile string) (atg.ServerConfig, bool) {
+// problem on its own line. A file named with --env-file (named) must
+// exist: a typo must not start a server with the defaults.
+func loadConfig(e *env, envFile string, named bool) (atg.ServerConfig, bool) {
+	if named && envFile != "" {
+		if _, err := os.Stat(envFile); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintf(e.stderr, "atg-server: --env-file %s: no such file\n", envFile)
+			} else {
+				fmt.Fprintf(e.stderr, "atg-server: --env-file: %v\n", err)
+			}
+			return atg.ServerConfig{}, false
+		}
+	}
 	cfg, err := atg.LoadServerConfig(atg.LoadOptions{DotenvFile: envFile, Environ: e.environ})
 	if err != nil {
 		var ce *atg.ConfigError
@@ -86,7 +106,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) int {
 		fmt.Fprintf(e.stderr, "atg-server serve: %v\n", err)
 		return exitUsage
 	}
-	cfg, ok := loadConfig(e, f.envFile)
+	cfg, ok := loadConfig(e, f.envFile, f.envFileSet)
 	if !ok {
 		return exitUsage
 	}
