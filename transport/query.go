@@ -110,7 +110,7 @@ func (a *API) queryMaxBytes() int64 {
 // may be passwords), those after PASSWORD in any other.
 func (a *API) auditQuery(r *http.Request, req QueryRequest, st *guardedStatement, resp *QueryResponse, err error) {
 	var ae *Error
-	refused := errors.As(err, &ae) && ae.Code == CodeForbidden
+	refused := errors.As(err, &ae) && ae.Code == CodeForbidden && st != nil // only the guard refuses here
 	known := st != nil && st.known
 	admin := known && st.class.admin
 	event := audit.EventQueryWrite
@@ -126,7 +126,7 @@ func (a *API) auditQuery(r *http.Request, req QueryRequest, st *guardedStatement
 	if admin || !known {
 		policy = cypher.MaskAllStrings
 	}
-	details := map[string]any{"query": truncate(cypher.Mask(req.Query, policy), 1000), "mode": pq(req.Mode)}
+	details := map[string]any{"query": truncate(cypher.Mask(req.Query, policy), 1000), "mode": modeName(req.Mode)}
 	outcome := "ok"
 	switch {
 	case refused:
@@ -139,8 +139,8 @@ func (a *API) auditQuery(r *http.Request, req QueryRequest, st *guardedStatement
 	a.audit(r, event, outcome, details)
 }
 
-// pq returns a query mode's name ("read" when empty).
-func pq(mode string) string {
+// modeName returns a query mode's name ("read" when empty).
+func modeName(mode string) string {
 	if mode == "" {
 		return "read"
 	}
