@@ -444,7 +444,7 @@ func keysRotateCommand(ctx context.Context, e *env) *cobra.Command {
 	grace := 24 * time.Hour
 	var asJSON bool
 	cmd := newKeysCmd(e, "rotate", "ID [--grace 24h] [--json] [--file F]",
-		"create a new key for the same client, environment and scopes; the old one works for the grace period",
+		"replace a key: a new one for the same client and scopes; the old one works for --grace",
 		`Creates a new key for the same client, environment and scopes and lets the
 old one work for the grace period; prints the new key once.`, 1,
 		func(c *keysCmd, pos []string) int { return c.rotate(ctx, pos[0], grace, asJSON) })
