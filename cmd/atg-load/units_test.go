@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -269,5 +271,38 @@ func TestMonitorClientWaitsOutOnly429(t *testing.T) {
 	}
 	if waited := time.Since(start); waited >= 15*time.Second {
 		t.Errorf("gave up after %v, want at the context's end (200ms), not after Retry-After's 30s", waited)
+	}
+}
+
+// failingBody is a response body whose reads fail with err.
+type failingBody struct{ err error }
+
+func (b failingBody) Read([]byte) (int, error) { return 0, b.err }
+func (b failingBody) Close() error             { return nil }
+
+// TestWatchedBody: a stream the client cancels (EventStream.Close cancels
+// the request before the body is closed) is not broken; a truncated one is.
+func TestWatchedBody(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		broken int64
+	}{
+		{io.EOF, 0},
+		{context.Canceled, 0},
+		{fmt.Errorf("read: %w", context.Canceled), 0},
+		{io.ErrUnexpectedEOF, 1},
+		{errors.New("connection reset by peer"), 1},
+	} {
+		r := newRecorder("load")
+		b := &watchedBody{ReadCloser: failingBody{tc.err}, rec: r}
+		_, _ = b.Read(make([]byte, 8))
+		_, _ = b.Read(make([]byte, 8)) // reported once
+		var errs int64
+		for _, rt := range r.report(time.Second).Routes {
+			errs += rt.Errors
+		}
+		if errs != tc.broken {
+			t.Errorf("read error %v: %d broken streams recorded, want %d", tc.err, errs, tc.broken)
+		}
 	}
 }
