@@ -172,9 +172,28 @@ func runEnv(ctx context.Context, e *env, args []string) int {
 	if cmd == nil || cmd == root && strings.HasPrefix(msg, "unknown command") {
 		cmd = root
 	}
-	fmt.Fprintf(e.stderr, "%s: %s\n", cmd.CommandPath(), msg)
+	fmt.Fprintf(e.stderr, "%s: %s%s\n", cmd.CommandPath(), msg, singleDashHint(cmd, args))
 	fmt.Fprintf(e.stderr, "Run %q for usage.\n", cmd.CommandPath()+" -h")
 	return exitUsage
+}
+
+// singleDashHint returns "; flags take two dashes: --name" when args
+// hold a long flag of cmd spelt with one dash ("-file"), which the
+// standard flag package accepted and pflag reads as shorthands; else "".
+func singleDashHint(cmd *cobra.Command, args []string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") || len(name) < 2 {
+			continue
+		}
+		if cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil {
+			return "; flags take two dashes: --" + name
+		}
+	}
+	return ""
 }
 
 // noArgs refuses positional arguments with the message the commands have

@@ -362,6 +362,7 @@ func TestKeysErrors(t *testing.T) {
 		{"over 100 years", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "36601d"}, exitUsage, "too long"},
 		{"negative days", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "-3d"}, exitUsage, "must not be negative"},
 		{"unknown flag", c, []string{"keys", "list", "--all"}, exitUsage, "unknown flag: --all"},
+		{"single-dash flag", c, []string{"keys", "list", "-file", file}, exitUsage, "unknown shorthand flag: 'f' in -file; flags take two dashes: --file"},
 		{"extra argument", c, []string{"keys", "list", "extra"}, exitUsage, `unexpected argument "extra"`},
 		{"revoke without ID", c, []string{"keys", "revoke"}, exitUsage, "missing key ID"},
 		{"revoke two IDs", c, []string{"keys", "revoke", "a", "b"}, exitUsage, "expected one key ID, got 2"},

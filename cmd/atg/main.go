@@ -181,7 +181,26 @@ func runEnv(ctx context.Context, e *env, args []string) int {
 	if cmd == nil {
 		cmd = root
 	}
-	return usageError(e, commandName(cmd), err.Error())
+	return usageError(e, commandName(cmd), err.Error()+singleDashHint(cmd, args))
+}
+
+// singleDashHint returns "; flags take two dashes: --name" when args
+// hold a long flag of cmd spelt with one dash ("-file"), which the
+// standard flag package accepted and pflag reads as shorthands; else "".
+func singleDashHint(cmd *cobra.Command, args []string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") || len(name) < 2 {
+			continue
+		}
+		if cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil {
+			return "; flags take two dashes: --" + name
+		}
+	}
+	return ""
 }
 
 // commandName is cmd's path without "atg" ("ops list"; "" for atg).

@@ -407,6 +407,8 @@ func TestUsage(t *testing.T) {
 		{"version", c, []string{"version"}, exitOK, "atg " + atg.Version, ""},
 		{"unknown command", c, []string{"frobnicate"}, exitUsage, "", `atg: unknown command "frobnicate" (see "atg help")`},
 		{"unknown global flag", c, []string{"--frob", "status"}, exitUsage, "", `atg: unknown flag: --frob (see "atg help")`},
+		{"single-dash flag", c, []string{"status", "-format", "json"}, exitUsage, "", "; flags take two dashes: --format"},
+		{"single-dash global flag", c, []string{"-remote", "status"}, exitUsage, "", "; flags take two dashes: --remote"},
 		{"unknown flag", c, []string{"status", "--all"}, exitUsage, "", `atg status: unknown flag: --all (see "atg status -h")`},
 		{"bad format", c, []string{"--format", "yaml", "status"}, exitUsage, "", `--format "yaml": want table or json`},
 		{"bad format after", c, []string{"query", "RETURN 1", "--format=xml"}, exitUsage, "", `--format "xml"`},
