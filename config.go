@@ -276,6 +276,10 @@ type ServerConfig struct {
 	// Neo4j is the database for Environment (NEO4J_* variables; see
 	// LoadNeo4jConfig).
 	Neo4j neo4jpool.Config
+	// Azure is how scans read Azure (ATG_AZURE_CLOUD, ATG_AZURE_ARM_ENDPOINT,
+	// AZURE_ACCESS_TOKEN, AZURE_CLIENT_ID; all optional). AzureSource turns
+	// it into a scan's azure.Config.
+	Azure AzureConfig
 }
 
 type rawServerConfig struct {
@@ -306,6 +310,7 @@ type rawServerConfig struct {
 	TrustedProxies     string `env:"ATG_TRUSTED_PROXIES"`
 	AuditLog           string `env:"ATG_AUDIT_LOG"`
 	CORSOrigins        string `env:"ATG_CORS_ORIGINS"`
+	Azure              rawAzureConfig
 }
 
 // LoadServerConfig reads a ServerConfig, including the Neo4j configuration of
@@ -357,6 +362,7 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(raw.TLSCertFile), strings.TrimSpace(raw.TLSKeyFile)
 	cfg.AuditLog = strings.TrimSpace(raw.AuditLog)
 	cfg.CORSOrigins = splitList(raw.CORSOrigins)
+	cfg.Azure = raw.Azure.config()
 	if tp, err := transport.ParseTrustedProxies(raw.TrustedProxies); err != nil {
 		p.add("ATG_TRUSTED_PROXIES", raw.TrustedProxies, "must be a comma list of IP addresses and CIDR prefixes: "+err.Error())
 	} else {
@@ -476,6 +482,7 @@ func (c ServerConfig) validateServer() []error {
 			p.add(name, auth.Redact(k), fmt.Sprintf("environment mismatch: a %s key cannot be used in production; expected prefix atg_production_", keyEnv))
 		}
 	}
+	p.list = append(p.list, c.Azure.validate()...)
 	if c.Environment == auth.Production && c.TLSCertFile == "" && len(c.TrustedProxies) == 0 {
 		p.add("ATG_TLS_CERT_FILE", "", "production refuses plain HTTP: set ATG_TLS_CERT_FILE and ATG_TLS_KEY_FILE, or ATG_TRUSTED_PROXIES for a TLS-terminating proxy")
 	}

@@ -109,6 +109,7 @@ type serverView struct {
 	AuditLog           string           `json:"audit_log,omitempty"`
 	CORSOrigins        []string         `json:"cors_origins,omitempty"`
 	Neo4j              neo4jpool.Config `json:"neo4j"`
+	Azure              azureView        `json:"azure"`
 }
 
 func (c ServerConfig) view() serverView {
@@ -132,6 +133,7 @@ func (c ServerConfig) view() serverView {
 		AuthFailuresPerMin: c.AuthFailuresPerMinute, TLS: c.TLSCertFile != "", TrustedProxies: proxies, AuditLog: c.AuditLog,
 		CORSOrigins: c.CORSOrigins,
 		Neo4j:       c.Neo4j,
+		Azure:       c.Azure.view(),
 	}
 }
 
@@ -168,5 +170,6 @@ func (c ServerConfig) LogValue() slog.Value {
 		slog.Bool("tls", v.TLS), slog.Any("trusted_proxies", v.TrustedProxies), slog.String("audit_log", v.AuditLog),
 		slog.Any("cors_origins", v.CORSOrigins),
 		slog.Any("neo4j", c.Neo4j),
+		slog.Any("azure", c.Azure),
 	)
 }
