@@ -1,13 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // promSample is one sample line of the Prometheus text format.
@@ -23,87 +24,36 @@ type promSample struct {
 // promScrape is the samples of one /metrics scrape.
 type promScrape []promSample
 
-// parsePromText parses the Prometheus text exposition format (the subset
-// client_golang writes: no timestamps needed, quoted label values with \\,
-// \" and \n escapes).
+// parsePromText parses the Prometheus text exposition format.
 func parsePromText(r io.Reader) (promScrape, error) {
-	var out promScrape
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s, err := parsePromLine(line)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, sc.Err()
+	return parseMetrics(r, expfmt.NewFormat(expfmt.TypeTextPlain))
 }
 
-// parsePromLine parses `name{a="x",b="y"} value [timestamp]`.
-func parsePromLine(line string) (promSample, error) {
-	s := promSample{Labels: map[string]string{}}
-	i := strings.IndexAny(line, "{ ")
-	if i < 0 {
-		return s, fmt.Errorf("metrics: malformed line %q", line)
-	}
-	s.Name = line[:i]
-	rest := line[i:]
-	if rest[0] == '{' {
-		rest = rest[1:]
-		for {
-			rest = strings.TrimLeft(rest, " ,")
-			if strings.HasPrefix(rest, "}") {
-				rest = rest[1:]
-				break
-			}
-			eq := strings.Index(rest, "=\"")
-			if eq < 0 {
-				return s, fmt.Errorf("metrics: malformed labels in %q", line)
-			}
-			name := rest[:eq]
-			rest = rest[eq+2:]
-			var b strings.Builder
-			closed := false
-			for j := 0; j < len(rest); j++ {
-				c := rest[j]
-				if c == '\\' && j+1 < len(rest) {
-					j++
-					switch rest[j] {
-					case 'n':
-						b.WriteByte('\n')
-					default:
-						b.WriteByte(rest[j])
-					}
-					continue
+// parseMetrics decodes a /metrics body in format (text or protobuf) with
+// expfmt and flattens it into samples, histograms and summaries as their
+// _bucket, _sum and _count (and quantile) series.
+func parseMetrics(r io.Reader, format expfmt.Format) (promScrape, error) {
+	dec := expfmt.SampleDecoder{Dec: expfmt.NewDecoder(r, format), Opts: &expfmt.DecodeOptions{Timestamp: model.Now()}}
+	var out promScrape
+	for {
+		var v model.Vector
+		err := dec.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		for _, smp := range v {
+			labels := make(map[string]string, len(smp.Metric))
+			for k, val := range smp.Metric {
+				if k != model.MetricNameLabel {
+					labels[string(k)] = string(val)
 				}
-				if c == '"' {
-					rest = rest[j+1:]
-					closed = true
-					break
-				}
-				b.WriteByte(c)
 			}
-			if !closed {
-				return s, fmt.Errorf("metrics: unterminated label value in %q", line)
-			}
-			s.Labels[name] = b.String()
+			out = append(out, promSample{Name: string(smp.Metric[model.MetricNameLabel]), Labels: labels, Value: float64(smp.Value)})
 		}
 	}
-	fields := strings.Fields(rest)
-	if len(fields) < 1 {
-		return s, fmt.Errorf("metrics: no value in %q", line)
-	}
-	v, err := strconv.ParseFloat(fields[0], 64)
-	if err != nil {
-		return s, fmt.Errorf("metrics: bad value in %q: %w", line, err)
-	}
-	s.Value = v
-	return s, nil
 }
 
 // sum adds the values of the samples called name whose labels include
@@ -158,5 +108,5 @@ func scrapeMetrics(ctx context.Context, hc *http.Client, baseURL string) (promSc
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scrape /metrics: HTTP %d", resp.StatusCode)
 	}
-	return parsePromText(resp.Body)
+	return parseMetrics(resp.Body, expfmt.ResponseFormat(resp.Header))
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -110,7 +112,12 @@ atg_http_requests_total{code="200",method="GET",route="GET /api/v1/operations/{i
 atg_http_requests_total{code="429",method="GET",route="GET /api/v1/status"} 3
 atg_http_requests_total{code="200",method="GET",route="GET /api/v1/status"} 1.5e+01
 atg_neo4j_calls_in_flight{env="dev"} 4
-odd{a="x\"y\\z",b=""} 1
+odd{a="x\"y\\z\n",b=""} 1
+# TYPE atg_wait_seconds histogram
+atg_wait_seconds_bucket{le="0.1"} 1
+atg_wait_seconds_bucket{le="+Inf"} 3
+atg_wait_seconds_sum 0.75
+atg_wait_seconds_count 3
 `
 	p, err := parsePromText(strings.NewReader(text))
 	if err != nil {
@@ -123,8 +130,19 @@ odd{a="x\"y\\z",b=""} 1
 	if p.sum("atg_neo4j_calls_in_flight", map[string]string{"env": "dev"}) != 4 {
 		t.Errorf("sum = %v", p.sum("atg_neo4j_calls_in_flight", nil))
 	}
-	if p[len(p)-1].Labels["a"] != `x"y\z` {
-		t.Errorf("escaped label = %q", p[len(p)-1].Labels["a"])
+	var odd promSample // the parser's order of families is not the text's
+	for _, smp := range p {
+		if smp.Name == "odd" {
+			odd = smp
+		}
+	}
+	if odd.Labels["a"] != "x\"y\\z\n" || odd.Value != 1 {
+		t.Errorf("escaped label = %q (%v)", odd.Labels["a"], odd.Value)
+	}
+	// Histograms come as their _bucket, _sum and _count series.
+	if p.sum("atg_wait_seconds_bucket", map[string]string{"le": "+Inf"}) != 3 || p.sum("atg_wait_seconds_count", nil) != 3 ||
+		p.sum("atg_wait_seconds_sum", nil) != 0.75 || p.sum("atg_wait_seconds_bucket", map[string]string{"le": "0.1"}) != 1 {
+		t.Errorf("histogram series: %+v", p)
 	}
 	if _, err := parsePromText(strings.NewReader("bad{a=\"x} 1\n")); err == nil {
 		t.Error("unterminated label accepted")
@@ -253,5 +271,38 @@ func TestMonitorClientWaitsOutOnly429(t *testing.T) {
 	}
 	if waited := time.Since(start); waited >= 15*time.Second {
 		t.Errorf("gave up after %v, want at the context's end (200ms), not after Retry-After's 30s", waited)
+	}
+}
+
+// failingBody is a response body whose reads fail with err.
+type failingBody struct{ err error }
+
+func (b failingBody) Read([]byte) (int, error) { return 0, b.err }
+func (b failingBody) Close() error             { return nil }
+
+// TestWatchedBody: a stream the client cancels (EventStream.Close cancels
+// the request before the body is closed) is not broken; a truncated one is.
+func TestWatchedBody(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		broken int64
+	}{
+		{io.EOF, 0},
+		{context.Canceled, 0},
+		{fmt.Errorf("read: %w", context.Canceled), 0},
+		{io.ErrUnexpectedEOF, 1},
+		{errors.New("connection reset by peer"), 1},
+	} {
+		r := newRecorder("load")
+		b := &watchedBody{ReadCloser: failingBody{tc.err}, rec: r}
+		_, _ = b.Read(make([]byte, 8))
+		_, _ = b.Read(make([]byte, 8)) // reported once
+		var errs int64
+		for _, rt := range r.report(time.Second).Routes {
+			errs += rt.Errors
+		}
+		if errs != tc.broken {
+			t.Errorf("read error %v: %d broken streams recorded, want %d", tc.err, errs, tc.broken)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -79,7 +80,10 @@ type watchedBody struct {
 // Read implements io.Reader.
 func (b *watchedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
+	// context.Canceled is the client closing the stream on purpose
+	// (transport.EventStream.Close cancels the request before the body is
+	// closed), not a broken stream.
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
 		b.mu.Lock()
 		report := !b.closed && !b.failed
 		b.failed = true

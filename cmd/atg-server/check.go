@@ -3,35 +3,46 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/atgraph/atg"
 	"github.com/atgraph/atg/neo4jpool"
 )
 
-const checkUsage = `usage: atg-server check [--env-file .env] [--timeout 10s]
-
-Validates the configuration (every bad variable is named), makes the checks
+// checkLong is the help of "atg-server check".
+const checkLong = `Validates the configuration (every bad variable is named), makes the checks
 serve makes before it listens (keys file, usable API keys, TLS certificate
 and key, audit log) and connects to Neo4j. Exit status: 0 when all are fine,
 2 for an invalid configuration or setup, 1 when Neo4j cannot be reached or
-refuses the credentials.
-`
+refuses the credentials.`
+
+// newCheckCommand returns "atg-server check".
+func newCheckCommand(ctx context.Context, e *env) *cobra.Command {
+	var (
+		envFile string
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "check [--env-file .env] [--timeout 10s]",
+		Short: "validate the configuration and the Neo4j connection",
+		Long:  checkLong,
+		Args:  noArgs,
+	}
+	cmd.RunE = runE(func(c *cobra.Command, _ []string) int {
+		return runCheck(ctx, e, envFile, c.Flags().Changed("env-file"), timeout)
+	})
+	cmd.Flags().StringVar(&envFile, "env-file", ".env", envFileUsage)
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for Neo4j")
+	return cmd
+}
 
 // runCheck implements "atg-server check".
-func runCheck(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("atg-server check", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, checkUsage) }
-	envFile := fs.String("env-file", ".env", "optional .env file (missing is fine)")
-	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for Neo4j")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	cfg, ok := loadConfig(e, *envFile)
+func runCheck(ctx context.Context, e *env, envFile string, envFileNamed bool, timeout time.Duration) int {
+	cfg, ok := loadConfig(e, envFile, envFileNamed)
 	if !ok {
 		return exitUsage
 	}
@@ -57,13 +68,13 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "neo4j: %v\n", err)
 		return exitFailure
 	}
-	wctx, cancel := context.WithTimeout(ctx, *timeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := m.WaitReady(wctx, env); err != nil {
 		if neo4jpool.IsAuthError(err) {
 			fmt.Fprintf(e.stderr, "neo4j: credentials rejected at %s (user %q): %v\n", uri, cfg.Neo4j.User, err)
 		} else {
-			fmt.Fprintf(e.stderr, "neo4j: not reachable at %s within %s: %v\n", uri, *timeout, err)
+			fmt.Fprintf(e.stderr, "neo4j: not reachable at %s within %s: %v\n", uri, timeout, err)
 		}
 		return exitFailure
 	}

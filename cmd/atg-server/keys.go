@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os/user"
@@ -14,101 +13,92 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
-	"github.com/atgraph/atg/internal/interspersed"
 )
 
 // keysFileEnv names the environment variable giving the default keys file.
 const keysFileEnv = "ATG_KEYS_FILE"
 
-const keysUsage = `usage: atg-server keys <subcommand> [flags]
-
-subcommands:
-  create --env E --client-id C [--scopes read,write] [--expires-in 720h] [--json] [--file F]
-         create a key; prints the key once on stdout (store it now)
-  list   [--json] [--file F]
-         list key records (never keys or digests)
-  revoke ID [--file F]
-         revoke a key at once
-  rotate ID [--grace 24h] [--json] [--file F]
-         create a new key for the same client, environment and scopes and
-         let the old one work for the grace period; prints the new key once
+// keysLong is the help of "atg-server keys".
+const keysLong = `Manages API keys in the keys file.
 
 --file defaults to $ATG_KEYS_FILE. Durations take Go syntax (90m, 720h) or
 whole days (30d). A running server sees changes after SIGHUP or a restart.
-`
+Each change is one JSON audit record written to ATG_AUDIT_LOG (standard
+error, after the command's own messages, when unset).`
 
-// runKeys implements "atg-server keys".
-func runKeys(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, keysUsage)
+// newKeysCommand returns "atg-server keys" and its subcommands.
+func newKeysCommand(ctx context.Context, e *env) *cobra.Command {
+	keys := &cobra.Command{
+		Use:   "keys <subcommand> [flags]",
+		Short: "manage API keys in the keys file (create, list, revoke, rotate)",
+		Long:  keysLong,
+	}
+	keys.RunE = runE(func(cmd *cobra.Command, args []string) int {
+		switch {
+		case len(args) == 0:
+			cmd.SetOut(e.stderr)
+			_ = cmd.Usage()
+			return exitUsage
+		case args[0] == "help":
+			_ = cmd.Help()
+			return exitOK
+		}
+		fmt.Fprintf(e.stderr, "atg-server keys: unknown subcommand %q: want create, list, revoke or rotate\n", args[0])
+		fmt.Fprintln(e.stderr, `Run "atg-server keys -h" for usage.`)
 		return exitUsage
-	}
-	sub := map[string]func(context.Context, *env, []string) int{
-		"create": keysCreate,
-		"list":   keysList,
-		"revoke": keysRevoke,
-		"rotate": keysRotate,
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(e.stdout, keysUsage)
-		return exitOK
-	}
-	f, ok := sub[args[0]]
-	if !ok {
-		fmt.Fprintf(e.stderr, "atg-server keys: unknown subcommand %q\n\n%s", args[0], keysUsage)
-		return exitUsage
-	}
-	return f(ctx, e, args[1:])
+	})
+	keys.AddCommand(keysCreateCommand(ctx, e), keysListCommand(ctx, e), keysRevokeCommand(ctx, e), keysRotateCommand(ctx, e))
+	return keys
 }
 
-// keysCmd holds what every keys subcommand shares: its name, flags and
-// the --file flag.
+// keysCmd holds what every keys subcommand shares: its name and the
+// --file flag.
 type keysCmd struct {
 	e    *env
 	name string // e.g. "keys create"
-	fs   *flag.FlagSet
 	file string
+	// pending is the audit record of the change, written last.
+	pending *audit.Record
 }
 
-func newKeysCmd(e *env, name, synopsis string) *keysCmd {
+// newKeysCmd returns the cobra command of keys subcommand name, with a
+// keysCmd bound to its --file flag; run does the work with it and the
+// positional arguments, and the change's audit record is written after.
+func newKeysCmd(e *env, name, args, short, long string, nargs int, run func(c *keysCmd, pos []string) int) *cobra.Command {
 	c := &keysCmd{e: e, name: "keys " + name}
-	c.fs = flag.NewFlagSet("atg-server "+c.name, flag.ContinueOnError)
-	c.fs.SetOutput(e.stderr)
-	c.fs.StringVar(&c.file, "file", "", "keys file (default $"+keysFileEnv+")")
-	c.fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: atg-server %s %s\n\nflags:\n", c.name, synopsis)
-		c.fs.PrintDefaults()
+	cmd := &cobra.Command{
+		Use:   name + " " + args,
+		Short: short,
+		Long:  long,
+		Args:  keyArgs(nargs),
 	}
-	return c
+	cmd.RunE = runE(func(_ *cobra.Command, pos []string) int {
+		code := run(c, pos)
+		c.writeAudit() // after the command's messages
+		return code
+	})
+	cmd.Flags().StringVar(&c.file, "file", "", "keys file (default $"+keysFileEnv+")")
+	return cmd
 }
 
-// parse parses args, allowing flags before and after positional arguments
-// ("revoke ID --file F"), and checks the number of positional arguments.
-// It returns the positional arguments, or an exit status if parsing ended
-// the command (-h, bad flags, wrong count).
-func (c *keysCmd) parse(args []string, wantPositional int) ([]string, int, bool) {
-	positional, err := interspersed.Parse(c.fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, exitOK, false
-		}
-		return nil, exitUsage, false // the flag package printed the error and usage
-	}
-	if len(positional) != wantPositional {
+// keyArgs checks that a keys subcommand has want positional arguments (0,
+// or 1 for a key ID).
+func keyArgs(want int) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
 		switch {
-		case wantPositional == 0:
-			c.usageError("unexpected argument %q", positional[0])
-		case len(positional) == 0:
-			c.usageError("missing key ID (see \"atg-server keys list\")")
-		default:
-			c.usageError("expected one key ID, got %d arguments", len(positional))
+		case len(args) == want:
+			return nil
+		case want == 0:
+			return fmt.Errorf("unexpected argument %q", args[0])
+		case len(args) == 0:
+			return errors.New(`missing key ID (see "atg-server keys list")`)
 		}
-		return nil, exitUsage, false
+		return fmt.Errorf("expected one key ID, got %d arguments", len(args))
 	}
-	return positional, 0, true
 }
 
 // usageError prints a usage error; the caller returns exitUsage.
@@ -166,6 +156,10 @@ func (f durationFlag) String() string {
 	return f.d.String()
 }
 
+// Type implements pflag.Value.
+func (durationFlag) Type() string { return "duration" }
+
+// Set implements flag.Value.
 func (f durationFlag) Set(s string) error {
 	d, err := parseDuration(s)
 	if err != nil {
@@ -236,6 +230,10 @@ func (f expiryFlag) String() string {
 	return f.d.String()
 }
 
+// Type implements pflag.Value.
+func (expiryFlag) Type() string { return "duration" }
+
+// Set implements flag.Value.
 func (f expiryFlag) Set(s string) error {
 	if s == "never" {
 		*f.d = 0
@@ -274,19 +272,32 @@ func (c *keysCmd) printKey(key string, rec auth.Record, asJSON bool) error {
 	return err
 }
 
-// audit writes one audit record of a key change to ATG_AUDIT_LOG (standard
-// error when unset; "stdout" too goes to standard error, which must not mix
-// with the key printed on standard output), with the operator's OS user as
-// the client.
+// audit records one audit record of a key change, to be written to
+// ATG_AUDIT_LOG by writeAudit once the command has printed its messages
+// (so that, on standard error, the record comes after them rather than
+// between them), with the operator's OS user as the client and the time
+// of the change.
 func (c *keysCmd) audit(event, outcome string, details map[string]any) {
+	details["keys_file"] = c.file
+	c.pending = &audit.Record{Time: c.e.now(), Event: event, ClientID: "cli:" + operator(), Outcome: outcome, Details: details}
+}
+
+// writeAudit writes the record audit kept, if any, to ATG_AUDIT_LOG
+// (standard error when unset; "stdout" too goes to standard error, which
+// must not mix with the key printed on standard output).
+func (c *keysCmd) writeAudit() {
+	if c.pending == nil {
+		return
+	}
+	rec := *c.pending
+	c.pending = nil
 	l, err := audit.Open(strings.TrimSpace(c.e.getenv("ATG_AUDIT_LOG")), c.e.stderr, c.e.stderr)
 	if err != nil {
 		fmt.Fprintf(c.e.stderr, "atg-server %s: audit log: %v\n", c.name, err)
 		return
 	}
 	defer l.Close()
-	details["keys_file"] = c.file
-	l.Log(audit.Record{Event: event, ClientID: "cli:" + operator(), Outcome: outcome, Details: details})
+	l.Log(rec)
 }
 
 // operator names who runs the command, for the audit trail.
@@ -297,27 +308,40 @@ func operator() string {
 	return "unknown"
 }
 
-func keysCreate(ctx context.Context, e *env, args []string) int {
-	c := newKeysCmd(e, "create", "--env E --client-id C [--scopes read,write] [--expires-in 720h] [--json] [--file F]")
-	envName := c.fs.String("env", "", "environment of the key: dev, integration or production (required)")
-	clientID := c.fs.String("client-id", "", "client the key is issued to: 1-128 of A-Z a-z 0-9 . _ @ : - (required)")
-	scopes := c.fs.String("scopes", "read,write", "comma-separated scopes: read, write, admin (admin implies all)")
-	var expiresIn time.Duration
-	c.fs.Var(expiryFlag{&expiresIn}, "expires-in", "`duration` the key is valid, e.g. 720h or 30d (at most 36600d), or never (the default)")
-	asJSON := c.fs.Bool("json", false, `print {"key":…,"record":…} as JSON instead of the bare key`)
-	if _, code, ok := c.parse(args, 0); !ok {
-		return code
-	}
-	if *envName == "" || *clientID == "" {
+// keysCreateCommand returns "atg-server keys create".
+func keysCreateCommand(ctx context.Context, e *env) *cobra.Command {
+	var (
+		envName, clientID, scopes string
+		expiresIn                 time.Duration
+		asJSON                    bool
+	)
+	cmd := newKeysCmd(e, "create", "--env E --client-id C [--scopes read,write] [--expires-in 720h] [--json] [--file F]",
+		"create a key; prints the key once on stdout (store it now)", "Creates a key and prints it once on standard output: store it now.", 0,
+		func(c *keysCmd, _ []string) int {
+			return c.create(ctx, envName, clientID, scopes, expiresIn, asJSON)
+		})
+	f := cmd.Flags()
+	f.StringVar(&envName, "env", "", "environment of the key: dev, integration or production (required)")
+	f.StringVar(&clientID, "client-id", "", "client the key is issued to: 1-128 of A-Z a-z 0-9 . _ @ : - (required)")
+	f.StringVar(&scopes, "scopes", "read,write", "comma-separated scopes: read, write, admin (admin implies all)")
+	f.Var(expiryFlag{&expiresIn}, "expires-in", "`duration` the key is valid, e.g. 720h or 30d (at most 36600d), or never")
+	f.BoolVar(&asJSON, "json", false, `print {"key":…,"record":…} as JSON instead of the bare key`)
+	return cmd
+}
+
+// create implements "atg-server keys create".
+func (c *keysCmd) create(ctx context.Context, envName, clientID, scopes string, expiresIn time.Duration, asJSON bool) int {
+	e := c.e
+	if envName == "" || clientID == "" {
 		c.usageError("--env and --client-id are required")
 		return exitUsage
 	}
-	environment, err := auth.ParseEnvironment(*envName)
+	environment, err := auth.ParseEnvironment(envName)
 	if err != nil {
 		c.usageError("--env: %v", err)
 		return exitUsage
 	}
-	sc, err := auth.ParseScopes(*scopes)
+	sc, err := auth.ParseScopes(scopes)
 	if err != nil {
 		c.usageError("--scopes: %v", err)
 		return exitUsage
@@ -326,14 +350,14 @@ func keysCreate(ctx context.Context, e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	key, rec, err := s.Create(ctx, auth.CreateOptions{ClientID: *clientID, Environment: environment, Scopes: sc, TTL: expiresIn})
+	key, rec, err := s.Create(ctx, auth.CreateOptions{ClientID: clientID, Environment: environment, Scopes: sc, TTL: expiresIn})
 	if err != nil {
-		c.audit(audit.EventKeyCreate, "failed", map[string]any{"for_client_id": *clientID, "error": err.Error()})
+		c.audit(audit.EventKeyCreate, "failed", map[string]any{"for_client_id": clientID, "error": err.Error()})
 		return c.close(s, c.fail(err))
 	}
 	c.audit(audit.EventKeyCreate, "created", map[string]any{"key_id": rec.ID, "for_client_id": rec.ClientID,
 		"environment": rec.Environment, "scopes": auth.FormatScopes(rec.Scopes)})
-	if err := c.printKey(key, rec, *asJSON); err != nil {
+	if err := c.printKey(key, rec, asJSON); err != nil {
 		return c.close(s, c.fail(err))
 	}
 	fmt.Fprintf(e.stderr, "Created key %s for client %s (environment %s, scopes %s, expires %s) in %s.\n",
@@ -342,12 +366,19 @@ func keysCreate(ctx context.Context, e *env, args []string) int {
 	return c.close(s, exitOK)
 }
 
-func keysList(ctx context.Context, e *env, args []string) int {
-	c := newKeysCmd(e, "list", "[--json] [--file F]")
-	asJSON := c.fs.Bool("json", false, "print the records as a JSON array")
-	if _, code, ok := c.parse(args, 0); !ok {
-		return code
-	}
+// keysListCommand returns "atg-server keys list".
+func keysListCommand(ctx context.Context, e *env) *cobra.Command {
+	var asJSON bool
+	cmd := newKeysCmd(e, "list", "[--json] [--file F]", "list key records (never keys or digests)",
+		"Lists the key records, oldest first: never the keys or their digests.", 0,
+		func(c *keysCmd, _ []string) int { return c.list(ctx, asJSON) })
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the records as a JSON array")
+	return cmd
+}
+
+// list implements "atg-server keys list".
+func (c *keysCmd) list(ctx context.Context, asJSON bool) int {
+	e := c.e
 	s, code, ok := c.open(ctx)
 	if !ok {
 		return code
@@ -356,7 +387,7 @@ func keysList(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return c.close(s, c.fail(err))
 	}
-	if *asJSON {
+	if asJSON {
 		if recs == nil {
 			recs = []auth.Record{}
 		}
@@ -382,19 +413,24 @@ func keysList(ctx context.Context, e *env, args []string) int {
 	return c.close(s, exitOK)
 }
 
-func keysRevoke(ctx context.Context, e *env, args []string) int {
-	c := newKeysCmd(e, "revoke", "ID [--file F]")
-	pos, code, ok := c.parse(args, 1)
-	if !ok {
-		return code
-	}
+// keysRevokeCommand returns "atg-server keys revoke".
+func keysRevokeCommand(ctx context.Context, e *env) *cobra.Command {
+	cmd := newKeysCmd(e, "revoke", "ID [--file F]", "revoke a key at once",
+		"Revokes a key at once.", 1,
+		func(c *keysCmd, pos []string) int { return c.revoke(ctx, pos[0]) })
+	return cmd
+}
+
+// revoke implements "atg-server keys revoke".
+func (c *keysCmd) revoke(ctx context.Context, id string) int {
+	e := c.e
 	s, code, ok := c.open(ctx)
 	if !ok {
 		return code
 	}
-	rec, err := s.Revoke(ctx, pos[0])
+	rec, err := s.Revoke(ctx, id)
 	if err != nil {
-		c.audit(audit.EventKeyRevoke, "failed", map[string]any{"key_id": pos[0], "error": err.Error()})
+		c.audit(audit.EventKeyRevoke, "failed", map[string]any{"key_id": id, "error": err.Error()})
 		return c.close(s, c.fail(err))
 	}
 	c.audit(audit.EventKeyRevoke, "revoked", map[string]any{"key_id": rec.ID, "for_client_id": rec.ClientID})
@@ -403,39 +439,47 @@ func keysRevoke(ctx context.Context, e *env, args []string) int {
 	return c.close(s, exitOK)
 }
 
-func keysRotate(ctx context.Context, e *env, args []string) int {
-	c := newKeysCmd(e, "rotate", "ID [--grace 24h] [--json] [--file F]")
+// keysRotateCommand returns "atg-server keys rotate".
+func keysRotateCommand(ctx context.Context, e *env) *cobra.Command {
 	grace := 24 * time.Hour
-	c.fs.Var(durationFlag{&grace}, "grace", "`duration` the old key keeps working, e.g. 24h or 7d; 0 ends it now")
-	asJSON := c.fs.Bool("json", false, `print {"key":…,"record":…} as JSON instead of the bare key`)
-	pos, code, ok := c.parse(args, 1)
-	if !ok {
-		return code
-	}
+	var asJSON bool
+	cmd := newKeysCmd(e, "rotate", "ID [--grace 24h] [--json] [--file F]",
+		"replace a key: a new one for the same client and scopes; the old one works for --grace",
+		`Creates a new key for the same client, environment and scopes and lets the
+old one work for the grace period; prints the new key once.`, 1,
+		func(c *keysCmd, pos []string) int { return c.rotate(ctx, pos[0], grace, asJSON) })
+	cmd.Flags().Var(durationFlag{&grace}, "grace", "`duration` the old key keeps working, e.g. 24h or 7d; 0 ends it now")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"key":…,"record":…} as JSON instead of the bare key`)
+	return cmd
+}
+
+// rotate implements "atg-server keys rotate".
+func (c *keysCmd) rotate(ctx context.Context, id string, grace time.Duration, asJSON bool) int {
+	e := c.e
 	s, code, ok := c.open(ctx)
 	if !ok {
 		return code
 	}
-	key, rec, err := s.Rotate(ctx, pos[0], grace)
+	key, rec, err := s.Rotate(ctx, id, grace)
 	if err != nil {
-		c.audit(audit.EventKeyRotate, "failed", map[string]any{"key_id": pos[0], "error": err.Error()})
+		c.audit(audit.EventKeyRotate, "failed", map[string]any{"key_id": id, "error": err.Error()})
 		return c.close(s, c.fail(err))
 	}
-	c.audit(audit.EventKeyRotate, "rotated", map[string]any{"key_id": pos[0], "new_key_id": rec.ID, "for_client_id": rec.ClientID,
+	c.audit(audit.EventKeyRotate, "rotated", map[string]any{"key_id": id, "new_key_id": rec.ID, "for_client_id": rec.ClientID,
 		"grace_seconds": grace.Seconds()})
-	if err := c.printKey(key, rec, *asJSON); err != nil {
+	if err := c.printKey(key, rec, asJSON); err != nil {
 		return c.close(s, c.fail(err))
 	}
 	oldEnd := "-"
 	if recs, err := s.List(ctx); err == nil {
 		for _, r := range recs {
-			if r.ID == pos[0] {
+			if r.ID == id {
 				oldEnd = formatTime(r.ExpiresAt, "never")
 			}
 		}
 	}
 	fmt.Fprintf(e.stderr, "Rotated key %s: new key %s for client %s (environment %s, scopes %s, expires %s); the old key stops working after %s.\n",
-		pos[0], rec.ID, rec.ClientID, rec.Environment, auth.FormatScopes(rec.Scopes), formatTime(rec.ExpiresAt, "never"), oldEnd)
+		id, rec.ID, rec.ClientID, rec.Environment, auth.FormatScopes(rec.Scopes), formatTime(rec.ExpiresAt, "never"), oldEnd)
 	fmt.Fprintln(e.stderr, "Store the key now: it is shown only once. A running server sees it after SIGHUP or a restart.")
 	return c.close(s, exitOK)
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // TestKeysAuditTrail: every key change is one audit line naming the keys
-// file (also when it comes from ATG_KEYS_FILE), and stdout carries nothing
-// but the key even with ATG_AUDIT_LOG=stdout.
+// file (also when it comes from ATG_KEYS_FILE), written after the
+// command's messages, and stdout carries nothing but the key even with
+// ATG_AUDIT_LOG=stdout.
 func TestKeysAuditTrail(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "keys.json")
@@ -22,7 +23,12 @@ func TestKeysAuditTrail(t *testing.T) {
 		Event, Outcome string
 		Details        map[string]any
 	}
-	line := strings.SplitN(stderr, "\n", 2)[0]
+	// The record comes after the human message, not in the middle of it.
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	line := lines[len(lines)-1]
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "Created key ") || !strings.HasPrefix(lines[1], "Store the key now") {
+		t.Errorf("create stderr: want the message, then the audit record:\n%s", stderr)
+	}
 	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Event != "key_create" || rec.Outcome != "created" || rec.Details["keys_file"] != file {
 		t.Errorf("audit line %q: %+v %v", line, rec, err)
 	}

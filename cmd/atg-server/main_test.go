@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -147,13 +148,19 @@ func TestRunUsage(t *testing.T) {
 		stdout, stderr string
 	}{
 		{nil, exitUsage, "", "NEO4J_PASSWORD"}, // serve is the default; it needs a configuration
-		{[]string{"help"}, exitOK, "usage: atg-server <command>", ""},
+		{[]string{"help"}, exitOK, "Usage:\n  atg-server [flags]\n  atg-server [command]", ""},
 		{[]string{"--help"}, exitOK, "keys", ""},
 		{[]string{"serve-me"}, exitUsage, "", `unknown command "serve-me"`},
-		{[]string{"keys"}, exitUsage, "", "usage: atg-server keys"},
-		{[]string{"keys", "help"}, exitOK, "usage: atg-server keys", ""},
+		{[]string{"keys"}, exitUsage, "", "Usage:\n  atg-server keys <subcommand>"},
+		{[]string{"keys", "help"}, exitOK, "Usage:\n  atg-server keys <subcommand>", ""},
 		{[]string{"keys", "delete"}, exitUsage, "", `unknown subcommand "delete"`},
-		{[]string{"keys", "create", "-h"}, exitOK, "", "--client-id"},
+		// Help asked for goes to stdout, with the flags spelt --name.
+		{[]string{"keys", "create", "-h"}, exitOK, "      --client-id string", ""},
+		{[]string{"help", "keys", "create"}, exitOK, "      --client-id string", ""},
+		{[]string{"--version"}, exitOK, "atg-server 0.", ""},
+		{[]string{"version", "-h"}, exitOK, "Usage:\n  atg-server version", ""},
+		{[]string{"version", "now"}, exitUsage, "", `unexpected argument "now"`},
+		{[]string{"completion", "bash"}, exitOK, "bash completion", ""},
 	}
 	for _, tt := range tests {
 		code, stdout, stderr := c.run(tt.args...)
@@ -166,8 +173,14 @@ func TestRunUsage(t *testing.T) {
 		if !strings.Contains(stderr, tt.stderr) {
 			t.Errorf("%v: stderr %q, want it to contain %q", tt.args, stderr, tt.stderr)
 		}
+		if (len(tt.args) == 0 || tt.args[0] != "completion") && singleDashFlag.MatchString(stdout+stderr) {
+			t.Errorf("%v: a flag spelt with one dash:\n%s%s", tt.args, stdout, stderr)
+		}
 	}
 }
+
+// singleDashFlag matches a long flag spelt with one dash ("-client-id").
+var singleDashFlag = regexp.MustCompile(`(^|[\s\[])-[a-z][a-z-]+`)
 
 func TestKeysLifecycle(t *testing.T) {
 	t.Parallel()
@@ -348,7 +361,8 @@ func TestKeysErrors(t *testing.T) {
 		{"overflowing days", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "99999999999999999999d"}, exitUsage, "too long, the most is 36600d"},
 		{"over 100 years", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "36601d"}, exitUsage, "too long"},
 		{"negative days", c, []string{"keys", "create", "--env", "dev", "--client-id", "x", "--expires-in", "-3d"}, exitUsage, "must not be negative"},
-		{"unknown flag", c, []string{"keys", "list", "--all"}, exitUsage, "flag provided but not defined: -all"},
+		{"unknown flag", c, []string{"keys", "list", "--all"}, exitUsage, "unknown flag: --all"},
+		{"single-dash flag", c, []string{"keys", "list", "-file", file}, exitUsage, "unknown shorthand flag: 'f' in -file; flags take two dashes: --file"},
 		{"extra argument", c, []string{"keys", "list", "extra"}, exitUsage, `unexpected argument "extra"`},
 		{"revoke without ID", c, []string{"keys", "revoke"}, exitUsage, "missing key ID"},
 		{"revoke two IDs", c, []string{"keys", "revoke", "a", "b"}, exitUsage, "expected one key ID, got 2"},

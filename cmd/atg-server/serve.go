@@ -3,58 +3,52 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/atgraph/atg"
 )
 
-const serveUsage = `usage: atg-server serve [--env-file .env] [--log-format text|json] [--log-level info]
-
-Serves the HTTP API as configured by the ATG_*, ENVIRONMENT and NEO4J_*
+// serveLong is the help of "atg-server serve".
+const serveLong = `Serves the HTTP API as configured by the ATG_*, ENVIRONMENT and NEO4J_*
 variables (the real environment wins over the .env file). In dev with no
 key configured it prints a fresh dev API key once. SIGHUP reloads
 ATG_KEYS_FILE and the TLS certificate; SIGINT or SIGTERM shut down
-gracefully within ATG_SHUTDOWN_TIMEOUT.
-`
+gracefully within ATG_SHUTDOWN_TIMEOUT.`
 
 // serveFlags are serve's flags.
 type serveFlags struct {
-	fs        *flag.FlagSet
-	envFile   string
-	logFormat string
-	logLevel  string
+	envFile string
+	// envFileSet is whether --env-file was given: then the file must exist.
+	envFileSet bool
+	logFormat  string
+	logLevel   string
 }
 
-func newServeFlags(e *env, name, usageText string) *serveFlags {
-	f := &serveFlags{fs: flag.NewFlagSet("atg-server "+name, flag.ContinueOnError)}
-	f.fs.SetOutput(e.stderr)
-	f.fs.Usage = func() { fmt.Fprint(e.stderr, usageText) }
-	f.fs.StringVar(&f.envFile, "env-file", ".env", "optional .env file (missing is fine)")
-	f.fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-	f.fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	return f
-}
-
-// parseFlags parses args, which must be flags only, with fs; ok is false
-// when the command must exit with code (-h, a bad flag, an argument).
-func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
-		}
-		return exitUsage, false
+// newServeCommand returns "atg-server serve".
+func newServeCommand(ctx context.Context, e *env) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve [--env-file .env] [--log-format text|json] [--log-level info]",
+		Short: "serve the HTTP API (the default command)",
+		Long:  serveLong,
+		Args:  noArgs,
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return exitUsage, false
-	}
-	return 0, true
+	cmd.RunE = runE(func(c *cobra.Command, _ []string) int {
+		f.envFileSet = c.Flags().Changed("env-file")
+		return runServe(ctx, e, f)
+	})
+	cmd.Flags().StringVar(&f.envFile, "env-file", ".env", envFileUsage)
+	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
 }
 
 func (f *serveFlags) logger(e *env) (*slog.Logger, error) {
@@ -72,9 +66,23 @@ func (f *serveFlags) logger(e *env) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
 }
 
+// envFileUsage is the help of --env-file.
+const envFileUsage = ".env file to read too (the real environment wins); .env may be missing, a file named here must exist"
+
 // loadConfig loads and validates the server configuration, printing every
-// problem on its own line.
-func loadConfig(e *env, envFile string) (atg.ServerConfig, bool) {
+// problem on its own line. A file named with --env-file (named) must
+// exist: a typo must not start a server with the defaults.
+func loadConfig(e *env, envFile string, named bool) (atg.ServerConfig, bool) {
+	if named && envFile != "" {
+		if _, err := os.Stat(envFile); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintf(e.stderr, "atg-server: --env-file %s: no such file\n", envFile)
+			} else {
+				fmt.Fprintf(e.stderr, "atg-server: --env-file: %v\n", err)
+			}
+			return atg.ServerConfig{}, false
+		}
+	}
 	cfg, err := atg.LoadServerConfig(atg.LoadOptions{DotenvFile: envFile, Environ: e.environ})
 	if err != nil {
 		var ce *atg.ConfigError
@@ -92,17 +100,13 @@ func loadConfig(e *env, envFile string) (atg.ServerConfig, bool) {
 }
 
 // runServe implements "atg-server serve" (also the default command).
-func runServe(ctx context.Context, e *env, args []string) int {
-	f := newServeFlags(e, "serve", serveUsage)
-	if code, ok := parseFlags(f.fs, args); !ok {
-		return code
-	}
+func runServe(ctx context.Context, e *env, f *serveFlags) int {
 	log, err := f.logger(e)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "atg-server serve: %v\n", err)
 		return exitUsage
 	}
-	cfg, ok := loadConfig(e, f.envFile)
+	cfg, ok := loadConfig(e, f.envFile, f.envFileSet)
 	if !ok {
 		return exitUsage
 	}

@@ -95,7 +95,7 @@ func TestServeInDevPrintsURLAndKeyThenShutsDown(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- runEnv(ctx, &env{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] },
-			now: time.Now, environ: vars, hup: hup}, []string{"--env-file", filepath.Join(t.TempDir(), "none.env")})
+			now: time.Now, environ: vars, hup: hup}, []string{"--env-file", ""}) // "": no .env file
 	}()
 	waitFor(t, "the dev key", func() bool { return strings.Count(stdout.String(), "----\n") >= 2 })
 	lines := strings.Split(stdout.String(), "\n")
@@ -263,16 +263,44 @@ func TestCheckFlags(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"check", "-h"}, exitOK, "usage: atg-server check [--env-file .env] [--timeout 10s]"},
-		{[]string{"check", "--log-format", "json"}, exitUsage, "flag provided but not defined: -log-format"},
-		{[]string{"check", "--log-level", "debug"}, exitUsage, "flag provided but not defined: -log-level"},
-		{[]string{"check", "--timeout", "soon"}, exitUsage, `invalid value "soon" for flag -timeout`},
+		{[]string{"check", "--log-format", "json"}, exitUsage, "unknown flag: --log-format"},
+		{[]string{"check", "--log-level", "debug"}, exitUsage, "unknown flag: --log-level"},
+		{[]string{"check", "--timeout", "soon"}, exitUsage, `invalid argument "soon" for "--timeout" flag`},
 		{[]string{"check", "--env-file", "", "now"}, exitUsage, `atg-server check: unexpected argument "now"`},
 	} {
 		code, stdout, stderr := c.run(tc.args...)
 		if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "configuration: OK") {
 			t.Errorf("%v: exit %d (want %d), stdout %q, stderr:\n%s", tc.args, code, tc.code, stdout, stderr)
 		}
+	}
+}
+
+// TestNamedEnvFileMustExist: a file named with --env-file must exist (a
+// typo must not start a server on the defaults); the default .env may be
+// missing.
+func TestNamedEnvFileMustExist(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "prod.env")
+	for _, args := range [][]string{{"--env-file", missing}, {"serve", "--env-file=" + missing}, {"check", "--env-file", missing}} {
+		code, stdout, stderr := newCLI(t, nil).run(args...)
+		if code != exitUsage || stdout != "" || stderr != "atg-server: --env-file "+missing+": no such file\n" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+	}
+	// Without the flag, a missing ./.env is fine: what fails is the
+	// configuration (no Neo4j password), not the file.
+	if code, _, stderr := newCLI(t, nil).run("check"); code != exitUsage || strings.Contains(stderr, "no such file") || !strings.Contains(stderr, "NEO4J_PASSWORD") {
+		t.Errorf("check without --env-file: exit %d, %s", code, stderr)
+	}
+}
+
+// TestCheckHelp: check -h prints its help on stdout and checks nothing.
+func TestCheckHelp(t *testing.T) {
+	t.Parallel()
+	code, stdout, stderr := newCLI(t, nil).run("check", "-h")
+	if code != exitOK || stderr != "" || !strings.Contains(stdout, "atg-server check [--env-file .env] [--timeout 10s]") ||
+		!strings.Contains(stdout, "--timeout duration") || strings.Contains(stdout, "configuration: OK") {
+		t.Errorf("check -h: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
 

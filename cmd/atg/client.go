@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -53,10 +55,36 @@ func (e *configError) Unwrap() error { return e.err }
 // --remote, --local or ATG_REMOTE_MODE. needRemote refuses local mode with
 // a *modeError that explains why.
 func (g *globals) open(ctx context.Context, e *env, needRemote string) (*session, error) {
+	if g.envFileSet && g.envFile != "" {
+		// A file named on the command line must exist: a typo must not
+		// fall back to local mode without a word.
+		if _, err := os.Stat(g.envFile); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("--env-file %s: no such file", g.envFile)
+			}
+			return nil, &configError{err}
+		}
+	}
 	opts := atg.LoadOptions{DotenvFile: g.envFile, Environ: e.environ}
 	if g.remote || g.local {
 		// The flag beats ATG_REMOTE_MODE wherever that is set.
 		opts.Overrides = map[string]string{"ATG_REMOTE_MODE": fmt.Sprint(g.remote)}
+	}
+	name := g.profile
+	if name == "" && !g.local {
+		name = e.getenv("ATG_PROFILE")
+	}
+	if name != "" {
+		if g.local {
+			return nil, &configError{errProfileAndLocal}
+		}
+		url, key, err := loadProfile(ctx, e, name)
+		if err != nil {
+			return nil, &configError{err}
+		}
+		g.secret = key
+		// A profile beats the environment, as a kubectl context does.
+		opts.Overrides = map[string]string{"ATG_REMOTE_MODE": "true", "ATG_SERVICE_URL": url, "ATG_API_KEY": key}
 	}
 	// One read of the .env file and the environment serves both the client
 	// and, in local mode, the Neo4j configuration.
@@ -65,7 +93,9 @@ func (g *globals) open(ctx context.Context, e *env, needRemote string) (*session
 		return nil, &configError{err}
 	}
 	cfg, err := atg.LoadClientConfig(opts)
-	g.secret = cfg.APIKey
+	if cfg.APIKey != "" {
+		g.secret = cfg.APIKey
+	}
 	if err != nil {
 		return nil, &configError{err}
 	}
@@ -144,8 +174,32 @@ func (g *globals) printErr(e *env, msg string) {
 	if g.secret != "" {
 		msg = strings.ReplaceAll(msg, g.secret, "atg_***")
 	}
-	msg = strings.ReplaceAll(strings.TrimSpace(msg), "\n", " ")
+	msg = strings.TrimSpace(msg)
+	if keepsLines(msg) {
+		// The request ID, at the end, would follow the caret: it joins
+		// the first line instead.
+		if id := requestIDSuffix.FindString(msg); id != "" {
+			first, rest, _ := strings.Cut(strings.TrimSuffix(msg, id), "\n")
+			msg = first + id + "\n" + rest
+		}
+	} else {
+		msg = strings.ReplaceAll(msg, "\n", " ")
+	}
 	fmt.Fprintf(e.stderr, "atg: %s\n", msg)
+}
+
+// caretLine matches the line of a Cypher syntax error that points at the
+// mistake: spaces, then "^".
+var caretLine = regexp.MustCompile(`(?m)^ *\^( |$)`)
+
+// requestIDSuffix matches the request ID transport.Error appends.
+var requestIDSuffix = regexp.MustCompile(` \[request_id=[^\]\n]*\]$`)
+
+// keepsLines reports whether an error message is laid out in lines that
+// must stay: Neo4j's syntax errors quote the query and put a caret under
+// the mistake on the next line.
+func keepsLines(msg string) bool {
+	return strings.Contains(msg, "\n") && caretLine.MatchString(msg)
 }
 
 // exitCode maps an error to the documented exit status.

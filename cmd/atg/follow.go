@@ -142,11 +142,11 @@ func (d *display) end(completed bool) {
 	d.bar = nil
 }
 
-// follow shows operation id's events from the beginning until its terminal
-// event and returns that event's data. It returns ctx's error when
-// interrupted.
-func follow(ctx context.Context, s *session, id string, d *display) (operations.TerminalData, error) {
-	w, err := s.Watch(ctx, id, 0)
+// follow shows operation id's events after sequence number after (0: from
+// the beginning) until its terminal event and returns that event's data.
+// It returns ctx's error when interrupted.
+func follow(ctx context.Context, s *session, id string, d *display, after int64) (operations.TerminalData, error) {
+	w, err := s.Watch(ctx, id, after)
 	if err != nil {
 		return operations.TerminalData{}, err
 	}

@@ -15,12 +15,17 @@ import (
 const maxCellWidth = 80
 
 // cell renders a query value for a table cell: strings as they are (with
-// control characters escaped), everything else as a compact literal, cut
-// at maxCellWidth characters.
+// control characters escaped) unless they would read as another value,
+// everything else as a compact literal, cut at maxCellWidth characters.
+// The string "null", "true", "42" or "" is shown quoted, so that it looks
+// different from a null, a boolean, a number or an empty cell.
 func cell(v any) string {
 	var s string
 	if str, ok := v.(string); ok {
 		s = escapeControls(str)
+		if readsAsLiteral(str) {
+			s = strconv.Quote(str)
+		}
 	} else {
 		var b strings.Builder
 		literal(&b, v)
@@ -31,6 +36,17 @@ func cell(v any) string {
 		s = string(r[:maxCellWidth-1]) + "…"
 	}
 	return s
+}
+
+// readsAsLiteral reports whether a table would show string s like a
+// value of another type: empty, null, true, false or a number.
+func readsAsLiteral(s string) bool {
+	switch strings.TrimSpace(s) {
+	case "", "null", "true", "false":
+		return true
+	}
+	_, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	return err == nil
 }
 
 // escapeControls makes tabs, newlines and other control characters

@@ -66,6 +66,12 @@ func TestCell(t *testing.T) {
 		want string
 	}{
 		{nil, "null"},
+		{"null", `"null"`}, // a string is not a null
+		{"", `""`},
+		{"true", `"true"`},
+		{"42", `"42"`},
+		{" 1.5", `" 1.5"`},
+		{"null and more", "null and more"},
 		{"plain text", "plain text"},
 		{"tab\there\nnewline", `tab\there\nnewline`},
 		{json.Number("9007199254740993"), "9007199254740993"},

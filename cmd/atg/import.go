@@ -8,16 +8,16 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/spf13/cobra"
+
 	"github.com/atgraph/atg"
 	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
 	"github.com/atgraph/atg/transport"
 )
 
-// importUsage is the help of "atg import".
-const importUsage = `usage: atg import FILE|- [--chunk-size N] [--cancel-on-interrupt]
-
-Imports a graph document (FILE, or stdin for -) as an "import" operation
+// importLong is the help of "atg import".
+const importLong = `Imports a graph document (FILE, or stdin for -) as an "import" operation
 and follows it: a progress bar on a terminal, "progress ..." lines on
 stderr otherwise. At the end it prints the result (nodes, relationships
 and chunks written) as JSON on stdout. The document:
@@ -28,40 +28,48 @@ and chunks written) as JSON on stdout. The document:
 
 Nodes are MERGEd on their id and relationships on their ends and type, in
 committed chunks, so importing the same document again changes nothing.
+A relationship whose end node does not exist is skipped: atg warns on
+stderr, and with --strict exits 1.
 
 Ctrl-C in remote mode detaches (exit 130): the import keeps running on the
 server; follow it with "atg ops watch ID" or cancel it with "atg ops cancel
 ID". With --cancel-on-interrupt atg cancels it first (exit 6). In local
 mode the import runs inside atg, so Ctrl-C cancels it (exit 6). Chunks
-committed before a cancel stay in the graph.
+committed before a cancel stay in the graph.`
 
-flags:
-  --chunk-size N          nodes or relationships per transaction
-                          (1..100000), overriding the document's chunk_size
-  --cancel-on-interrupt   remote mode: cancel the import on Ctrl-C instead
-                          of detaching
-`
+// importFlags are the flags of "atg import".
+type importFlags struct {
+	chunkSize         int
+	cancelOnInterrupt bool
+	strict            bool
+}
+
+// newImportCommand returns "atg import".
+func newImportCommand(ctx context.Context, e *env, g *globals) *cobra.Command {
+	f := &importFlags{}
+	cmd := &cobra.Command{
+		Use:   "import FILE|- [--chunk-size N] [--cancel-on-interrupt] [--strict]",
+		Short: "import a graph document with progress: import FILE|- [--chunk-size N]",
+		Long:  importLong,
+		Args:  exactArgs(1, "the graph document (a file, or - for stdin)"),
+	}
+	cmd.Flags().IntVar(&f.chunkSize, "chunk-size", 0, "nodes or relationships per transaction (1..100000), overriding the document's chunk_size")
+	cmd.Flags().BoolVar(&f.cancelOnInterrupt, "cancel-on-interrupt", false, "remote mode: cancel the import on Ctrl-C instead of detaching")
+	cmd.Flags().BoolVar(&f.strict, "strict", false, "exit 1 when relationships were skipped because an end node does not exist")
+	cmd.RunE = runE(func(_ *cobra.Command, args []string) int { return runImport(ctx, e, g, f, args[0]) })
+	return cmd
+}
 
 // runImport implements "atg import".
-func runImport(ctx context.Context, e *env, g *globals, args []string) int {
-	fs := g.flagSet(e, "import", false)
-	chunkSize := fs.Int("chunk-size", 0, "nodes or relationships per transaction")
-	cancelOnInterrupt := fs.Bool("cancel-on-interrupt", false, "cancel the import on Ctrl-C instead of detaching")
-	pos, code, ok := parseCommand(e, g, fs, "import", importUsage, args)
-	if !ok {
-		return code
+func runImport(ctx context.Context, e *env, g *globals, f *importFlags, file string) int {
+	if f.chunkSize < 0 || f.chunkSize > neo4jpool.MaxChunkSize {
+		return usageError(e, "import", fmt.Sprintf("--chunk-size %d: want 1 to %d", f.chunkSize, neo4jpool.MaxChunkSize))
 	}
-	if code, ok := wantArgs(e, "import", pos, 1, "the graph document (a file, or - for stdin)"); !ok {
-		return code
-	}
-	if *chunkSize < 0 || *chunkSize > neo4jpool.MaxChunkSize {
-		return usageError(e, "import", fmt.Sprintf("--chunk-size %d: want 1 to %d", *chunkSize, neo4jpool.MaxChunkSize))
-	}
-	data, err := readInput(e, pos[0])
+	data, err := readInput(e, file)
 	if err != nil {
 		return g.fail(ctx, e, nil, err)
 	}
-	params, err := graphParams(pos[0], data, *chunkSize)
+	params, err := graphParams(file, data, f.chunkSize)
 	if err != nil {
 		return g.fail(ctx, e, nil, err)
 	}
@@ -78,10 +86,10 @@ func runImport(ctx context.Context, e *env, g *globals, args []string) int {
 	id := sub.OperationID
 	fmt.Fprintf(e.stderr, "operation %s (%s) submitted; %s\n", id, sub.Type, s.mode())
 	d := newDisplay(e)
-	t, err := follow(ctx, s, id, d)
+	t, err := follow(ctx, s, id, d, 0)
 	if err != nil {
 		if ctx.Err() != nil {
-			return interruptImport(ctx, e, g, s, d, id, !s.Remote() || *cancelOnInterrupt)
+			return interruptImport(ctx, e, g, s, d, id, !s.Remote() || f.cancelOnInterrupt)
 		}
 		d.end(false)
 		if s.Remote() {
@@ -91,7 +99,31 @@ func runImport(ctx context.Context, e *env, g *globals, args []string) int {
 		}
 		return g.fail(ctx, e, s, err)
 	}
-	return outcome(e, g, d, t)
+	code := outcome(e, g, d, t)
+	if code == exitOK {
+		code = checkSkipped(e, g, t.Result, f.strict)
+	}
+	return code
+}
+
+// checkSkipped warns on stderr when an import's result counts skipped
+// relationships, and returns exitFailure for them when strict.
+func checkSkipped(e *env, g *globals, result json.RawMessage, strict bool) int {
+	var res neo4jpool.ImportResult
+	if json.Unmarshal(result, &res) != nil || res.RelationshipsSkipped == 0 {
+		return exitOK
+	}
+	what := "1 relationship was"
+	if n := res.RelationshipsSkipped; n != 1 {
+		what = strconv.Itoa(n) + " relationships were"
+	}
+	msg := what + " skipped because an end node does not exist (relationships_skipped in the result)"
+	if strict {
+		g.printErr(e, "import: "+msg+"; failing because of --strict")
+		return exitFailure
+	}
+	g.printErr(e, "warning: "+msg+"; --strict makes this an error")
+	return exitOK
 }
 
 // graphParams checks that data (read from name) is one JSON object and

@@ -4,22 +4,28 @@
 //
 // Usage:
 //
-//	atg [global flags] <command> [arguments]
+//	atg [global flags] <command> [arguments] [flags]
 //
 // Commands:
 //
-//	status   show the server's (remote) or the database's (local) status
-//	query    run a Cypher query and print its rows
-//	import   import a graph document as an "import" operation, with progress
-//	ops      list, show, cancel or watch a server's operations
-//	version  print the version
-//	help     show the help, or a command's ("atg help query")
+//	status      show the server's (remote) or the database's (local) status
+//	query       run a Cypher query and print its rows
+//	import      import a graph document as an "import" operation, with progress
+//	ops         list, show, cancel, watch or wait for a server's operations
+//	version     print the version (also --version)
+//	completion  print a shell completion script (bash, zsh, fish, powershell)
+//	help        show the help, or a command's ("atg help ops list")
 //
-// Global flags may come before or after the command: --remote or --local
-// choose the mode (otherwise ATG_REMOTE_MODE decides), --env-file names a
-// .env file (default .env; a missing file is fine; the real environment
-// wins), --format table|json chooses the output of status, query and ops
-// list|get|cancel, and --verbose logs local mode's diagnostics to stderr.
+// The command line is built on github.com/spf13/cobra: flags may come
+// before, between and after positional arguments, and "--" ends them.
+// Global flags: --remote or --local choose the mode (otherwise
+// ATG_REMOTE_MODE decides), --profile NAME takes the server URL and key
+// from a named profile (see "atg help"), --env-file names a .env file
+// (default .env, which may be missing; a file named explicitly must
+// exist; the real environment wins), and --verbose logs local mode's
+// diagnostics to stderr. status, query and ops list|get|cancel take
+// --format (-o); query and ops list also print csv, tsv and jsonl, with
+// --no-headers.
 //
 // Remote mode needs ATG_SERVICE_URL and ATG_API_KEY (ATG_REQUEST_TIMEOUT
 // bounds each request). Local mode runs operations in this process against
@@ -29,7 +35,9 @@
 // Exit status:
 //
 //	0    success
-//	1    failure: the operation failed, the query failed, or the server erred
+//	1    failure: the operation failed, the query failed (QUERY_ERROR,
+//	     400: Neo4j refused it), import --strict skipped relationships, a
+//	     wait timed out, or the server erred (409, 413, 500, ...)
 //	2    usage or configuration error, unreadable or invalid input, or a
 //	     request the server rejected as invalid (400 VALIDATION_ERROR)
 //	3    authentication or authorization failed (401, 403)
@@ -41,20 +49,24 @@
 //	130  interrupted (Ctrl-C or SIGTERM); a remote import or a watch detaches
 //	     and leaves the operation running
 //
-// Errors are one line on stderr starting with "atg: "; the API key is never
-// printed. Progress goes to stderr (a progress bar on a terminal, plain
-// "progress ..." lines otherwise); results go to stdout.
+// Errors are one line on stderr starting with "atg: " (a Cypher syntax
+// error keeps its lines, so that its caret points at the mistake); the API
+// key is never printed. Progress goes to stderr (a progress bar on a
+// terminal, plain "progress ..." lines otherwise); results go to stdout.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/atgraph/atg"
@@ -92,7 +104,7 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	// environ, when not nil, replaces the process environment for
-	// configuration loading (tests).
+	// configuration loading and profiles (tests).
 	environ map[string]string
 	// isTerminal reports whether w is a terminal (then import and watch
 	// draw a progress bar instead of printing progress lines).
@@ -105,50 +117,12 @@ type env struct {
 	onClient func(context.Context, *atg.Client) error
 }
 
-// command is a subcommand of atg. To add one, write its run function in
-// its own file and list it in commands.
-type command struct {
-	name    string
-	summary string
-	usage   string
-	run     func(ctx context.Context, e *env, g *globals, args []string) int
-}
-
-// commands lists the subcommands in the order the help shows them. It is
-// filled in init to break the initialization cycle through runHelp.
-var commands []command
-
-// init fills commands.
-func init() {
-	commands = []command{
-		{name: "status", summary: "show the server's (remote) or the database's (local) status", usage: statusUsage, run: runStatus},
-		{name: "query", summary: "run a Cypher query: query CYPHER|- [--param k=v]... [--write]", usage: queryUsage, run: runQuery},
-		{name: "import", summary: "import a graph document with progress: import FILE|- [--chunk-size N]", usage: importUsage, run: runImport},
-		{name: "scan", summary: "scan an Azure tenant into the graph with progress: scan [--tenant-id ID] [--dry-run]", usage: scanUsage, run: runScan},
-		{name: "ops", summary: "manage a server's operations: ops list|get|cancel|watch", usage: opsUsage, run: runOps},
-		{name: "version", summary: "print the version", usage: versionUsage, run: runVersion},
-		{name: "help", summary: "show this help, or a command's: help COMMAND", run: runHelp},
+// getenv reads a variable of e's environment.
+func (e *env) getenv(k string) string {
+	if e.environ != nil {
+		return e.environ[k]
 	}
-	mainUsage = usageHead + commandList(commands) + usageTail
-	for i := range commands {
-		if commands[i].name == "help" {
-			commands[i].usage = mainUsage // "atg help help" shows the main help
-		}
-	}
-}
-
-// commandList returns the "commands:" lines of the help, one per entry of
-// cmds, in their order, the summaries aligned.
-func commandList(cmds []command) string {
-	width := 0
-	for _, c := range cmds {
-		width = max(width, len(c.name))
-	}
-	var b strings.Builder
-	for _, c := range cmds {
-		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name, c.summary)
-	}
-	return b.String()
+	return os.Getenv(k)
 }
 
 // run executes the command line args (without the program name) with the
@@ -164,35 +138,74 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// runEnv parses the global flags and runs the command named in args.
+// init keeps the commands in the order they are added: the help lists
+// the everyday ones first.
+func init() { cobra.EnableCommandSorting = false }
+
+// exitStatus is the error a command returns to end the process with that
+// status once it has reported the problem itself.
+type exitStatus int
+
+// Error implements error.
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
+// runE adapts a command's run function, which reports its own errors and
+// returns an exit status, to cobra.
+func runE(f func(cmd *cobra.Command, args []string) int) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if code := f(cmd, args); code != exitOK {
+			return exitStatus(code)
+		}
+		return nil
+	}
+}
+
+// runEnv executes args and returns the exit status.
 func runEnv(ctx context.Context, e *env, args []string) int {
 	if e.isTerminal == nil {
 		e.isTerminal = func(io.Writer) bool { return false }
 	}
-	g := &globals{envFile: ".env", format: formatTable}
-	fs := g.flagSet(e, "atg", true)
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			fmt.Fprint(e.stdout, mainUsage)
-			return exitOK
+	g := &globals{envFile: ".env"}
+	root := newRootCommand(ctx, e, g)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
+	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
+	}
+	// A usage error cobra found: an unknown flag, a bad flag value, a
+	// wrong number of arguments.
+	if cmd == nil {
+		cmd = root
+	}
+	return usageError(e, commandName(cmd), err.Error()+singleDashHint(cmd, args))
+}
+
+// singleDashHint returns "; flags take two dashes: --name" when args
+// hold a long flag of cmd spelt with one dash ("-file"), which the
+// standard flag package accepted and pflag reads as shorthands; else "".
+func singleDashHint(cmd *cobra.Command, args []string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
 		}
-		return usageError(e, "", err.Error())
-	}
-	if code, ok := g.check(e, ""); !ok {
-		return code
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fmt.Fprint(e.stderr, mainUsage)
-		return exitUsage
-	}
-	name := rest[0]
-	for _, c := range commands {
-		if c.name == name {
-			return c.run(ctx, e, g, rest[1:])
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") || len(name) < 2 {
+			continue
+		}
+		if cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil {
+			return "; flags take two dashes: --" + name
 		}
 	}
-	return usageError(e, "", fmt.Sprintf("unknown command %q", name))
+	return ""
+}
+
+// commandName is cmd's path without "atg" ("ops list"; "" for atg).
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(strings.TrimPrefix(cmd.CommandPath(), "atg"), " ")
 }
 
 // usageError prints one line naming the problem and where the help is, and
@@ -208,48 +221,48 @@ func usageError(e *env, cmd, msg string) int {
 	return exitUsage
 }
 
-// mainUsage is the help of atg ("atg help"): usageHead, the commands
-// listed from the commands table, then usageTail. init builds it.
-var mainUsage string
+// versionLine is what "atg version" and "atg --version" print.
+func versionLine() string {
+	return fmt.Sprintf("atg %s (%s, %s/%s)\n", atg.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
 
-// usageHead is the help up to the list of commands.
-const usageHead = `usage: atg [global flags] <command> [arguments]
+// rootLong is the description at the top of "atg help".
+const rootLong = `The ATG client: query the shared graph and run operations, in this process
+against Neo4j (local mode) or on an atg-server (remote mode).`
 
-The ATG client: query the shared graph and run operations, in this process
-against Neo4j (local mode) or on an atg-server (remote mode).
-
-commands:
-`
-
-// usageTail is the help after the list of commands.
-const usageTail = `
-global flags (before or after the command):
-  --remote          remote mode, whatever ATG_REMOTE_MODE says
-  --local           local mode, whatever ATG_REMOTE_MODE says
-  --env-file FILE   also read variables from FILE (default .env; a missing
-                    file is fine; the real environment wins)
-  --format FORMAT   table (default) or json: output of status, query and
-                    ops list|get|cancel
-  --verbose         log local mode's diagnostics to stderr
-
-configuration (environment or .env file):
+// helpTail is the part of "atg help" after cobra's lists of commands and
+// flags: configuration, modes and exit statuses.
+const helpTail = `
+Configuration (environment or .env file):
   ATG_REMOTE_MODE      true/false (default false): remote or local mode
   ATG_SERVICE_URL      the server's URL (remote mode)
   ATG_API_KEY          the API key (remote mode); never printed
   ATG_REQUEST_TIMEOUT  seconds per request (default 3600)
+  ATG_PROFILE          the profile to use when --profile is not given
   ENVIRONMENT          dev (default), integration or production (local mode)
   NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD, NEO4J_DATABASE   (local mode)
+
+Profiles: --profile NAME reads $XDG_CONFIG_HOME/atg/profiles.json (or
+~/.config/atg/profiles.json; ATG_PROFILES_FILE names another file):
+  {"profiles": {"prod": {"url": "https://atg.example.com",
+                         "key_file": "~/.config/atg/prod.key"},
+                "dev":  {"url": "http://127.0.0.1:8000",
+                         "key_command": "pass show atg/dev"}}}
+A profile means remote mode with that URL and key, whatever the
+environment says.
 
 In local mode operations run inside this process: Ctrl-C cancels them,
 and "atg ops" has nothing to manage. In remote mode they run on the
 server: Ctrl-C during "atg import" detaches and leaves the operation
 running (follow it with "atg ops watch ID") unless --cancel-on-interrupt.
 
-exit status:
+Exit status:
   0    success
-  1    failure: the operation failed, the query failed, or the server erred
+  1    failure: the operation failed, the query failed (QUERY_ERROR, 400:
+       Neo4j refused it), import --strict skipped relationships, a wait
+       timed out, or the server erred (409, 413, 500, ...)
   2    usage or configuration error, unreadable or invalid input, or a
-       request the server rejected as invalid (400)
+       request the server rejected as invalid (400 VALIDATION_ERROR)
   3    authentication or authorization failed (401, 403)
   4    not found (404, e.g. an unknown operation ID)
   5    service unavailable: server or database unreachable (connection
@@ -258,24 +271,137 @@ exit status:
   6    the operation was cancelled
   130  interrupted (Ctrl-C); a remote import or a watch detaches, leaving
        the operation running
-
-Run "atg <command> -h" for a command's flags.
 `
 
-// runHelp implements "atg help [COMMAND]".
-func runHelp(_ context.Context, e *env, _ *globals, args []string) int {
-	switch len(args) {
-	case 0:
-		fmt.Fprint(e.stdout, mainUsage)
-		return exitOK
-	case 1:
-		for _, c := range commands {
-			if c.name == args[0] {
-				fmt.Fprint(e.stdout, c.usage)
-				return exitOK
+// newRootCommand returns the atg command tree bound to ctx, e and g.
+func newRootCommand(ctx context.Context, e *env, g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "atg [global flags] <command> [arguments] [flags]",
+		Short:         "The ATG client",
+		Long:          rootLong,
+		Version:       atg.Version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
 			}
-		}
-		return usageError(e, "help", fmt.Sprintf("unknown command %q", args[0]))
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %q?", s[0])
+			}
+			return errors.New(msg)
+		},
+		// atg alone prints its help on stderr and exits 2.
+		RunE: runE(func(cmd *cobra.Command, _ []string) int {
+			cmd.SetOut(e.stderr)
+			_ = cmd.Help()
+			return exitUsage
+		}),
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.envFileSet = cmd.Flags().Changed("env-file")
+			if g.remote && g.local {
+				return errors.New("--remote and --local exclude each other")
+			}
+			return nil
+		},
 	}
-	return usageError(e, "help", "expected at most one command name")
+	root.SuggestionsMinimumDistance = 2
+	root.SetVersionTemplate(versionLine())
+	g.bind(root)
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]...",
+		Short: "show this help, or a command's: help ops list",
+		Long:  `Shows the help of atg, or of the command named ("atg help ops list").`,
+		RunE: runE(func(_ *cobra.Command, args []string) int {
+			cmd, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return usageError(e, "help", fmt.Sprintf("unknown command %q", strings.Join(args, " ")))
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			_ = cmd.Help()
+			return exitOK
+		}),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			cmd, _, err := root.Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []string
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					names = append(names, c.Name())
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+	})
+	root.AddCommand(
+		newStatusCommand(ctx, e, g),
+		newQueryCommand(ctx, e, g),
+		newImportCommand(ctx, e, g),
+		newScanCommand(ctx, e, g),
+		newOpsCommand(ctx, e, g),
+		&cobra.Command{
+			Use:   "version",
+			Short: "print the version (also --version)",
+			Long:  "Prints the version of atg, the Go version and the platform.",
+			Args:  noArgs,
+			Run:   func(*cobra.Command, []string) { fmt.Fprint(e.stdout, versionLine()) },
+		},
+	)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	root.SetUsageTemplate(root.UsageTemplate() + "{{if not .HasParent}}" + helpTail + "{{end}}")
+	// cobra's completion command, summarised in the style of the others.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Short = "print a shell completion script: completion bash|zsh|fish|powershell"
+		}
+	}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.DisableFlagsInUseLine = true // the Use lines spell out their flags
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	return root
+}
+
+// noArgs refuses positional arguments.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+// exactArgs wants n positional arguments; what names them in the message
+// ("an operation ID").
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		switch {
+		case len(args) == n:
+			return nil
+		case n == 0:
+			return fmt.Errorf("unexpected argument %q", args[0])
+		case len(args) < n:
+			return errors.New("missing " + what)
+		}
+		return fmt.Errorf("expected %s, got %d arguments: %s", what, len(args), strings.Join(quoteAll(args), " "))
+	}
+}
+
+// quoteAll quotes each string for a message.
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
 }

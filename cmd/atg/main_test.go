@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
 	"github.com/atgraph/atg/transport"
+	"github.com/google/go-cmp/cmp"
 )
 
 // result is what one atg run produced.
@@ -299,38 +301,84 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-// TestHelpListsCommands checks the command list of the help, which is
-// generated from the commands table: every command, in order, aligned.
-func TestHelpListsCommands(t *testing.T) {
+// update rewrites the golden files of testdata instead of comparing.
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// golden compares got with testdata/name, or writes it there with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got; go test -run %s -update rewrites it):\n%s", name, t.Name(), diff)
+	}
+}
+
+// TestHelp checks the help against testdata/help.golden (commands in
+// order, global flags, configuration, profiles and the exit-status
+// table), and that "help", "--help" and "-h" show the same help.
+func TestHelp(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t, nil)
 	r := c.run("help")
-	const want = `
-commands:
-  status   show the server's (remote) or the database's (local) status
-  query    run a Cypher query: query CYPHER|- [--param k=v]... [--write]
-  import   import a graph document with progress: import FILE|- [--chunk-size N]
-  scan     scan an Azure tenant into the graph with progress: scan [--tenant-id ID] [--dry-run]
-  ops      manage a server's operations: ops list|get|cancel|watch
-  version  print the version
-  help     show this help, or a command's: help COMMAND
-
-global flags (before or after the command):
-`
-	if r.code != exitOK || !strings.HasPrefix(r.stdout, "usage: atg [global flags] <command> [arguments]\n") ||
-		!strings.Contains(r.stdout, want) || !strings.HasSuffix(r.stdout, "Run \"atg <command> -h\" for a command's flags.\n") {
-		t.Errorf("help: exit %d\n%s", r.code, r.stdout)
+	if r.code != exitOK || r.stderr != "" {
+		t.Fatalf("help:\n%s", r)
 	}
-	for _, cmd := range commands {
-		if !strings.Contains(r.stdout, "\n  "+cmd.name+" ") || !strings.Contains(r.stdout, cmd.summary+"\n") {
-			t.Errorf("help does not list %q", cmd.name)
+	golden(t, "help.golden", r.stdout)
+	for _, args := range [][]string{{"--help"}, {"-h"}} {
+		if h := c.run(args...); h.code != exitOK || h.stdout != r.stdout {
+			t.Errorf("%v: exit %d\n%s", args, h.code, h.stdout)
 		}
 	}
-	if h := c.run("help", "help"); h.code != exitOK || h.stdout != r.stdout {
-		t.Errorf("help help: exit %d\n%s", h.code, h.stdout)
+	// The exit-status table of the help is the one exitCode implements.
+	for _, line := range []string{"  2    usage or configuration error", "(400 VALIDATION_ERROR)", "the query failed (QUERY_ERROR, 400:", "  130  interrupted"} {
+		if !strings.Contains(r.stdout, line) {
+			t.Errorf("help lacks %q", line)
+		}
 	}
-	if h := c.run("--help"); h.code != exitOK || h.stdout != r.stdout {
-		t.Errorf("--help: exit %d\n%s", h.code, h.stdout)
+	if exitCode(&transport.Error{Status: 400, Code: transport.CodeQuery}) != exitFailure ||
+		exitCode(&transport.Error{Status: 400, Code: transport.CodeValidation}) != exitUsage {
+		t.Error("QUERY_ERROR must exit 1 and VALIDATION_ERROR 2, as the help says")
+	}
+}
+
+// TestHelpCommand checks "atg help" of nested commands, "atg help -h",
+// --version and completion.
+func TestHelpCommand(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t, nil)
+	tests := []struct {
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{[]string{"help", "ops", "list"}, exitOK, "Usage:\n  atg ops list [--status S]", ""},
+		{[]string{"help", "ops", "wait"}, exitOK, "--timeout duration", ""},
+		{[]string{"help", "-h"}, exitOK, "Usage:\n  atg help [command]...", ""},
+		{[]string{"help", "ops", "frob"}, exitUsage, "", `atg help: unknown command "ops frob" (see "atg help -h")`},
+		{[]string{"--version"}, exitOK, "atg " + atg.Version + " (", ""},
+		{[]string{"version", "-h"}, exitOK, "Usage:\n  atg version", ""},
+		{[]string{"ops", "list", "--help"}, exitOK, "-o, --format format", ""},
+		{[]string{"completion", "bash"}, exitOK, "bash completion V2 for atg", ""},
+		{[]string{"completion", "zsh"}, exitOK, "#compdef atg", ""},
+		{[]string{"completion", "fish"}, exitOK, "complete -c atg", ""},
+		{[]string{"stats"}, exitUsage, "", `unknown command "stats"; did you mean "status"?`},
+	}
+	for _, tt := range tests {
+		r := c.run(tt.args...)
+		if r.code != tt.code || !strings.Contains(r.stdout, tt.stdout) || !strings.Contains(r.stderr, tt.stderr) ||
+			(tt.stdout == "" && r.stdout != "") || (tt.stderr == "" && r.stderr != "") {
+			t.Errorf("%v: want exit %d, stdout %q, stderr %q\n%s", tt.args, tt.code, tt.stdout, tt.stderr, r)
+		}
 	}
 }
 
@@ -346,20 +394,22 @@ func TestUsage(t *testing.T) {
 		code           int
 		stdout, stderr string
 	}{
-		{"no command", c, nil, exitUsage, "", "usage: atg"},
-		{"help", c, []string{"help"}, exitOK, "exit status:", ""},
-		{"--help", c, []string{"--help"}, exitOK, "commands:", ""},
-		{"help query", c, []string{"help", "query"}, exitOK, "usage: atg query", ""},
+		{"no command", c, nil, exitUsage, "", "Usage:\n  atg [global flags]"},
+		{"help", c, []string{"help"}, exitOK, "Exit status:", ""},
+		{"--help", c, []string{"--help"}, exitOK, "Available Commands:", ""},
+		{"help query", c, []string{"help", "query"}, exitOK, "Usage:\n  atg query CYPHER", ""},
 		{"help unknown", c, []string{"help", "frob"}, exitUsage, "", `unknown command "frob"`},
 		{"query -h", c, []string{"query", "-h"}, exitOK, "--param name=value", ""},
 		{"import -h", c, []string{"import", "--help"}, exitOK, "--cancel-on-interrupt", ""},
-		{"status -h", c, []string{"status", "-h"}, exitOK, "usage: atg status", ""},
-		{"ops -h", c, []string{"ops", "-h"}, exitOK, "watch ID", ""},
+		{"status -h", c, []string{"status", "-h"}, exitOK, "Usage:\n  atg status", ""},
+		{"ops -h", c, []string{"ops", "-h"}, exitOK, "\n  watch       follow an operation", ""},
 		{"ops list -h", c, []string{"ops", "list", "-h"}, exitOK, "--status S", ""},
 		{"version", c, []string{"version"}, exitOK, "atg " + atg.Version, ""},
 		{"unknown command", c, []string{"frobnicate"}, exitUsage, "", `atg: unknown command "frobnicate" (see "atg help")`},
-		{"unknown global flag", c, []string{"--frob", "status"}, exitUsage, "", "flag provided but not defined: -frob"},
-		{"unknown flag", c, []string{"status", "--all"}, exitUsage, "", `atg status: flag provided but not defined: -all (see "atg status -h")`},
+		{"unknown global flag", c, []string{"--frob", "status"}, exitUsage, "", `atg: unknown flag: --frob (see "atg help")`},
+		{"single-dash flag", c, []string{"status", "-format", "json"}, exitUsage, "", "; flags take two dashes: --format"},
+		{"single-dash global flag", c, []string{"-remote", "status"}, exitUsage, "", "; flags take two dashes: --remote"},
+		{"unknown flag", c, []string{"status", "--all"}, exitUsage, "", `atg status: unknown flag: --all (see "atg status -h")`},
 		{"bad format", c, []string{"--format", "yaml", "status"}, exitUsage, "", `--format "yaml": want table or json`},
 		{"bad format after", c, []string{"query", "RETURN 1", "--format=xml"}, exitUsage, "", `--format "xml"`},
 		{"remote and local", c, []string{"--remote", "--local", "status"}, exitUsage, "", "--remote and --local exclude each other"},
@@ -376,14 +426,21 @@ func TestUsage(t *testing.T) {
 		{"import bad chunk", c, []string{"import", "-", "--chunk-size", "-1"}, exitUsage, "", "--chunk-size -1: want 1 to 100000"},
 		{"import not an object", c, []string{"import", "testdata/not-an-object.json"}, exitUsage, "", `testdata/not-an-object.json is not a graph document: want a JSON object`},
 		{"import malformed", c, []string{"import", "testdata/malformed.json"}, exitUsage, "", "is not a graph document: invalid character ']' looking for beginning of object key string (line 4)"},
-		{"import format", c, []string{"import", "-", "--format", "json"}, exitUsage, "", "flag provided but not defined: -format"},
-		{"ops missing", c, []string{"ops"}, exitUsage, "", "missing subcommand"},
+		{"import format", c, []string{"import", "-", "--format", "json"}, exitUsage, "", "unknown flag: --format"},
+		{"status csv", c, []string{"status", "-o", "csv"}, exitUsage, "", `--format "csv": want table or json`},
+		{"ops get jsonl", c, []string{"ops", "get", "op_1", "--format", "jsonl"}, exitUsage, "", `--format "jsonl": want table or json`},
+		{"query bad format", c, []string{"query", "RETURN 1", "-o", "yaml"}, exitUsage, "", `--format "yaml": want table, json, jsonl, csv or tsv`},
+		{"watch no-headers", c, []string{"ops", "watch", "op_1", "--no-headers"}, exitUsage, "", "unknown flag: --no-headers"},
+		{"wait negative timeout", c, []string{"ops", "wait", "op_1", "--timeout", "-1s"}, exitUsage, "", "--timeout -1s: must not be negative"},
+		{"missing env file", c, []string{"--env-file", "testdata/no-such.env", "status"}, exitUsage, "", "atg: --env-file testdata/no-such.env: no such file"},
+		{"missing env file after", c, []string{"status", "--env-file=testdata/no-such.env"}, exitUsage, "", "no such file"},
+		{"ops missing", c, []string{"ops"}, exitUsage, "", "missing subcommand: list, get, cancel, watch or wait"},
 		{"ops unknown", c, []string{"ops", "delete"}, exitUsage, "", `unknown subcommand "delete"`},
 		{"ops get missing", c, []string{"ops", "get"}, exitUsage, "", `atg ops get: missing an operation ID (see "atg ops get -h")`},
 		{"ops list bad status", c, []string{"ops", "list", "--status", "done"}, exitUsage, "", `unknown status "done"`},
 		{"ops list bad limit", c, []string{"ops", "list", "--limit", "501"}, exitUsage, "", "--limit 501: want 1 to 500"},
 		{"ops list zero limit", c, []string{"ops", "list", "--limit", "0"}, exitUsage, "", "--limit 0: want 1 to 500"},
-		{"ops list help shows the limit's default", c, []string{"ops", "list", "-h"}, exitOK, "--limit is\n         1 to 500, default 50", ""},
+		{"ops list help shows the limit's default", c, []string{"ops", "list", "-h"}, exitOK, "page size, 1 to 500 (default 50)", ""},
 		{"ops in local mode", c, []string{"ops", "list"}, exitUsage, "", `use --remote (or set ATG_REMOTE_MODE=true)`},
 		{"ops forced local", remoteNoURL, []string{"--local", "ops", "get", "op_1"}, exitUsage, "", "this is local mode"},
 		{"remote without URL", remoteNoURL, []string{"status"}, exitUsage, "", "atg: invalid client configuration: ATG_SERVICE_URL: required when remote mode is enabled; ATG_API_KEY: API key is required"},
@@ -489,7 +546,11 @@ func TestRunUsesProcessEnvironment(t *testing.T) {
 	t.Setenv("ATG_SERVICE_URL", url)
 	t.Setenv("ATG_API_KEY", "atg_dev_"+strings.Repeat("1", 64))
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"--env-file", filepath.Join(t.TempDir(), "none.env"), "status"}, &out, &errb)
+	empty := filepath.Join(t.TempDir(), "empty.env") // a named .env file must exist
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code := run(context.Background(), []string{"--env-file", empty, "status"}, &out, &errb)
 	if code != exitUnavailable || out.Len() != 0 ||
 		!strings.Contains(errb.String(), "atg: cannot reach the server at "+url+": ") || !strings.Contains(errb.String(), "connection refused") {
 		t.Errorf("status: exit %d (want %d), stdout %q, stderr %q", code, exitUnavailable, out.String(), errb.String())

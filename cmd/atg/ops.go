@@ -8,89 +8,133 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/atgraph/atg/operations"
 	"github.com/atgraph/atg/transport"
 )
 
-// opsUsage is the help of "atg ops".
-const opsUsage = `usage: atg ops <subcommand> [flags]
-
-Manages the operations of an atg-server (remote mode only: in local mode
+// opsLong is the help of "atg ops".
+const opsLong = `Manages the operations of an atg-server (remote mode only: in local mode
 operations live inside one atg process and end with it).
 
-subcommands:
-  list [--status S] [--type T] [--limit N] [--offset N] [--format table|json]
-         your operations (admin keys: everyone's), newest first; S is
-         queued, running, completed, failed or cancelled; --limit is
-         1 to 500, default 50
-  get ID [--format table|json]
-         one operation: status, progress, result or error, timestamps
-  cancel ID [--format table|json]
-         cancel a queued or running operation (exit 1 if it already
-         completed or failed; cancelling a cancelled one is fine)
-  watch ID
-         follow an operation's events to its end with the same progress
-         display as "atg import"; prints the result on stdout; the exit
-         status is its outcome (0 completed, 1 failed, 5 failed because
-         the database was unavailable, 6 cancelled).
-         Ctrl-C stops watching (exit 130) and leaves it running
-`
+watch and wait end with the operation; their exit status is its outcome
+(0 completed, 1 failed, 5 failed because the database was unavailable,
+6 cancelled). Ctrl-C stops them (exit 130) and leaves it running.`
 
 // opsLocalMode explains why ops needs remote mode.
 const opsLocalMode = `"atg ops" manages an atg-server's operations, but this is local mode, where operations run inside one atg process and end with it; ` +
 	`use --remote (or set ATG_REMOTE_MODE=true) with ATG_SERVICE_URL and ATG_API_KEY`
 
-// runOps implements "atg ops".
-func runOps(ctx context.Context, e *env, g *globals, args []string) int {
-	if len(args) == 0 {
-		return usageError(e, "ops", "missing subcommand: list, get, cancel or watch")
+// newOpsCommand returns "atg ops" and its subcommands.
+func newOpsCommand(ctx context.Context, e *env, g *globals) *cobra.Command {
+	ops := &cobra.Command{
+		Use:   "ops <subcommand> [flags]",
+		Short: "manage a server's operations: ops list|get|cancel|watch|wait",
+		Long:  opsLong,
 	}
-	sub := map[string]func(context.Context, *env, *globals, []string) int{
-		"list":   opsList,
-		"get":    opsGet,
-		"cancel": opsCancel,
-		"watch":  opsWatch,
+	ops.RunE = runE(func(cmd *cobra.Command, args []string) int {
+		if len(args) == 0 {
+			return usageError(e, "ops", "missing subcommand: list, get, cancel, watch or wait")
+		}
+		return usageError(e, "ops", fmt.Sprintf("unknown subcommand %q: want list, get, cancel, watch or wait", args[0]))
+	})
+
+	lf := &listFlags{}
+	list := &cobra.Command{
+		Use:   "list [--status S] [--type T] [--limit N] [--offset N] [--format table|json|jsonl|csv|tsv] [--no-headers]",
+		Short: "your operations (admin keys: everyone's), newest first",
+		Long: `Lists your operations (admin keys: everyone's), newest first, with their
+times in RFC 3339 with the local zone. S is queued, running, completed,
+failed or cancelled; --limit is 1 to 500, default 50.`,
+		Args: noArgs,
 	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(e.stdout, opsUsage)
-		return exitOK
+	lf.out = addOutputFlags(list, allFormats)
+	list.Flags().StringVar(&lf.status, "status", "", "only operations in this status: queued, running, completed, failed or cancelled")
+	list.Flags().StringVar(&lf.typ, "type", "", "only operations of this type")
+	list.Flags().IntVar(&lf.limit, "limit", operations.DefaultListLimit, "page size, 1 to 500")
+	list.Flags().IntVar(&lf.offset, "offset", 0, "operations to skip")
+	_ = list.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{"queued", "running", "completed", "failed", "cancelled"}, cobra.ShellCompDirectiveNoFileComp))
+	list.RunE = runE(func(*cobra.Command, []string) int { return opsList(ctx, e, g, lf) })
+
+	show := func(name, short, long string, do func(context.Context, *session, string) (*transport.OperationView, error)) *cobra.Command {
+		cmd := &cobra.Command{
+			Use:   name + " ID [--format table|json]",
+			Short: short,
+			Long:  long,
+			Args:  exactArgs(1, "an operation ID"),
+		}
+		out := addOutputFlags(cmd, tableOrJSON)
+		cmd.RunE = runE(func(_ *cobra.Command, args []string) int { return opsShow(ctx, e, g, "ops "+name, out, args[0], do) })
+		return cmd
 	}
-	f, ok := sub[args[0]]
-	if !ok {
-		return usageError(e, "ops", fmt.Sprintf("unknown subcommand %q: want list, get, cancel or watch", args[0]))
+	get := show("get", "one operation: status, progress, result or error, timestamps",
+		"Shows one operation: status, progress, result or error, timestamps.",
+		func(ctx context.Context, s *session, id string) (*transport.OperationView, error) {
+			return s.Get(ctx, id)
+		})
+	cancel := show("cancel", "cancel a queued or running operation",
+		`Cancels a queued or running operation (exit 1 if it already completed or
+failed; cancelling a cancelled one is fine).`,
+		func(ctx context.Context, s *session, id string) (*transport.OperationView, error) {
+			return s.Cancel(ctx, id)
+		})
+
+	var noHistory bool
+	watch := &cobra.Command{
+		Use:   "watch ID [--no-history]",
+		Short: "follow an operation to its end with progress; exit status = outcome",
+		Long: `Follows an operation's events to its end with the same progress display as
+"atg import", from its first event (--no-history: from now on), and prints
+the result on stdout. The exit status is its outcome.`,
+		Args: exactArgs(1, "an operation ID"),
 	}
-	return f(ctx, e, g, args[1:])
+	watch.Flags().BoolVar(&noHistory, "no-history", false, "show only the events from now on, not those already past")
+	watch.RunE = runE(func(_ *cobra.Command, args []string) int { return opsWatch(ctx, e, g, args[0], noHistory) })
+
+	var timeout time.Duration
+	wait := &cobra.Command{
+		Use:   "wait ID [--timeout D]",
+		Short: "wait quietly for an operation to end; exit status = outcome",
+		Long: `Waits for an operation to end, showing nothing meanwhile, then prints the
+result on stdout (or the error on stderr). The exit status is its outcome
+(0 completed, 1 failed, 5 failed because the database was unavailable,
+6 cancelled); 1 when --timeout passes first (the operation keeps running).`,
+		Args: exactArgs(1, "an operation ID"),
+	}
+	wait.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (exit 1; 0: wait as long as it takes)")
+	wait.RunE = runE(func(_ *cobra.Command, args []string) int { return opsWait(ctx, e, g, args[0], timeout) })
+
+	ops.AddCommand(list, get, cancel, watch, wait)
+	return ops
+}
+
+// listFlags are the flags of "atg ops list".
+type listFlags struct {
+	status, typ   string
+	limit, offset int
+	out           *output
 }
 
 // opsList implements "atg ops list".
-func opsList(ctx context.Context, e *env, g *globals, args []string) int {
+func opsList(ctx context.Context, e *env, g *globals, lf *listFlags) int {
 	const cmd = "ops list"
-	fs := g.flagSet(e, cmd, true)
-	status := fs.String("status", "", "only operations in this status")
-	typ := fs.String("type", "", "only operations of this type")
-	limit := fs.Int("limit", operations.DefaultListLimit, "page size, 1 to 500")
-	offset := fs.Int("offset", 0, "operations to skip")
-	pos, code, ok := parseCommand(e, g, fs, cmd, opsUsage, args)
-	if !ok {
+	if code, ok := lf.out.check(e, cmd); !ok {
 		return code
 	}
-	if code, ok := wantArgs(e, cmd, pos, 0, ""); !ok {
-		return code
-	}
-	o := transport.ListOptions{Type: *typ, Limit: *limit, Offset: *offset}
-	if *status != "" {
-		st, err := operations.ParseStatus(*status)
+	o := transport.ListOptions{Type: lf.typ, Limit: lf.limit, Offset: lf.offset}
+	if lf.status != "" {
+		st, err := operations.ParseStatus(lf.status)
 		if err != nil {
 			return usageError(e, cmd, "--status: "+err.Error())
 		}
 		o.Status = st
 	}
-	if *limit < 1 || *limit > transport.MaxListLimit {
-		return usageError(e, cmd, fmt.Sprintf("--limit %d: want 1 to %d", *limit, transport.MaxListLimit))
+	if lf.limit < 1 || lf.limit > transport.MaxListLimit {
+		return usageError(e, cmd, fmt.Sprintf("--limit %d: want 1 to %d", lf.limit, transport.MaxListLimit))
 	}
-	if *offset < 0 {
-		return usageError(e, cmd, fmt.Sprintf("--offset %d: must not be negative", *offset))
+	if lf.offset < 0 {
+		return usageError(e, cmd, fmt.Sprintf("--offset %d: must not be negative", lf.offset))
 	}
 	s, err := g.open(ctx, e, opsLocalMode)
 	if err != nil {
@@ -101,48 +145,71 @@ func opsList(ctx context.Context, e *env, g *globals, args []string) int {
 	if err != nil {
 		return g.fail(ctx, e, s, err)
 	}
-	if g.format == formatJSON {
-		return jsonOrFail(ctx, e, g, s, list)
+	if err := writeOperations(e.stdout, lf.out, list); err != nil {
+		return g.fail(ctx, e, s, err)
 	}
-	if len(list.Operations) == 0 {
-		fmt.Fprintf(e.stdout, "no operations (%d in all)\n", list.Total)
-		return exitOK
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTYPE\tSTATUS\tPROGRESS\tCREATED\tFINISHED")
-	for _, op := range list.Operations {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", op.ID, op.Type, op.Status, percent(op.Progress),
-			op.CreatedAt.Local().Format(time.DateTime), timeOrDash(op.FinishedAt))
-	}
-	_ = tw.Flush()
-	fmt.Fprintf(e.stdout, "operations %d-%d of %d\n", list.Offset+1, list.Offset+len(list.Operations), list.Total)
 	return exitOK
 }
 
-// opsGet implements "atg ops get ID".
-func opsGet(ctx context.Context, e *env, g *globals, args []string) int {
-	return opsShow(ctx, e, g, "ops get", args, func(ctx context.Context, s *session, id string) (*transport.OperationView, error) {
-		return s.Get(ctx, id)
-	})
-}
-
-// opsCancel implements "atg ops cancel ID".
-func opsCancel(ctx context.Context, e *env, g *globals, args []string) int {
-	return opsShow(ctx, e, g, "ops cancel", args, func(ctx context.Context, s *session, id string) (*transport.OperationView, error) {
-		return s.Cancel(ctx, id)
-	})
-}
-
-// opsShow runs do on the operation named in args and prints the operation
-// it returns.
-func opsShow(ctx context.Context, e *env, g *globals, cmd string, args []string,
-	do func(context.Context, *session, string) (*transport.OperationView, error)) int {
-	fs := g.flagSet(e, cmd, true)
-	pos, code, ok := parseCommand(e, g, fs, cmd, opsUsage, args)
-	if !ok {
-		return code
+// writeOperations prints a page of operations in the format of out.
+func writeOperations(w io.Writer, out *output, list *transport.ListResponse) error {
+	switch out.format {
+	case formatJSON:
+		return writeJSON(w, list)
+	case formatTable:
+		if len(list.Operations) == 0 {
+			if !out.noHeaders {
+				fmt.Fprintf(w, "no operations (%d in all)\n", list.Total)
+			}
+			return nil
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		if !out.noHeaders {
+			fmt.Fprintln(tw, "ID\tTYPE\tSTATUS\tPROGRESS\tCREATED\tFINISHED")
+		}
+		for _, op := range list.Operations {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", op.ID, op.Type, op.Status, percent(op.Progress),
+				op.CreatedAt.Local().Format(time.RFC3339), rfc3339OrDash(op.FinishedAt))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if !out.noHeaders {
+			fmt.Fprintf(w, "operations %d-%d of %d\n", list.Offset+1, list.Offset+len(list.Operations), list.Total)
+		}
+		return nil
+	case formatJSONL:
+		for _, op := range list.Operations {
+			if _, err := fmt.Fprintf(w, "%s\n", compactJSON(op)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	if code, ok := wantArgs(e, cmd, pos, 1, "an operation ID"); !ok {
+	rw := &rowWriter{w: w, format: out.format, noHeaders: out.noHeaders,
+		columns: []string{"id", "type", "status", "progress_percent", "created_at", "finished_at"}}
+	if err := rw.header(); err != nil {
+		return err
+	}
+	for _, op := range list.Operations {
+		var pct, finished any
+		if op.Progress != nil {
+			pct = op.Progress.Percent
+		}
+		if op.FinishedAt != nil {
+			finished = op.FinishedAt.Local().Format(time.RFC3339)
+		}
+		if err := rw.row([]any{op.ID, op.Type, string(op.Status), pct, op.CreatedAt.Local().Format(time.RFC3339), finished}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// opsShow runs do on operation id and prints the operation it returns.
+func opsShow(ctx context.Context, e *env, g *globals, cmd string, out *output, id string,
+	do func(context.Context, *session, string) (*transport.OperationView, error)) int {
+	if code, ok := out.check(e, cmd); !ok {
 		return code
 	}
 	s, err := g.open(ctx, e, opsLocalMode)
@@ -150,36 +217,42 @@ func opsShow(ctx context.Context, e *env, g *globals, cmd string, args []string,
 		return g.fail(ctx, e, nil, err)
 	}
 	defer s.close(ctx)
-	op, err := do(ctx, s, pos[0])
+	op, err := do(ctx, s, id)
 	if err != nil {
 		return g.fail(ctx, e, s, err)
 	}
-	if g.format == formatJSON {
+	if out.format == formatJSON {
 		return jsonOrFail(ctx, e, g, s, op)
 	}
 	writeOperation(e.stdout, op)
 	return exitOK
 }
 
-// opsWatch implements "atg ops watch ID".
-func opsWatch(ctx context.Context, e *env, g *globals, args []string) int {
-	const cmd = "ops watch"
-	fs := g.flagSet(e, cmd, false)
-	pos, code, ok := parseCommand(e, g, fs, cmd, opsUsage, args)
-	if !ok {
-		return code
-	}
-	if code, ok := wantArgs(e, cmd, pos, 1, "an operation ID"); !ok {
-		return code
-	}
-	id := pos[0]
+// opsWatch implements "atg ops watch ID": from the operation's first event,
+// or with noHistory from its current state on.
+func opsWatch(ctx context.Context, e *env, g *globals, id string, noHistory bool) int {
 	s, err := g.open(ctx, e, opsLocalMode)
 	if err != nil {
 		return g.fail(ctx, e, nil, err)
 	}
 	defer s.close(ctx)
 	d := newDisplay(e)
-	t, err := follow(ctx, s, id, d)
+	var after int64
+	if noHistory {
+		op, err := s.Get(ctx, id)
+		if err != nil {
+			return g.fail(ctx, e, s, err)
+		}
+		if op.Status.Terminal() {
+			return outcome(e, g, d, operations.TerminalData{OperationID: id, Status: op.Status, Result: op.Result, Error: op.Error})
+		}
+		d.line("status " + string(op.Status))
+		if op.Progress != nil {
+			d.progress(*op.Progress)
+		}
+		after = op.LastEventID
+	}
+	t, err := follow(ctx, s, id, d, after)
 	if err != nil {
 		d.end(false)
 		if ctx.Err() != nil {
@@ -189,6 +262,46 @@ func opsWatch(ctx context.Context, e *env, g *globals, args []string) int {
 		return g.fail(ctx, e, s, err)
 	}
 	return outcome(e, g, d, t)
+}
+
+// opsWait implements "atg ops wait ID": it shows nothing until the
+// operation ends, then reports the outcome as watch does. A timeout > 0
+// gives up after that long (exit 1).
+func opsWait(ctx context.Context, e *env, g *globals, id string, timeout time.Duration) int {
+	if timeout < 0 {
+		return usageError(e, "ops wait", fmt.Sprintf("--timeout %s: must not be negative", timeout))
+	}
+	s, err := g.open(ctx, e, opsLocalMode)
+	if err != nil {
+		return g.fail(ctx, e, nil, err)
+	}
+	defer s.close(ctx)
+	wctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	quiet := &display{w: io.Discard}
+	op, err := s.Get(wctx, id)
+	if err != nil {
+		return g.fail(ctx, e, s, err)
+	}
+	t := operations.TerminalData{OperationID: id, Status: op.Status, Result: op.Result, Error: op.Error}
+	if !op.Status.Terminal() {
+		t, err = follow(wctx, s, id, quiet, op.LastEventID)
+	}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		g.printErr(e, fmt.Sprintf(`interrupted: stopped waiting for operation %s, which keeps running`, id))
+		return exitInterrupted
+	case err != nil && wctx.Err() != nil:
+		g.printErr(e, fmt.Sprintf("timed out after %s waiting for operation %s, which keeps running", timeout, id))
+		return exitFailure
+	case err != nil:
+		return g.fail(ctx, e, s, err)
+	}
+	return outcome(e, g, quiet, t)
 }
 
 // jsonOrFail prints v as JSON and returns the exit status.
@@ -240,12 +353,4 @@ func rfc3339OrDash(t *time.Time) string {
 		return "-"
 	}
 	return t.Local().Format(time.RFC3339)
-}
-
-// timeOrDash formats t as a local date and time, "-" when nil.
-func timeOrDash(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return t.Local().Format(time.DateTime)
 }

@@ -10,36 +10,36 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/atgraph/atg/transport"
 )
 
-// queryUsage is the help of "atg query".
-const queryUsage = `usage: atg query CYPHER|- [--param name=value]... [--write] [--timeout 30s] [--format table|json]
-
-Runs a Cypher query and prints its rows: an aligned table (long values cut
+// queryLong is the help of "atg query".
+const queryLong = `Runs a Cypher query and prints its rows: an aligned table (long values cut
 at 80 characters, nodes as (:Label {props}), relationships as [:TYPE
-{props}]) followed by "N rows", or with --format json the API's answer
-{"columns","rows","row_count","truncated","execution_time_ms"} in full.
+{props}], strings that would read as another value quoted: "null", "42",
+"") followed by "N rows"; with --format json the API's answer
+{"columns","rows","row_count","truncated","execution_time_ms"} in full;
+with jsonl one object per row; with csv or tsv a header line and the rows
+(csv: a null is an empty field, an empty string ""; tsv: a null is \N).
 "-" as CYPHER reads the query from stdin.
 
-flags:
-  --param name=value   a query parameter ($name), repeatable; the value is
-                       JSON when it parses as JSON (42, 1.5, true, null,
-                       [1,2], {"a":1}, "quoted"), otherwise a plain string
-  --write              run in a write transaction (remote: needs the key's
-                       write scope); queries are read-only by default
-  --timeout DURATION   transaction timeout, 1ms to 10m (default 30s)
-  --format FORMAT      table (default) or json
-`
+--param name=value is a query parameter ($name), repeatable; the value is
+JSON when it parses as JSON (42, 1.5, true, null, [1,2], {"a":1},
+"quoted"), otherwise a plain string.`
 
 // paramFlag collects repeated --param values.
 type paramFlag []string
 
-// String implements flag.Value.
+// String implements pflag.Value.
 func (p *paramFlag) String() string { return strings.Join(*p, ", ") }
 
-// Set implements flag.Value.
+// Set implements pflag.Value.
 func (p *paramFlag) Set(v string) error { *p = append(*p, v); return nil }
+
+// Type implements pflag.Value.
+func (p *paramFlag) Type() string { return "name=value" }
 
 // paramName is what a parameter may be called on the command line.
 var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -67,28 +67,44 @@ func parseParam(s string) (string, any, error) {
 	return name, v, nil
 }
 
+// newQueryCommand returns "atg query".
+func newQueryCommand(ctx context.Context, e *env, g *globals) *cobra.Command {
+	q := &queryFlags{}
+	cmd := &cobra.Command{
+		Use:   "query CYPHER|- [--param name=value]... [--write] [--timeout 30s] [--format table|json|jsonl|csv|tsv] [--no-headers]",
+		Short: "run a Cypher query: query CYPHER|- [--param k=v]... [--write]",
+		Long:  queryLong,
+		Args:  exactArgs(1, "the Cypher query (or - to read it from stdin)"),
+	}
+	q.out = addOutputFlags(cmd, allFormats)
+	cmd.Flags().Var(&q.params, "param", "query parameter name=value (repeatable; JSON when it parses as JSON)")
+	cmd.Flags().BoolVar(&q.write, "write", false, "run in a write transaction (remote: needs the key's write scope); read-only by default")
+	cmd.Flags().DurationVar(&q.timeout, "timeout", transport.DefaultQueryTimeout, "transaction timeout, 1ms to 10m")
+	cmd.RunE = runE(func(_ *cobra.Command, args []string) int { return runQuery(ctx, e, g, q, args[0]) })
+	return cmd
+}
+
+// queryFlags are the flags of "atg query".
+type queryFlags struct {
+	params  paramFlag
+	write   bool
+	timeout time.Duration
+	out     *output
+}
+
 // runQuery implements "atg query".
-func runQuery(ctx context.Context, e *env, g *globals, args []string) int {
-	fs := g.flagSet(e, "query", true)
-	var params paramFlag
-	fs.Var(&params, "param", "query parameter name=value (repeatable)")
-	write := fs.Bool("write", false, "run in a write transaction")
-	timeout := fs.Duration("timeout", transport.DefaultQueryTimeout, "transaction timeout")
-	pos, code, ok := parseCommand(e, g, fs, "query", queryUsage, args)
-	if !ok {
+func runQuery(ctx context.Context, e *env, g *globals, q *queryFlags, query string) int {
+	if code, ok := q.out.check(e, "query"); !ok {
 		return code
 	}
-	if code, ok := wantArgs(e, "query", pos, 1, "the Cypher query (or - to read it from stdin)"); !ok {
-		return code
+	if q.timeout < time.Millisecond || q.timeout > transport.MaxQueryTimeout {
+		return usageError(e, "query", fmt.Sprintf("--timeout %s: want 1ms to %s", q.timeout, transport.MaxQueryTimeout))
 	}
-	if *timeout < time.Millisecond || *timeout > transport.MaxQueryTimeout {
-		return usageError(e, "query", fmt.Sprintf("--timeout %s: want 1ms to %s", *timeout, transport.MaxQueryTimeout))
-	}
-	req := transport.QueryRequest{Query: pos[0], Mode: "read", TimeoutMS: timeout.Milliseconds()}
-	if *write {
+	req := transport.QueryRequest{Query: query, Mode: "read", TimeoutMS: q.timeout.Milliseconds()}
+	if q.write {
 		req.Mode = "write"
 	}
-	for _, p := range params {
+	for _, p := range q.params {
 		name, v, err := parseParam(p)
 		if err != nil {
 			return usageError(e, "query", err.Error())
@@ -121,25 +137,48 @@ func runQuery(ctx context.Context, e *env, g *globals, args []string) int {
 	if err != nil {
 		return g.fail(ctx, e, s, err)
 	}
-	if g.format == formatJSON {
-		if err := writeJSON(e.stdout, resp); err != nil {
-			return g.fail(ctx, e, s, err)
-		}
-		return exitOK
+	if err := writeQueryResult(e, q.out, resp); err != nil {
+		return g.fail(ctx, e, s, err)
 	}
-	writeRows(e.stdout, resp)
 	return exitOK
 }
 
-// writeRows prints a query result as an aligned table with a footer.
-func writeRows(w io.Writer, resp *transport.QueryResponse) {
+// writeQueryResult prints a query result in the format of out.
+func writeQueryResult(e *env, out *output, resp *transport.QueryResponse) error {
+	switch out.format {
+	case formatJSON:
+		return writeJSON(e.stdout, resp)
+	case formatTable:
+		writeRows(e.stdout, resp, out.noHeaders)
+		return nil
+	}
+	rw := &rowWriter{w: e.stdout, format: out.format, columns: resp.Columns, noHeaders: out.noHeaders}
+	if err := rw.header(); err != nil {
+		return err
+	}
+	for _, row := range resp.Rows {
+		if err := rw.row(row); err != nil {
+			return err
+		}
+	}
+	if resp.Truncated {
+		fmt.Fprintf(e.stderr, "atg: warning: the result was truncated to %d rows\n", resp.RowCount)
+	}
+	return nil
+}
+
+// writeRows prints a query result as an aligned table with a footer, or
+// only its rows when noHeaders.
+func writeRows(w io.Writer, resp *transport.QueryResponse, noHeaders bool) {
 	if len(resp.Columns) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		cells := make([]string, len(resp.Columns))
 		for i, c := range resp.Columns {
 			cells[i] = cell(c)
 		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+		if !noHeaders {
+			fmt.Fprintln(tw, strings.Join(cells, "\t"))
+		}
 		for _, row := range resp.Rows {
 			for i := range cells {
 				cells[i] = ""
@@ -150,6 +189,9 @@ func writeRows(w io.Writer, resp *transport.QueryResponse) {
 			fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		}
 		_ = tw.Flush()
+	}
+	if noHeaders {
+		return
 	}
 	footer := fmt.Sprintf("%d rows", resp.RowCount)
 	if resp.RowCount == 1 {

@@ -5,16 +5,15 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/atgraph/atg"
 	"github.com/atgraph/atg/azure"
 	"github.com/atgraph/atg/neo4jpool"
 )
 
-// scanUsage is the help of "atg scan".
-const scanUsage = `usage: atg scan [--tenant-id ID] [--subscription ID]... [--resource-group NAME]...
-                [--from-file F]... [--no-prune] [--dry-run] [--chunk-size N] [--cancel-on-interrupt]
-
-Scans an Azure tenant into the graph as a "scan" operation and follows it:
+// scanLong is the help of "atg scan".
+const scanLong = `Scans an Azure tenant into the graph as a "scan" operation and follows it:
 a progress bar on a terminal, "progress ..." lines on stderr otherwise. At
 the end it prints the result as JSON on stdout: per subscription the nodes
 and relationships added, changed, unchanged and removed, whether its reads
@@ -29,71 +28,60 @@ instead (local mode): "az resource list -o json" or "az graph query ... -o
 json" output. Rescans update the graph in place. What a scan did not
 see is deleted only in subscriptions whose reads completed: a subscription
 read in part keeps its data, and the result says so (complete: false). The
-graph model is described in the README ("Graph model").
+graph model is described in the README ("Graph model").`
 
-flags:
-  --tenant-id ID           tenant to scan (default ATG_TARGET_TENANT_ID)
-  --subscription ID        scan only this subscription (repeatable; default all)
-  --resource-group NAME    scan only this resource group (repeatable)
-  --from-file F            read this inventory file instead of Azure
-                           (repeatable; local mode)
-  --no-prune               keep what the scan did not see
-  --dry-run                report the diff and write nothing
-  --chunk-size N           nodes or relationships per transaction (1..100000)
-  --cancel-on-interrupt    remote mode: cancel the scan on Ctrl-C instead of
-                           detaching
-`
+// scanFlags are the flags of "atg scan".
+type scanFlags struct {
+	tenant              string
+	subs, groups, files []string
+	noPrune, dryRun     bool
+	chunkSize           int
+	cancelOnInterrupt   bool
+}
 
-// listFlag is a repeatable string flag.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-
-func (l *listFlag) Set(v string) error {
-	for item := range strings.SplitSeq(v, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			*l = append(*l, item)
-		}
+// newScanCommand returns "atg scan".
+func newScanCommand(ctx context.Context, e *env, g *globals) *cobra.Command {
+	f := &scanFlags{}
+	cmd := &cobra.Command{
+		Use:   "scan [--tenant-id ID] [--subscription ID]... [--resource-group NAME]... [--from-file F]... [--no-prune] [--dry-run]",
+		Short: "scan an Azure tenant into the graph with progress: scan [--tenant-id ID] [--dry-run]",
+		Long:  scanLong,
+		Args:  noArgs,
 	}
-	return nil
+	fl := cmd.Flags()
+	fl.StringVar(&f.tenant, "tenant-id", "", "tenant to scan (default ATG_TARGET_TENANT_ID)")
+	fl.StringSliceVar(&f.subs, "subscription", nil, "scan only this subscription (repeatable; default all)")
+	fl.StringSliceVar(&f.groups, "resource-group", nil, "scan only this resource group (repeatable)")
+	fl.StringSliceVar(&f.files, "from-file", nil, "read this inventory file instead of Azure (repeatable; local mode)")
+	fl.BoolVar(&f.noPrune, "no-prune", false, "keep what the scan did not see")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "report the diff and write nothing")
+	fl.IntVar(&f.chunkSize, "chunk-size", 0, "nodes or relationships per transaction (1..100000)")
+	fl.BoolVar(&f.cancelOnInterrupt, "cancel-on-interrupt", false, "remote mode: cancel the scan on Ctrl-C instead of detaching")
+	cmd.RunE = runE(func(*cobra.Command, []string) int { return runScan(ctx, e, g, f) })
+	return cmd
 }
 
 // runScan implements "atg scan".
-func runScan(ctx context.Context, e *env, g *globals, args []string) int {
-	fs := g.flagSet(e, "scan", false)
-	tenant := fs.String("tenant-id", "", "tenant to scan")
-	var subs, groups, files listFlag
-	fs.Var(&files, "from-file", "inventory file to read instead of Azure (repeatable)")
-	fs.Var(&subs, "subscription", "subscription to scan (repeatable)")
-	fs.Var(&groups, "resource-group", "resource group to scan (repeatable)")
-	noPrune := fs.Bool("no-prune", false, "keep what the scan did not see")
-	dryRun := fs.Bool("dry-run", false, "report the diff and write nothing")
-	chunkSize := fs.Int("chunk-size", 0, "nodes or relationships per transaction")
-	cancelOnInterrupt := fs.Bool("cancel-on-interrupt", false, "cancel the scan on Ctrl-C instead of detaching")
-	pos, code, ok := parseCommand(e, g, fs, "scan", scanUsage, args)
-	if !ok {
-		return code
+func runScan(ctx context.Context, e *env, g *globals, f *scanFlags) int {
+	if f.chunkSize < 0 || f.chunkSize > neo4jpool.MaxChunkSize {
+		return usageError(e, "scan", fmt.Sprintf("--chunk-size %d: want 1 to %d", f.chunkSize, neo4jpool.MaxChunkSize))
 	}
-	if code, ok := wantArgs(e, "scan", pos, 0, ""); !ok {
-		return code
+	params := atg.ScanParams{TenantID: f.tenant, Subscriptions: f.subs, ResourceGroups: f.groups, DryRun: f.dryRun, ChunkSize: f.chunkSize}
+	if f.noPrune {
+		keep := false
+		params.Prune = &keep
 	}
-	if *chunkSize < 0 || *chunkSize > neo4jpool.MaxChunkSize {
-		return usageError(e, "scan", fmt.Sprintf("--chunk-size %d: want 1 to %d", *chunkSize, neo4jpool.MaxChunkSize))
-	}
-	params := atg.ScanParams{TenantID: *tenant, Subscriptions: subs, ResourceGroups: groups, DryRun: *dryRun, ChunkSize: *chunkSize}
-	if *noPrune {
-		f := false
-		params.Prune = &f
-	}
-	if len(files) > 0 && g.remote {
+	if len(f.files) > 0 && g.remote {
 		return usageError(e, "scan", "--from-file reads files here: use it in local mode (the server reads Azure itself)")
 	}
-	// Local mode reads Azure (or the files) in this process.
+	// Local mode reads Azure (or the files) in this process, with the
+	// configuration the session read (.env file and environment).
+	var vars map[string]string
 	g.scanSource = func(ctx context.Context, p atg.ScanParams) (azure.Source, error) {
-		if len(files) > 0 {
-			return azure.Open(ctx, azure.Config{}, files...)
+		if len(f.files) > 0 {
+			return azure.Open(ctx, azure.Config{}, f.files...)
 		}
-		cfg, err := atg.LoadAzureSource(atg.LoadOptions{DotenvFile: g.envFile, Environ: e.environ}, p.TenantID)
+		cfg, err := atg.LoadAzureSource(atg.LoadOptions{Environ: vars}, p.TenantID)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +92,8 @@ func runScan(ctx context.Context, e *env, g *globals, args []string) int {
 		return g.fail(ctx, e, nil, err)
 	}
 	defer s.close(ctx)
-	if len(files) > 0 && s.Remote() {
+	vars = s.vars
+	if len(f.files) > 0 && s.Remote() {
 		return usageError(e, "scan", "--from-file reads files here: use it in local mode (--local; the server reads Azure itself)")
 	}
 	if params.TenantID == "" && !s.Remote() {
@@ -119,10 +108,10 @@ func runScan(ctx context.Context, e *env, g *globals, args []string) int {
 	id := sub.OperationID
 	fmt.Fprintf(e.stderr, "operation %s (%s) submitted; %s\n", id, sub.Type, s.mode())
 	d := newDisplay(e)
-	t, err := follow(ctx, s, id, d)
+	t, err := follow(ctx, s, id, d, 0)
 	if err != nil {
 		if ctx.Err() != nil {
-			return interruptImport(ctx, e, g, s, d, id, !s.Remote() || *cancelOnInterrupt)
+			return interruptImport(ctx, e, g, s, d, id, !s.Remote() || f.cancelOnInterrupt)
 		}
 		d.end(false)
 		if s.Remote() {

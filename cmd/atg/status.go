@@ -9,30 +9,31 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
 	"github.com/atgraph/atg/transport"
 )
 
-// statusUsage is the help of "atg status".
-const statusUsage = `usage: atg status [--format table|json]
-
-Shows the status of the server (remote mode: the caller's identity, the
+// newStatusCommand returns "atg status".
+func newStatusCommand(ctx context.Context, e *env, g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status [--format table|json]",
+		Short: "show the server's (remote) or the database's (local) status",
+		Long: `Shows the status of the server (remote mode: the caller's identity, the
 database, the connection pool, operations by status) or of the database
-(local mode). Exits 5 when the database is disconnected.
-
-flags:
-  --format FORMAT   table (default) or json (the API's status document)
-`
+(local mode). Exits 5 when the database is disconnected.`,
+		Args: noArgs,
+	}
+	out := addOutputFlags(cmd, tableOrJSON)
+	cmd.RunE = runE(func(*cobra.Command, []string) int { return runStatus(ctx, e, g, out) })
+	return cmd
+}
 
 // runStatus implements "atg status".
-func runStatus(ctx context.Context, e *env, g *globals, args []string) int {
-	fs := g.flagSet(e, "status", true)
-	pos, code, ok := parseCommand(e, g, fs, "status", statusUsage, args)
-	if !ok {
-		return code
-	}
-	if code, ok := wantArgs(e, "status", pos, 0, ""); !ok {
+func runStatus(ctx context.Context, e *env, g *globals, out *output) int {
+	if code, ok := out.check(e, "status"); !ok {
 		return code
 	}
 	s, err := g.open(ctx, e, "")
@@ -44,7 +45,7 @@ func runStatus(ctx context.Context, e *env, g *globals, args []string) int {
 	if err != nil {
 		return g.fail(ctx, e, s, err)
 	}
-	if g.format == formatJSON {
+	if out.format == formatJSON {
 		if err := writeJSON(e.stdout, st); err != nil {
 			return g.fail(ctx, e, s, err)
 		}

@@ -244,6 +244,7 @@ func TestEmbeddedScanTwice(t *testing.T) {
 	for _, want := range []string{
 		"(in this process)",
 		"100.0%  relationships: 48 of 48 written",
+		"nodes: 10 of 49 written (1 chunk committed)", // not "1 chunks"
 		"tenant " + SampleTenantID + ": 2 subscriptions, 4 resource groups, 42 resources",
 		"wrote 49 nodes (49 new) and 48 relationships (48 new) in 10 chunks",
 		"4f8a2c1e-7b6d-4a9f-8e3c-5d1b0a2f6e97  rg-app-dev      10         eastus,eastus2",

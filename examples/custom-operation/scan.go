@@ -193,8 +193,12 @@ func ScanType(m *neo4jpool.Manager, env string, opts ScanOptions) operations.Typ
 				if p.Phase == neo4jpool.PhaseRelationships {
 					done += nodes
 				}
+				chunks := "chunks"
+				if p.Chunks == 1 {
+					chunks = "chunk"
+				}
 				r.Progress(operations.Progress{Phase: p.Phase, Done: done, Total: nodes + rels,
-					Message: fmt.Sprintf("%s: %d of %d written (%d chunks committed)", p.Phase, p.Done, p.Total, p.Chunks)})
+					Message: fmt.Sprintf("%s: %d of %d written (%d %s committed)", p.Phase, p.Done, p.Total, p.Chunks, chunks)})
 			})
 			res.ImportResult = written
 			if err != nil {

@@ -29,6 +29,9 @@ const (
 	// urgentDelay is how long the writer waits after an urgent change
 	// before it writes, so that changes made together share a transaction.
 	urgentDelay = 2 * time.Millisecond
+	// maxLiveEvents bounds the history the store keeps in memory for one
+	// running operation; beyond it reads go to the database.
+	maxLiveEvents = 10_000
 )
 
 // Labels of the store's nodes.
@@ -69,12 +72,22 @@ type Store struct {
 	pending map[string]*pending             // not yet written, by operation ID
 	known   map[string]bool                 // operations known to exist
 	last    map[string]operations.Operation // last accepted state of unfinished operations
-	closed  bool
+	// live holds the operations this store created, with their whole
+	// history, until they are finished and written: their reads need no
+	// round trip.
+	live   map[string]*liveEntry
+	closed bool
 
 	writeMu sync.Mutex // one flush at a time, in order
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+}
+
+// liveEntry is an operation created by this store and its events.
+type liveEntry struct {
+	op     operations.Operation
+	events []operations.Event
 }
 
 // pending is what the store accepted for one operation and has not written.
@@ -100,6 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		cfg: cfg, log: cfg.Logger, pending: map[string]*pending{}, known: map[string]bool{}, last: map[string]operations.Operation{},
+		live: map[string]*liveEntry{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if s.log == nil {
@@ -205,6 +219,17 @@ func (s *Store) accept(id string, op *operations.Operation, ev *operations.Event
 	if ev != nil {
 		p.events = append(p.events, *ev)
 	}
+	if l := s.live[id]; l != nil {
+		if op != nil {
+			l.op = *op
+		}
+		if ev != nil {
+			l.events = append(l.events, *ev)
+		}
+		if len(l.events) > maxLiveEvents {
+			delete(s.live, id) // a long history: read it from the database
+		}
+	}
 	s.mu.Unlock()
 	if urgent {
 		select {
@@ -275,6 +300,9 @@ func (s *Store) flushLocked(ctx context.Context) error {
 		p.events = p.events[tk.events:]
 		if p.op == nil && len(p.events) == 0 {
 			delete(s.pending, id)
+			if l := s.live[id]; l != nil && l.op.Status.Terminal() {
+				delete(s.live, id) // written to the end: the database serves it now
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -383,6 +411,7 @@ func (s *Store) Create(ctx context.Context, op operations.Operation) error {
 	s.known[op.ID] = true
 	if !op.Status.Terminal() {
 		s.last[op.ID] = op
+		s.live[op.ID] = &liveEntry{op: op}
 	}
 	s.mu.Unlock()
 	return nil
@@ -504,6 +533,13 @@ func (s *Store) overlay(id string) (operations.Operation, bool) {
 
 // Get implements operations.Store.
 func (s *Store) Get(ctx context.Context, id string) (operations.Operation, error) {
+	s.mu.Lock()
+	if l := s.live[id]; l != nil {
+		op := l.op
+		s.mu.Unlock()
+		return op, nil
+	}
+	s.mu.Unlock()
 	if op, ok := s.overlay(id); ok {
 		return op, nil
 	}
@@ -612,6 +648,17 @@ func (s *Store) EventsAfter(ctx context.Context, id string, after int64) ([]oper
 	// ends in between is then in one or the other (duplicates are removed).
 	var unwritten []operations.Event
 	s.mu.Lock()
+	if l := s.live[id]; l != nil {
+		i, _ := slices.BinarySearchFunc(l.events, after, func(ev operations.Event, after int64) int {
+			if ev.Seq <= after {
+				return -1
+			}
+			return 1
+		})
+		out := slices.Clone(l.events[i:])
+		s.mu.Unlock()
+		return out, nil
+	}
 	if p := s.pending[id]; p != nil {
 		unwritten = slices.Clone(p.events)
 	}
@@ -682,6 +729,7 @@ func (s *Store) DeleteFinishedBefore(ctx context.Context, t time.Time) (int, err
 			delete(s.known, id)
 			delete(s.pending, id)
 			delete(s.last, id)
+			delete(s.live, id)
 		}
 		s.mu.Unlock()
 		total += len(recs)
