@@ -177,9 +177,8 @@ func TestScanIncrementalDiffAndPrune(t *testing.T) {
 	changed := mutate(src, azure.TableResources, func(r azure.Row) azure.Row {
 		switch r["name"] {
 		case "vm1":
-			c := *&r
 			c2 := map[string]any{}
-			for k, v := range c {
+			for k, v := range r {
 				c2[k] = v
 			}
 			c2["tags"] = map[string]any{"env": "prod", "owner": "alice"}
