@@ -183,6 +183,13 @@ func TestScanIncrementalDiffAndPrune(t *testing.T) {
 			}
 			c2["tags"] = map[string]any{"env": "prod", "owner": "alice"}
 			return c2
+		case "vnet-hub": // loses its cost-center tag
+			c2 := map[string]any{}
+			for k, v := range r {
+				c2[k] = v
+			}
+			c2["tags"] = map[string]any{"env": "prod"}
+			return c2
 		case pip:
 			return nil
 		}
@@ -195,7 +202,7 @@ func TestScanIncrementalDiffAndPrune(t *testing.T) {
 			a = s
 		}
 	}
-	if a.Nodes.Changed != 1 || a.Nodes.Removed != 1 || a.Nodes.Added != 0 {
+	if a.Nodes.Changed != 2 || a.Nodes.Removed != 1 || a.Nodes.Added != 0 {
 		t.Errorf("subscription A nodes after a tag change and a deletion: %+v", a.Nodes)
 	}
 	// The NIC's HAS_PUBLIC_IP and the public IP's REFERENCES went with it.
@@ -207,6 +214,9 @@ func TestScanIncrementalDiffAndPrune(t *testing.T) {
 	}
 	if n := db.count(t, "MATCH (v:VirtualMachine {tenant_id: $t, name: 'vm1'}) WHERE v.tag_owner = 'alice' AND v.first_seen < v.last_seen RETURN count(v)", map[string]any{"t": tenant}); n != 1 {
 		t.Errorf("vm1 not updated in place (first_seen kept, last_seen moved): %d", n)
+	}
+	if n := db.count(t, "MATCH (v:VirtualNetwork {tenant_id: $t, name: 'vnet-hub'}) WHERE v.tag_cost_center IS NULL AND NOT v.tags CONTAINS 'cost-center' RETURN count(v)", map[string]any{"t": tenant}); n != 1 {
+		t.Error("a removed tag is still on the node")
 	}
 	if n := db.count(t, "MATCH (:Tenant {tenant_id: $t})-[:HAS_SCAN]->(s:Scan) RETURN count(s)", map[string]any{"t": tenant}); n != 3 {
 		t.Errorf("%d Scan nodes, want 3", n)
