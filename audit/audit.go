@@ -1,6 +1,7 @@
 // Package audit writes the security audit trail of an ATG server: one JSON
 // line per authentication failure, operation submit, cancel and finish,
-// write query, and API key create, revoke and rotate.
+// write query, administration or refused query statement, and API key
+// create, revoke and rotate.
 //
 // Each line has the time (RFC 3339, UTC), the event, the request ID, the
 // client and key IDs (never a key), the remote address and the outcome:
