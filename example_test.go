@@ -287,7 +287,7 @@ func ExampleServer() {
 
 // A complete server program: configuration from the environment and .env,
 // an operation type of your own, and a graceful shutdown on Ctrl-C. See
-// examples/custom-operation for one that scans Azure inventories.
+// examples/custom-operation for one that imports Azure inventory files.
 func ExampleServer_program() {
 	cfg, err := atg.LoadServerConfig(atg.LoadOptions{DotenvFile: ".env"})
 	if err != nil {

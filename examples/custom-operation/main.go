@@ -1,19 +1,19 @@
 // Command custom-operation shows how to add an operation type of your own to
-// ATG: "scan" (see ScanType in scan.go) reads an Azure resource inventory, the
+// ATG: "inventory" (see InventoryType in inventory.go) reads an Azure resource inventory, the
 // JSON printed by `az resource list -o json`, and writes Tenant, Subscription,
 // ResourceGroup and Resource nodes linked by CONTAINS relationships, in
 // committed chunks with progress.
 //
 // The same type runs three ways (-mode):
 //
-//	embedded  scan in this process: a local atg.Client with the type
+//	embedded  import in this process: a local atg.Client with the type
 //	          registered, against NEO4J_URI / NEO4J_PASSWORD (default)
 //	serve     an atg-server with the type registered (ATG_SERVER_*,
 //	          ENVIRONMENT, ATG_API_KEYS, NEO4J_*), until Ctrl-C
-//	remote    submit the scan to ATG_SERVICE_URL with ATG_API_KEY
+//	remote    submit the import to ATG_SERVICE_URL with ATG_API_KEY
 //
-// Without -inventory it scans the bundled sample (testdata/az-resource-list.json,
-// tenant d5b9c3a1-6e4f-4b2a-9c8d-7e1f0a3b5c26); -cleanup deletes the scanned
+// Without -inventory it imports the bundled sample (testdata/az-resource-list.json,
+// tenant d5b9c3a1-6e4f-4b2a-9c8d-7e1f0a3b5c26); -cleanup deletes the imported
 // tenant and everything it contains afterwards. Your own tenant:
 //
 //	az resource list -o json > inventory.json
@@ -80,17 +80,17 @@ type usageError struct{ error }
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ map[string]string) error {
 	fs := flag.NewFlagSet("custom-operation", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mode := fs.String("mode", "embedded", "embedded (scan in this process), serve (an atg-server with the scan type) or remote (submit to ATG_SERVICE_URL)")
+	mode := fs.String("mode", "embedded", "embedded (import in this process), serve (an atg-server with the inventory type) or remote (submit to ATG_SERVICE_URL)")
 	envFile := fs.String("env-file", ".env", "optional .env file; the real environment wins")
 	inventory := fs.String("inventory", "", "file printed by `az resource list -o json` (default: the bundled sample)")
 	tenantID := fs.String("tenant-id", "", "tenant the inventory belongs to (default: the sample's tenant when -inventory and -path are not set)")
 	path := fs.String("path", "", "send this file name instead of the inventory: the server reads it from its -inventory-dir")
-	inventoryDir := fs.String("inventory-dir", "", "let scans name inventory files in this folder with \"path\" (embedded and serve)")
+	inventoryDir := fs.String("inventory-dir", "", "let imports name inventory files in this folder with \"path\" (embedded and serve)")
 	label := fs.String("label", "", "extra label for every node written")
 	idPrefix := fs.String("id-prefix", "", "prefix for every node id written")
 	chunkSize := fs.Int("chunk-size", 0, "nodes or relationships per transaction (0: the default)")
 	listen := fs.String("listen", "", "serve: listen on this address (e.g. 127.0.0.1:0) instead of ATG_SERVER_HOST:ATG_SERVER_PORT")
-	cleanup := fs.Bool("cleanup", false, "delete the scanned tenant and everything it contains before exiting")
+	cleanup := fs.Bool("cleanup", false, "delete the imported tenant and everything it contains before exiting")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -109,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ m
 		return serve(ctx, load, *listen, *inventoryDir, *chunkSize, stdout, stderr)
 	}
 
-	params := ScanParams{TenantID: *tenantID, Path: *path, Label: *label, IDPrefix: *idPrefix, ChunkSize: *chunkSize}
+	params := InventoryParams{TenantID: *tenantID, Path: *path, Label: *label, IDPrefix: *idPrefix, ChunkSize: *chunkSize}
 	switch {
 	case *path != "" && *inventory != "":
 		return usageError{errors.New("give -inventory or -path, not both")}
@@ -138,11 +138,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ m
 		if err != nil {
 			return err
 		}
-		// The scan type works on the client's own Neo4j manager (one pool).
-		scan := func(db *neo4jpool.Manager, env string) operations.Type {
-			return ScanType(db, env, ScanOptions{InventoryDir: *inventoryDir})
+		// The inventory type works on the client's own Neo4j manager (one pool).
+		inventoryType := func(db *neo4jpool.Manager, env string) operations.Type {
+			return InventoryType(db, env, InventoryOptions{InventoryDir: *inventoryDir})
 		}
-		client, err = atg.NewClient(atg.ClientOptions{Neo4j: cfg, TypeFactories: []atg.TypeFactory{scan}, Logger: log})
+		client, err = atg.NewClient(atg.ClientOptions{Neo4j: cfg, TypeFactories: []atg.TypeFactory{inventoryType}, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -161,7 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ m
 		}
 	}
 	defer client.Close(context.WithoutCancel(ctx))
-	tenant, err := scanAndReport(ctx, client, params, stdout)
+	tenant, err := importAndReport(ctx, client, params, stdout)
 	if err != nil || !*cleanup {
 		return err
 	}
@@ -177,32 +177,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ m
 	return nil
 }
 
-// scanAndReport runs a scan with client, printing progress, the result and
+// importAndReport runs an inventory import with client, printing progress, the result and
 // a summary read back with a query. It returns the tenant's node id.
-func scanAndReport(ctx context.Context, client *atg.Client, params ScanParams, stdout io.Writer) (string, error) {
+func importAndReport(ctx context.Context, client *atg.Client, params InventoryParams, stdout io.Writer) (string, error) {
 	where := "in this process"
 	if client.Remote() {
 		where = "on the server"
 	}
-	sub, err := client.Submit(ctx, ScanTypeName, params)
+	sub, err := client.Submit(ctx, InventoryTypeName, params)
 	if err != nil {
 		// An unknown type or bad params: a *transport.Error with code
 		// VALIDATION_ERROR naming the parameter (or the supported types).
-		return "", fmt.Errorf("submit scan: %w", err)
+		return "", fmt.Errorf("submit import: %w", err)
 	}
-	fmt.Fprintf(stdout, "scan %s submitted (%s)\n", sub.OperationID, where)
+	fmt.Fprintf(stdout, "inventory import %s submitted (%s)\n", sub.OperationID, where)
 	raw, err := client.Wait(ctx, sub.OperationID, func(p operations.Progress) {
 		fmt.Fprintf(stdout, "%5.1f%%  %s\n", p.Percent, p.Message)
 	})
 	if err != nil {
 		if ctx.Err() != nil && client.Remote() {
-			return "", fmt.Errorf("stopped waiting; scan %s goes on on the server: %w", sub.OperationID, ctx.Err())
+			return "", fmt.Errorf("stopped waiting; import %s goes on on the server: %w", sub.OperationID, ctx.Err())
 		}
-		return "", fmt.Errorf("scan %s: %w", sub.OperationID, err)
+		return "", fmt.Errorf("import %s: %w", sub.OperationID, err)
 	}
-	var res ScanResult
+	var res InventoryResult
 	if err := json.Unmarshal(raw, &res); err != nil {
-		return "", fmt.Errorf("decode scan result: %w", err)
+		return "", fmt.Errorf("decode import result: %w", err)
 	}
 	fmt.Fprintf(stdout, "tenant %s: %d subscriptions, %d resource groups, %d resources (%d duplicate items skipped)\n",
 		res.TenantID, res.Subscriptions, res.ResourceGroups, res.Resources, res.Duplicates)
@@ -217,7 +217,7 @@ ORDER BY subscription, resource_group`,
 		Parameters: map[string]any{"tenant": tenant},
 	})
 	if err != nil {
-		return "", fmt.Errorf("query the scanned tenant: %w", err)
+		return "", fmt.Errorf("query the imported tenant: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.ToUpper(strings.Join(q.Columns, "\t")))
@@ -247,7 +247,7 @@ func cell(v any) string {
 	return fmt.Sprint(v)
 }
 
-// serve runs an atg-server with the scan type registered until ctx ends.
+// serve runs an atg-server with the inventory type registered until ctx ends.
 func serve(ctx context.Context, load atg.LoadOptions, listen, inventoryDir string, chunkSize int, stdout, stderr io.Writer) error {
 	cfg, err := atg.LoadServerConfig(load)
 	if err != nil {
@@ -255,12 +255,12 @@ func serve(ctx context.Context, load atg.LoadOptions, listen, inventoryDir strin
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	env := string(cfg.Environment)
-	// The scan type works on the server's own Neo4j manager (one pool).
+	// The inventory type works on the server's own Neo4j manager (one pool).
 	srv := &atg.Server{
 		Config: cfg,
 		Logger: log,
 		TypeFactories: []atg.TypeFactory{func(db *neo4jpool.Manager, env string) operations.Type {
-			return ScanType(db, env, ScanOptions{InventoryDir: inventoryDir, ChunkSize: chunkSize})
+			return InventoryType(db, env, InventoryOptions{InventoryDir: inventoryDir, ChunkSize: chunkSize})
 		}},
 	}
 	if listen != "" {
@@ -273,11 +273,11 @@ func serve(ctx context.Context, load atg.LoadOptions, listen, inventoryDir strin
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "atg-server with the %q operation type listening on %s (environment %s)\n", ScanTypeName, srv.URL(), env)
+	fmt.Fprintf(stdout, "atg-server with the %q operation type listening on %s (environment %s)\n", InventoryTypeName, srv.URL(), env)
 	if key := srv.DevKey(); key != "" {
 		fmt.Fprintf(stdout, "No API key configured: generated a dev key, valid until this process exits (shown once):\n%s\n", key)
 	}
-	fmt.Fprintf(stdout, "Scan from another terminal: ATG_SERVICE_URL=%s ATG_API_KEY=<key> go run ./examples/custom-operation -mode remote\n", srv.URL())
+	fmt.Fprintf(stdout, "Import from another terminal: ATG_SERVICE_URL=%s ATG_API_KEY=<key> go run ./examples/custom-operation -mode remote\n", srv.URL())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Wait() }()

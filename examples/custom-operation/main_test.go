@@ -74,7 +74,7 @@ func TestBuildGraph(t *testing.T) {
 	if len(g.Nodes) != sampleNodes || len(g.Relationships) != sampleRelationships {
 		t.Fatalf("%d nodes, %d relationships", len(g.Nodes), len(g.Relationships))
 	}
-	want := ScanResult{TenantID: SampleTenantID, Subscriptions: sampleSubscriptions, ResourceGroups: sampleResourceGroups, Resources: sampleResources}
+	want := InventoryResult{TenantID: SampleTenantID, Subscriptions: sampleSubscriptions, ResourceGroups: sampleResourceGroups, Resources: sampleResources}
 	if diff := cmp.Diff(want, res); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
@@ -139,8 +139,8 @@ func TestParseResourceID(t *testing.T) {
 
 // TestValidateAtSubmit checks the parameters refused before anything runs.
 func TestValidateAtSubmit(t *testing.T) {
-	typ := ScanType(nil, "dev", ScanOptions{})
-	withDir := ScanType(nil, "dev", ScanOptions{InventoryDir: "testdata"})
+	typ := InventoryType(nil, "dev", InventoryOptions{})
+	withDir := InventoryType(nil, "dev", InventoryOptions{InventoryDir: "testdata"})
 	inv := string(sampleInventory)
 	cases := []struct {
 		name, params, field string
@@ -226,9 +226,9 @@ func counts(t *testing.T, s neo4jtest.Settings, label string) map[string]int64 {
 var wantCounts = map[string]int64{LabelTenant: 1, LabelSubscription: sampleSubscriptions, LabelResourceGroup: sampleResourceGroups,
 	LabelResource: sampleResources, "CONTAINS": sampleRelationships, "paths": sampleResources}
 
-// TestEmbeddedScanTwice scans the sample in-process twice: the counts match
-// the sample, and the second scan changes nothing.
-func TestEmbeddedScanTwice(t *testing.T) {
+// TestEmbeddedImportTwice imports the sample in-process twice: the counts match
+// the sample, and the second import changes nothing.
+func TestEmbeddedImportTwice(t *testing.T) {
 	t.Parallel()
 	s := neo4jtest.Require(t)
 	label := neo4jtest.Unique(t)
@@ -239,7 +239,7 @@ func TestEmbeddedScanTwice(t *testing.T) {
 
 	var out, errOut bytes.Buffer
 	if err := run(ctx, args, &out, &errOut, dbEnv(s)); err != nil {
-		t.Fatalf("first scan: %v\n%s\n%s", err, out.String(), errOut.String())
+		t.Fatalf("first import: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	for _, want := range []string{
 		"(in this process)",
@@ -263,19 +263,19 @@ func TestEmbeddedScanTwice(t *testing.T) {
 
 	out.Reset()
 	if err := run(ctx, args, &out, &errOut, dbEnv(s)); err != nil {
-		t.Fatalf("second scan: %v\n%s", err, errOut.String())
+		t.Fatalf("second import: %v\n%s", err, errOut.String())
 	}
 	if !strings.Contains(out.String(), "wrote 49 nodes (0 new) and 48 relationships (0 new)") {
-		t.Errorf("second scan output:\n%s", out.String())
+		t.Errorf("second import output:\n%s", out.String())
 	}
 	if diff := cmp.Diff(before, graphState(t, s, label)); diff != "" {
-		t.Errorf("the second scan changed the graph (-before +after):\n%s", diff)
+		t.Errorf("the second import changed the graph (-before +after):\n%s", diff)
 	}
 
 	// -cleanup deletes the tenant and everything it contains.
 	out.Reset()
 	if err := run(ctx, append(args, "-cleanup"), &out, &errOut, dbEnv(s)); err != nil {
-		t.Fatalf("scan -cleanup: %v\n%s", err, errOut.String())
+		t.Fatalf("import -cleanup: %v\n%s", err, errOut.String())
 	}
 	if !strings.Contains(out.String(), "deleted 49 nodes") {
 		t.Errorf("-cleanup output:\n%s", out.String())
@@ -304,7 +304,7 @@ func TestBadTenantRejectedAtSubmit(t *testing.T) {
 			t.Fatalf("tenant %q: got %v (%#v)", tenant, err, te)
 		}
 		if strings.Contains(out.String(), "submitted") {
-			t.Errorf("tenant %q: the scan was queued:\n%s", tenant, out.String())
+			t.Errorf("tenant %q: the import was queued:\n%s", tenant, out.String())
 		}
 	}
 	// The same through a local client, with the tenant missing.
@@ -312,12 +312,12 @@ func TestBadTenantRejectedAtSubmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := atg.NewClient(atg.ClientOptions{Neo4j: cfg, Types: []operations.Type{ScanType(nil, "dev", ScanOptions{})}})
+	c, err := atg.NewClient(atg.ClientOptions{Neo4j: cfg, Types: []operations.Type{InventoryType(nil, "dev", InventoryOptions{})}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	_, err = c.Submit(ctx, ScanTypeName, ScanParams{Inventory: sampleInventory})
+	_, err = c.Submit(ctx, InventoryTypeName, InventoryParams{Inventory: sampleInventory})
 	if !errors.Is(err, transport.ErrValidation) || !strings.Contains(err.Error(), "tenant_id: required") {
 		t.Fatalf("missing tenant_id: %v", err)
 	}
@@ -349,7 +349,7 @@ var (
 	keyLine = regexp.MustCompile(`^atg_dev_[0-9a-f]{64}$`)
 )
 
-// TestServeAndRemote runs the example as a server, then scans through it
+// TestServeAndRemote runs the example as a server, then imports through it
 // from the example in remote mode (inline and by path), and checks that a
 // bad tenant_id is refused by the server at submit.
 func TestServeAndRemote(t *testing.T) {
@@ -397,10 +397,10 @@ func TestServeAndRemote(t *testing.T) {
 	var out bytes.Buffer
 	args := []string{"-env-file=", "-mode", "remote", "-label", label, "-id-prefix", label + ":", "-chunk-size", "20"}
 	if err := run(ctx, args, &out, io.Discard, remoteEnv); err != nil {
-		t.Fatalf("remote scan: %v\n%s\nserver logs:\n%s", err, out.String(), logs.String())
+		t.Fatalf("remote import: %v\n%s\nserver logs:\n%s", err, out.String(), logs.String())
 	}
 	if !strings.Contains(out.String(), "(on the server)") || !strings.Contains(out.String(), "wrote 49 nodes (49 new) and 48 relationships (48 new) in 6 chunks") {
-		t.Errorf("remote scan output:\n%s", out.String())
+		t.Errorf("remote import output:\n%s", out.String())
 	}
 	if diff := cmp.Diff(wantCounts, counts(t, s, label)); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
@@ -410,10 +410,10 @@ func TestServeAndRemote(t *testing.T) {
 	out.Reset()
 	pathArgs := append(args[:len(args):len(args)], "-path", "az-resource-list.json", "-tenant-id", SampleTenantID)
 	if err := run(ctx, pathArgs, &out, io.Discard, remoteEnv); err != nil {
-		t.Fatalf("remote scan by path: %v\n%s", err, out.String())
+		t.Fatalf("remote import by path: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "wrote 49 nodes (0 new) and 48 relationships (0 new)") {
-		t.Errorf("scan by path output:\n%s", out.String())
+		t.Errorf("import by path output:\n%s", out.String())
 	}
 
 	// A bad tenant: 400 VALIDATION_ERROR from the server, naming tenant_id.

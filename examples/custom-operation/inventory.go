@@ -19,10 +19,10 @@ import (
 	"github.com/atgraph/atg/operations"
 )
 
-// ScanTypeName is the name clients submit to run a scan.
-const ScanTypeName = "scan"
+// InventoryTypeName is the name clients submit to run an inventory import.
+const InventoryTypeName = "inventory"
 
-// Labels of the nodes a scan writes, and the type of its relationships.
+// Labels of the nodes an inventory import writes, and the type of its relationships.
 const (
 	LabelTenant        = "Tenant"
 	LabelSubscription  = "Subscription"
@@ -35,44 +35,44 @@ const (
 // parameter (inline inventories are bounded by the server's body limit).
 const MaxInventoryBytes = 256 << 20
 
-// ScanParams are the parameters of a scan:
+// InventoryParams are the parameters of an inventory import:
 //
 //	{"tenant_id": "<uuid>", "inventory": [...az resource list -o json...]}
 //	{"tenant_id": "<uuid>", "path": "contoso/resources.json"}
 //
 // plus the optional "label", "id_prefix" and "chunk_size". Everything is
 // checked at submit, except the content of a file named by "path", which is
-// read when the scan runs.
-type ScanParams struct {
+// read when the import runs.
+type InventoryParams struct {
 	// TenantID is the Entra ID tenant the inventory belongs to (a UUID,
 	// required). `az resource list` does not print it: take it from
 	// `az account show --query tenantId -o tsv`.
 	TenantID string `json:"tenant_id"`
 	// Inventory is the JSON array printed by `az resource list -o json`.
 	Inventory json.RawMessage `json:"inventory,omitempty"`
-	// Path names an inventory file inside ScanOptions.InventoryDir (a
+	// Path names an inventory file inside InventoryOptions.InventoryDir (a
 	// relative path that cannot leave that folder). Set Inventory or Path,
 	// not both.
 	Path string `json:"path,omitempty"`
 	// Label, when set, is added to every node written (it must match
-	// neo4jpool.IdentifierPattern), e.g. to tell one team's scans apart.
+	// neo4jpool.IdentifierPattern), e.g. to tell one team's imports apart.
 	Label string `json:"label,omitempty"`
-	// IDPrefix is prepended to every node id (default none), so scans of
+	// IDPrefix is prepended to every node id (default none), so imports of
 	// the same inventory can be kept apart, as the tests do.
 	IDPrefix string `json:"id_prefix,omitempty"`
 	// ChunkSize is the number of nodes or relationships per transaction;
-	// 0 means ScanOptions.ChunkSize.
+	// 0 means InventoryOptions.ChunkSize.
 	ChunkSize int `json:"chunk_size,omitempty"`
 }
 
 // AzureResource is one item of `az resource list -o json`. Only the fields a
-// scan uses are decoded; the others (properties, plan, extendedLocation,
+// import uses are decoded; the others (properties, plan, extendedLocation,
 // ...) are ignored.
 type AzureResource struct {
 	// ID is the ARM id, /subscriptions/<sub>/resourceGroups/<rg>/providers/
 	// <namespace>/<type>/<name>[/<child type>/<child name>...]. Azure ids are
 	// case-insensitive and the same resource group may appear in different
-	// cases; a scan lowercases them to build node ids.
+	// cases; an inventory import lowercases them to build node ids.
 	ID string `json:"id"`
 	// Name is the resource name ("server/database" for child resources).
 	Name string `json:"name"`
@@ -117,8 +117,8 @@ type AzureIdentity struct {
 	Type string `json:"type"`
 }
 
-// ScanOptions configure ScanType.
-type ScanOptions struct {
+// InventoryOptions configure InventoryType.
+type InventoryOptions struct {
 	// InventoryDir enables the "path" parameter: paths are resolved inside
 	// this folder and cannot leave it. Empty disables "path", so clients
 	// must send the inventory inline (the safe default for a server).
@@ -128,9 +128,9 @@ type ScanOptions struct {
 	ChunkSize int
 }
 
-// ScanResult is the result of a scan.
-type ScanResult struct {
-	// TenantID is the tenant scanned (lowercased).
+// InventoryResult is the result of an inventory import.
+type InventoryResult struct {
+	// TenantID is the tenant imported (lowercased).
 	TenantID string `json:"tenant_id"`
 	// Subscriptions, ResourceGroups and Resources count the distinct
 	// entities of the inventory (ids compared case-insensitively).
@@ -144,35 +144,35 @@ type ScanResult struct {
 	neo4jpool.ImportResult
 }
 
-// ScanType returns the "scan" operation type: it reads an Azure resource
+// InventoryType returns the "inventory" operation type: it reads an Azure resource
 // inventory (`az resource list -o json`) and MERGEs Tenant, Subscription,
 // ResourceGroup and Resource nodes, linked Tenant-[:CONTAINS]->Subscription
 // -[:CONTAINS]->ResourceGroup-[:CONTAINS]->Resource, into environment env of
-// m, in chunks, reporting progress after each committed chunk. Scanning the
+// m, in chunks, reporting progress after each committed chunk. Importing the
 // same inventory again changes nothing.
 //
 // Node ids are the lowercased ARM ids (/tenants/<id>, /subscriptions/<id>,
 // /subscriptions/<id>/resourcegroups/<name>, the resource id), prefixed
-// with ScanParams.IDPrefix. Resource properties: name, type, location,
+// with InventoryParams.IDPrefix. Resource properties: name, type, location,
 // kind, resource_group, subscription_id, azure_id (the id as Azure printed
 // it), sku_name, sku_tier, sku_capacity, managed_by, identity_type,
 // provisioning_state, created_time and changed_time (datetimes), and tags
 // as a JSON object in a string (Neo4j properties cannot be maps), e.g.
 // WHERE r.tags CONTAINS '"environment":"prod"'. An absent value removes the
-// property, so a re-scan leaves no stale values.
+// property, so a re-import leaves no stale values.
 //
 // Register it with a local client (atg.ClientOptions.Types) or a server
 // (atg.Server.Types).
-func ScanType(m *neo4jpool.Manager, env string, opts ScanOptions) operations.Type {
+func InventoryType(m *neo4jpool.Manager, env string, opts InventoryOptions) operations.Type {
 	return operations.Type{
-		Name:        ScanTypeName,
+		Name:        InventoryTypeName,
 		Description: "MERGE an Azure resource inventory (az resource list -o json) as Tenant, Subscription, ResourceGroup and Resource nodes",
 		Validate: func(params json.RawMessage) error {
-			_, err := decodeScan(params, opts, false)
+			_, err := decodeInventory(params, opts, false)
 			return err
 		},
 		Run: func(ctx context.Context, params json.RawMessage, r operations.Reporter) (any, error) {
-			req, err := decodeScan(params, opts, true)
+			req, err := decodeInventory(params, opts, true)
 			if err != nil {
 				return nil, err
 			}
@@ -202,16 +202,16 @@ func ScanType(m *neo4jpool.Manager, env string, opts ScanOptions) operations.Typ
 			})
 			res.ImportResult = written
 			if err != nil {
-				return nil, scanError(err)
+				return nil, inventoryError(err)
 			}
 			return res, nil
 		},
 	}
 }
 
-// scanError describes a scan that stopped. Neo4j being unreachable is left
+// inventoryError describes an inventory import that stopped. Neo4j being unreachable is left
 // to the engine's classification (SERVICE_UNAVAILABLE).
-func scanError(err error) error {
+func inventoryError(err error) error {
 	var ie *neo4jpool.ImportError
 	if !errors.As(err, &ie) || neo4jpool.IsUnavailable(err) || errors.Is(err, context.Canceled) {
 		return err
@@ -225,8 +225,8 @@ func scanError(err error) error {
 		cause = " (" + ne.Code + ")"
 	}
 	return &operations.Error{
-		Code: "SCAN_FAILED",
-		Message: fmt.Sprintf("scan stopped in the %s phase%s after %d chunk(s) were committed (%d nodes, %d relationships); scanning again is safe",
+		Code: "INVENTORY_FAILED",
+		Message: fmt.Sprintf("import stopped in the %s phase%s after %d chunk(s) were committed (%d nodes, %d relationships); importing again is safe",
 			ie.Phase, cause, res.Chunks, res.Nodes, res.Relationships),
 		Details: details,
 		Err:     err,
@@ -235,18 +235,18 @@ func scanError(err error) error {
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// scanRequest is a decoded and checked scan.
-type scanRequest struct {
-	params    ScanParams
+// inventoryRequest is a decoded and checked import.
+type inventoryRequest struct {
+	params    InventoryParams
 	tenantID  string
 	resources []AzureResource // nil until loaded
 }
 
-// decodeScan decodes and checks params. With load, an inventory named by
+// decodeInventory decodes and checks params. With load, an inventory named by
 // path is read and checked too; without it (at submit) the file only has to
 // exist.
-func decodeScan(raw json.RawMessage, opts ScanOptions, load bool) (scanRequest, error) {
-	var req scanRequest
+func decodeInventory(raw json.RawMessage, opts InventoryOptions, load bool) (inventoryRequest, error) {
+	var req inventoryRequest
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req.params); err != nil {
@@ -395,16 +395,16 @@ func ParseResourceID(id string) (ResourceID, error) {
 	return out, nil
 }
 
-// BuildGraph turns an inventory into the graph a scan writes (nodes
+// BuildGraph turns an inventory into the graph an inventory import writes (nodes
 // tenant first, then subscriptions, resource groups and resources in
 // inventory order; each id once) and counts what it holds. A resource
 // group's name is its first spelling in the inventory that is not all
 // upper case, if there is one. label, when
 // not empty, is added to every node; prefix is prepended to every node id.
 // Items must have valid ids (see ParseResourceID); others are skipped.
-func BuildGraph(tenantID string, items []AzureResource, label, prefix string) (neo4jpool.Graph, ScanResult) {
+func BuildGraph(tenantID string, items []AzureResource, label, prefix string) (neo4jpool.Graph, InventoryResult) {
 	tenantID = strings.ToLower(tenantID)
-	res := ScanResult{TenantID: tenantID}
+	res := InventoryResult{TenantID: tenantID}
 	labels := func(kind string) []string {
 		if label == "" {
 			return []string{kind}
@@ -468,7 +468,7 @@ func BuildGraph(tenantID string, items []AzureResource, label, prefix string) (n
 }
 
 // resourceProperties are the properties of a Resource node. Absent values
-// are nil, which removes a property left by an earlier scan.
+// are nil, which removes a property left by an earlier import.
 func resourceProperties(it AzureResource, id ResourceID, sub string) map[string]any {
 	orNil := func(s string) any {
 		if s == "" {
