@@ -79,6 +79,8 @@ type Manager struct {
 	closed  bool
 	envs    map[string]*envState
 	metrics map[string]*envMetrics // per environment name, kept across reconfiguration
+	// users are the calls using each driver (see handover.go).
+	users map[neo4j.DriverWithContext]map[*user]struct{}
 
 	// importLocks serialise imports without an id constraint, one
 	// channel (of capacity 1) per environment and base label.
@@ -142,9 +144,12 @@ func (m *Manager) metricsForLocked(env string) *envMetrics {
 // Config.WithDefaults and must pass Config.Validate (the error then matches
 // ErrInvalidConfig). No connection is made: the driver is created on first
 // use. Reconfiguring an environment, or configuring one that was closed,
-// closes its old driver, if any: ExecuteRead/ExecuteWrite calls still
-// waiting for one of its connections move to the new driver; calls whose
-// work already ran on it fail or finish on their own.
+// closes its old driver, if any: ExecuteRead/ExecuteWrite/ExecuteOnce
+// calls still waiting for one of its connections move to the new driver;
+// Configure waits (until ctx ends, at most 10 s) for the calls already
+// running on the old driver to finish before it closes it, and a call
+// still running after that sees its connection closed. Close and CloseAll
+// wait the same way.
 func (m *Manager) Configure(ctx context.Context, env string, cfg Config) error {
 	if env == "" {
 		return fmt.Errorf("neo4jpool: configure: %w: environment name is empty", ErrInvalidConfig)
@@ -301,6 +306,7 @@ func (m *Manager) open(ctx context.Context, env string, cfg Config, em *envMetri
 }
 
 func (m *Manager) closeDriver(ctx context.Context, d neo4j.DriverWithContext) error {
+	m.retire(ctx, d) // the driver's Close must not race with a borrow
 	m.driversClosed.Add(1)
 	return d.Close(ctx)
 }
@@ -504,9 +510,18 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 		if err != nil {
 			return nil, err
 		}
+		uctx, u, ok := m.use(ctx, env, d)
+		if !ok { // replaced since m.driver returned it
+			if round < maxHandOvers {
+				continue
+			}
+			return nil, &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: "connect", Err: errHandOver}
+		}
 		ran := attempts
-		result, err = m.executeOn(ctx, env, d, cfg, mode, work, configurers, start, em, &attempts)
-		if err != nil && attempts == ran && round < maxHandOvers && ctx.Err() == nil && !m.isCurrentDriver(env, d) {
+		result, err = m.executeOn(uctx, env, d, cfg, mode, work, configurers, start, em, &attempts, func() bool { return m.unwait(u) })
+		moved := m.unwait(u)
+		m.release(d, u) // executeOn closed its session
+		if err != nil && attempts == ran && round < maxHandOvers && ctx.Err() == nil && (moved || !m.isCurrentDriver(env, d)) {
 			// The environment was reconfigured (or closed) while this call
 			// waited for a connection of the old driver, which failed it
 			// ("Pool closed") before its work ran: hand it to the new driver
@@ -533,7 +548,7 @@ func (m *Manager) isCurrentDriver(env string, d neo4j.DriverWithContext) bool {
 // work function's runs to *attempts.
 func (m *Manager) executeOn(ctx context.Context, env string, d neo4j.DriverWithContext, cfg Config, mode neo4j.AccessMode,
 	work neo4j.ManagedTransactionWork, configurers []func(*neo4j.TransactionConfig),
-	start time.Time, em *envMetrics, attempts *int) (any, error) {
+	start time.Time, em *envMetrics, attempts *int, started func() (moved bool)) (any, error) {
 	guard := newRetryGuard(ctx, cfg.MaxTransactionRetryTime, em.connFailed.Load)
 	defer guard.stop()
 	session := d.NewSession(ctx, neo4j.SessionConfig{AccessMode: mode, DatabaseName: cfg.Database})
@@ -546,6 +561,9 @@ func (m *Manager) executeOn(ctx context.Context, env string, d neo4j.DriverWithC
 	counted := func(tx neo4j.ManagedTransaction) (any, error) {
 		if err := guard.enter(); err != nil {
 			return nil, err
+		}
+		if started() { // a connection in hand, but of a retired driver
+			return nil, errHandOver
 		}
 		*attempts++
 		if *attempts == 1 {

@@ -32,10 +32,24 @@ func (m *Manager) ExecuteOnce(ctx context.Context, env string, mode neo4j.Access
 	attempts := 0
 	defer func() { em.callEnd(err, attempts, start) }()
 
-	d, cfg, err := m.driver(ctx, env)
-	if err != nil {
-		return nil, err
+	for round := 1; ; round++ {
+		d, cfg, err := m.driver(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		var moved bool
+		result, moved, err = m.executeOnceOn(ctx, env, d, cfg, mode, fetchSize, work, configurers, start, em, &attempts)
+		if moved && round < maxHandOvers && ctx.Err() == nil {
+			continue // the environment was reconfigured while the call waited
+		}
+		return result, err
 	}
+}
+
+// executeOnceOn is ExecuteOnce on driver d; moved reports that d was
+// retired while the call waited for a connection (nothing ran).
+func (m *Manager) executeOnceOn(ctx context.Context, env string, d neo4j.DriverWithContext, cfg Config, mode neo4j.AccessMode, fetchSize int,
+	work neo4j.ManagedTransactionWork, configurers []func(*neo4j.TransactionConfig), start time.Time, em *envMetrics, attempts *int) (result any, moved bool, err error) {
 	op := "write transaction"
 	if mode == neo4j.AccessModeRead {
 		op = "read transaction"
@@ -43,15 +57,28 @@ func (m *Manager) ExecuteOnce(ctx context.Context, env string, mode neo4j.Access
 	wrap := func(err error) error {
 		return &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: op, Err: err}
 	}
-	session := d.NewSession(ctx, neo4j.SessionConfig{AccessMode: mode, DatabaseName: cfg.Database, FetchSize: fetchSize})
+	wctx, u, ok := m.use(ctx, env, d)
+	if !ok {
+		return nil, true, wrap(errHandOver)
+	}
+	defer m.release(d, u) // after the session's close below
+	session := d.NewSession(wctx, neo4j.SessionConfig{AccessMode: mode, DatabaseName: cfg.Database, FetchSize: fetchSize})
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionCloseTimeout)
 		defer cancel()
 		_ = session.Close(closeCtx)
 	}()
-	tx, err := session.BeginTransaction(ctx, configurers...)
+	tx, err := session.BeginTransaction(wctx, configurers...)
+	if m.unwait(u) {
+		if err == nil {
+			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionCloseTimeout)
+			_ = tx.Close(closeCtx)
+			cancel()
+		}
+		return nil, true, wrap(errHandOver)
+	}
 	if err != nil {
-		return nil, wrap(err)
+		return nil, false, wrap(err)
 	}
 	defer func() {
 		if err != nil {
@@ -60,16 +87,16 @@ func (m *Manager) ExecuteOnce(ctx context.Context, env string, mode neo4j.Access
 			_ = tx.Close(closeCtx) // rolls back what did not commit
 		}
 	}()
-	attempts = 1
+	*attempts = 1
 	em.txStart.observe(time.Since(start).Seconds())
 	em.txBegin()
 	result, err = work(tx)
 	if err == nil {
-		err = tx.Commit(ctx)
+		err = tx.Commit(wctx)
 	}
 	em.txEnd()
 	if err != nil {
-		return nil, wrap(err)
+		return nil, false, wrap(err)
 	}
-	return result, nil
+	return result, false, nil
 }
