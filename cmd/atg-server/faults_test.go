@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -58,54 +55,11 @@ func TestBinarySIGTERMCancelsRunningOperations(t *testing.T) {
 	vars["ATG_RATE_LIMIT_RPM"] = "0" // the test polls
 	vars["ATG_SHUTDOWN_TIMEOUT"] = shutdownTimeout.String()
 
-	// Built with -race when this test binary is, so a data race during
-	// shutdown fails the test (exit status 66).
-	bin := serverBinary(t)
-	cmd := exec.Command(bin, "serve", "--env-file", "", "--log-format", "json")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	stdout, err := cmd.StdoutPipe()
-	must(t, err)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	must(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.Contains(line, "listening on") {
-		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	url := "http://127.0.0.1:" + vars["ATG_SERVER_PORT"]
-	hc := &http.Client{Transport: &http.Transport{}}
-	defer hc.CloseIdleConnections()
-	do := func(method, path string, body any) (int, []byte) {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, err := json.Marshal(body)
-			must(t, err)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, url+path, rd)
-		req.Header.Set("Authorization", "Bearer "+key)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
+	// The binary is built with -race when this test binary is, so a data
+	// race during shutdown fails the test (exit status 66).
+	srv := startServerProcess(t, vars, key, "serve", "--env-file", "", "--log-format", "json")
+	cmd, exited, stderr, url, hc := srv.cmd, srv.exited, srv.stderr, srv.url, srv.hc
+	do := func(method, path string, body any) (int, []byte) { return srv.do(t, method, path, body) }
 	getOp := func(id string) operations.Operation {
 		t.Helper()
 		status, body := do("GET", "/api/v1/operations/"+id, nil)

@@ -1,14 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -46,52 +40,8 @@ func TestBinaryScanFakeAzure(t *testing.T) {
 	for k, v := range fake.Env() {
 		vars[k] = v
 	}
-	cmd := exec.Command(serverBinary(t), "serve", "--env-file", "")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	stdout, err := cmd.StdoutPipe()
-	must(t, err)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	must(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.Contains(line, "listening on") {
-		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	url := "http://127.0.0.1:" + vars["ATG_SERVER_PORT"]
-	hc := &http.Client{Transport: &http.Transport{}}
-	defer hc.CloseIdleConnections()
-	do := func(method, path string, body any) (int, []byte) {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, err := json.Marshal(body)
-			must(t, err)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, url+path, rd)
-		req.Header.Set("Authorization", "Bearer "+key)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
-	status, body := do("POST", "/api/v1/operations", map[string]any{"type": "scan"})
+	srv := startServerProcess(t, vars, key, "serve", "--env-file", "")
+	status, body := srv.do(t, "POST", "/api/v1/operations", map[string]any{"type": "scan"})
 	if status != 202 {
 		t.Fatalf("submit: %d %s", status, body)
 	}
@@ -99,12 +49,12 @@ func TestBinaryScanFakeAzure(t *testing.T) {
 	must(t, json.Unmarshal(body, &sub))
 	var op operations.Operation
 	waitFor(t, "the scan to end", func() bool {
-		_, body := do("GET", "/api/v1/operations/"+sub.OperationID, nil)
+		_, body := srv.do(t, "GET", "/api/v1/operations/"+sub.OperationID, nil)
 		must(t, json.Unmarshal(body, &op))
 		return op.Status.Terminal()
 	})
 	if op.Status != operations.Completed {
-		t.Fatalf("scan %s: %+v; stderr:\n%s", op.Status, op.Error, stderr.String())
+		t.Fatalf("scan %s: %+v; stderr:\n%s", op.Status, op.Error, srv.stderr.String())
 	}
 	var res azure.ScanResult
 	must(t, json.Unmarshal(op.Result, &res))
@@ -114,7 +64,7 @@ func TestBinaryScanFakeAzure(t *testing.T) {
 	if n := neo4jtest.Count(t, d, s, "MATCH (:VirtualMachine {tenant_id: $t})-[:USES_SUBNET]->(:Subnet) RETURN count(*)", map[string]any{"t": tenant}); n == 0 {
 		t.Error("no VirtualMachine -USES_SUBNET-> Subnet in the graph")
 	}
-	if strings.Contains(stderr.String(), fake.Token) {
+	if strings.Contains(srv.stderr.String(), fake.Token) {
 		t.Error("the access token is in the server's log")
 	}
 }
