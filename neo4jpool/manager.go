@@ -492,7 +492,34 @@ func (m *Manager) ExecuteWrite(ctx context.Context, env string, work neo4j.Manag
 }
 
 func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode,
-	work neo4j.ManagedTransactionWork, configurers []func(*neo4j.TransactionConfig)) (result any, err error) {
+	work neo4j.ManagedTransactionWork, configurers []func(*neo4j.TransactionConfig)) (any, error) {
+	return m.call(ctx, env, work, func(c callOn) (any, error) {
+		return m.executeOn(c.ctx, env, c.d, c.cfg, mode, work, configurers, c.start, c.em, c.attempts, c.started)
+	})
+}
+
+// callOn is what call gives its run function: the driver, the context to
+// use it with, and the call's metrics. started must be called once the
+// call has a connection; when it reports true the driver was retired
+// meanwhile: run then stops before any work and returns an error.
+type callOn struct {
+	ctx      context.Context
+	d        neo4j.DriverWithContext
+	cfg      Config
+	em       *envMetrics
+	start    time.Time
+	attempts *int
+	started  func() (moved bool)
+}
+
+// call is the frame of ExecuteRead, ExecuteWrite and ExecuteOnce: it
+// checks work, keeps the environment's call metrics, and runs run on
+// env's current driver, registered as one of its users (handover.go).
+// When the environment is reconfigured or closed while the call waits for
+// a connection, so that its work never ran, the call moves to the new
+// driver (m.driver reports a closed environment), at most maxHandOvers
+// times.
+func (m *Manager) call(ctx context.Context, env string, work neo4j.ManagedTransactionWork, run func(callOn) (any, error)) (result any, err error) {
 	if work == nil {
 		return nil, errors.New("neo4jpool: transaction work function is nil")
 	}
@@ -518,14 +545,10 @@ func (m *Manager) execute(ctx context.Context, env string, mode neo4j.AccessMode
 			return nil, &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: "connect", Err: errHandOver}
 		}
 		ran := attempts
-		result, err = m.executeOn(uctx, env, d, cfg, mode, work, configurers, start, em, &attempts, func() bool { return m.unwait(u) })
+		result, err = run(callOn{ctx: uctx, d: d, cfg: cfg, em: em, start: start, attempts: &attempts, started: func() bool { return m.unwait(u) }})
 		moved := m.unwait(u)
-		m.release(d, u) // executeOn closed its session
+		m.release(d, u) // run closed its session
 		if err != nil && attempts == ran && round < maxHandOvers && ctx.Err() == nil && (moved || !m.isCurrentDriver(env, d)) {
-			// The environment was reconfigured (or closed) while this call
-			// waited for a connection of the old driver, which failed it
-			// ("Pool closed") before its work ran: hand it to the new driver
-			// (m.driver reports a closed environment).
 			continue
 		}
 		return result, err

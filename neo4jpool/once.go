@@ -2,7 +2,6 @@ package neo4jpool
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -19,66 +18,40 @@ import (
 // (0: the driver's default, 1000); a small one bounds the memory a result
 // of large rows takes. It maintains the environment's metrics.
 func (m *Manager) ExecuteOnce(ctx context.Context, env string, mode neo4j.AccessMode, fetchSize int,
-	work neo4j.ManagedTransactionWork, configurers ...func(*neo4j.TransactionConfig)) (result any, err error) {
-	if work == nil {
-		return nil, errors.New("neo4jpool: transaction work function is nil")
-	}
-	em, err := m.envMetricsFor(env)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	em.callBegin()
-	attempts := 0
-	defer func() { em.callEnd(err, attempts, start) }()
-
-	for round := 1; ; round++ {
-		d, cfg, err := m.driver(ctx, env)
-		if err != nil {
-			return nil, err
-		}
-		var moved bool
-		result, moved, err = m.executeOnceOn(ctx, env, d, cfg, mode, fetchSize, work, configurers, start, em, &attempts)
-		if moved && round < maxHandOvers && ctx.Err() == nil {
-			continue // the environment was reconfigured while the call waited
-		}
-		return result, err
-	}
+	work neo4j.ManagedTransactionWork, configurers ...func(*neo4j.TransactionConfig)) (any, error) {
+	return m.call(ctx, env, work, func(c callOn) (any, error) {
+		return m.executeOnceOn(c, env, mode, fetchSize, work, configurers)
+	})
 }
 
-// executeOnceOn is ExecuteOnce on driver d; moved reports that d was
-// retired while the call waited for a connection (nothing ran).
-func (m *Manager) executeOnceOn(ctx context.Context, env string, d neo4j.DriverWithContext, cfg Config, mode neo4j.AccessMode, fetchSize int,
-	work neo4j.ManagedTransactionWork, configurers []func(*neo4j.TransactionConfig), start time.Time, em *envMetrics, attempts *int) (result any, moved bool, err error) {
+// executeOnceOn is ExecuteOnce on one driver (see call).
+func (m *Manager) executeOnceOn(c callOn, env string, mode neo4j.AccessMode, fetchSize int,
+	work neo4j.ManagedTransactionWork, configurers []func(*neo4j.TransactionConfig)) (result any, err error) {
 	op := "write transaction"
 	if mode == neo4j.AccessModeRead {
 		op = "read transaction"
 	}
 	wrap := func(err error) error {
-		return &EnvError{Env: env, URI: RedactURI(cfg.URI), Op: op, Err: err}
+		return &EnvError{Env: env, URI: RedactURI(c.cfg.URI), Op: op, Err: err}
 	}
-	wctx, u, ok := m.use(ctx, env, d)
-	if !ok {
-		return nil, true, wrap(errHandOver)
-	}
-	defer m.release(d, u) // after the session's close below
-	session := d.NewSession(wctx, neo4j.SessionConfig{AccessMode: mode, DatabaseName: cfg.Database, FetchSize: fetchSize})
+	ctx := c.ctx
+	session := c.d.NewSession(ctx, neo4j.SessionConfig{AccessMode: mode, DatabaseName: c.cfg.Database, FetchSize: fetchSize})
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionCloseTimeout)
 		defer cancel()
 		_ = session.Close(closeCtx)
 	}()
-	tx, err := session.BeginTransaction(wctx, configurers...)
-	if m.unwait(u) {
+	tx, err := session.BeginTransaction(ctx, configurers...)
+	if c.started() {
 		if err == nil {
 			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionCloseTimeout)
 			_ = tx.Close(closeCtx)
 			cancel()
 		}
-		return nil, true, wrap(errHandOver)
+		return nil, wrap(errHandOver)
 	}
 	if err != nil {
-		return nil, false, wrap(err)
+		return nil, wrap(err)
 	}
 	defer func() {
 		if err != nil {
@@ -87,16 +60,16 @@ func (m *Manager) executeOnceOn(ctx context.Context, env string, d neo4j.DriverW
 			_ = tx.Close(closeCtx) // rolls back what did not commit
 		}
 	}()
-	*attempts = 1
-	em.txStart.observe(time.Since(start).Seconds())
-	em.txBegin()
+	*c.attempts = 1
+	c.em.txStart.observe(time.Since(c.start).Seconds())
+	c.em.txBegin()
 	result, err = work(tx)
 	if err == nil {
-		err = tx.Commit(wctx)
+		err = tx.Commit(ctx)
 	}
-	em.txEnd()
+	c.em.txEnd()
 	if err != nil {
-		return nil, false, wrap(err)
+		return nil, wrap(err)
 	}
-	return result, false, nil
+	return result, nil
 }

@@ -122,8 +122,9 @@ type Options struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For and
 	// X-Forwarded-Proto headers are believed.
 	TrustedProxies []netip.Prefix
-	// Audit receives the audit trail (submits, cancels, write queries);
-	// nil means none.
+	// Audit receives the audit trail (submits, cancels, write queries,
+	// administration and refused statements, authentication failures); nil
+	// means none.
 	Audit *audit.Logger
 	// CORSOrigins are the browser origins allowed to call the API (exact
 	// scheme://host[:port], or "*"); empty means no CORS headers.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -45,18 +44,6 @@ var dataProcedures = map[string]bool{
 // report a schema-write statement type).
 var schemaOperators = map[string]bool{
 	"CreateIndex": true, "DropIndex": true, "CreateConstraint": true, "DropConstraint": true,
-}
-
-// DataProcedures returns the procedures that keys without the admin scope
-// may call through POST /api/v1/query, sorted. Every other procedure (dbms.*,
-// db.clearQueryCaches, plugins) needs admin.
-func DataProcedures() []string {
-	out := make([]string, 0, len(dataProcedures))
-	for p := range dataProcedures {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // queryClass is what the guard concluded about a statement.
