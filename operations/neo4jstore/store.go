@@ -1,6 +1,7 @@
 package neo4jstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -460,19 +461,16 @@ func (s *Store) Put(ctx context.Context, op operations.Operation) error {
 		s.last[op.ID] = op
 	}
 	s.mu.Unlock()
-	urgent := true
-	if had {
-		a, b := prev, op
-		a.Progress, b.Progress, a.LastEventID, b.LastEventID = nil, nil, 0, 0
-		urgent = !sameOperation(a, b)
-	}
-	return s.accept(op.ID, &op, nil, urgent)
+	return s.accept(op.ID, &op, nil, !had || !onlyProgressMoved(prev, op))
 }
 
-func sameOperation(a, b operations.Operation) bool {
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return string(ja) == string(jb) && string(a.Params) == string(b.Params)
+// onlyProgressMoved reports whether b differs from a in nothing but its
+// progress and event counter (a progress report, which may be coalesced).
+func onlyProgressMoved(a, b operations.Operation) bool {
+	sameTime := func(x, y *time.Time) bool { return x == y || (x != nil && y != nil && x.Equal(*y)) }
+	return a.Status == b.Status && a.Error == b.Error && bytes.Equal(a.Result, b.Result) &&
+		sameTime(a.StartedAt, b.StartedAt) && sameTime(a.FinishedAt, b.FinishedAt) &&
+		a.ClientID == b.ClientID && a.Type == b.Type
 }
 
 // AppendEvent implements operations.Store. Status, complete and error
