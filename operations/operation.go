@@ -29,6 +29,16 @@ type Operation struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// LastEventID is the sequence number of its latest event.
 	LastEventID int64 `json:"last_event_id"`
+	// Replica names the server replica running it (empty when one server
+	// runs everything, or before a replica claims it).
+	Replica string `json:"replica,omitempty"`
+	// Attempt counts the runs: 1 for the first, one more each time a
+	// replica takes it over after another died; 0 before the first run.
+	Attempt int `json:"attempt,omitempty"`
+
+	// Checkpoint is what a resumable operation saved of its progress, for
+	// a replica that takes it over. Never encoded.
+	Checkpoint json.RawMessage `json:"-"`
 
 	// Params are the submitted parameters. They are kept until the
 	// operation ends and never encoded.
