@@ -42,7 +42,15 @@ func manager(t *testing.T) (*neo4jpool.Manager, neo4jtest.Settings) {
 // open opens a store in namespace ns, removed with its nodes after t.
 func open(t *testing.T, m *neo4jpool.Manager, s neo4jtest.Settings, ns string, interval time.Duration) *neo4jstore.Store {
 	t.Helper()
-	st, err := neo4jstore.Open(context.Background(), neo4jstore.Config{Manager: m, Environment: "test", Namespace: ns, ProgressInterval: interval, Logger: quiet})
+	return openConfig(t, s, neo4jstore.Config{Manager: m, Environment: "test", Namespace: ns, ProgressInterval: interval, Logger: quiet})
+}
+
+// openConfig opens a store with cfg, removed with its namespace's nodes
+// after t.
+func openConfig(t *testing.T, s neo4jtest.Settings, cfg neo4jstore.Config) *neo4jstore.Store {
+	t.Helper()
+	ns := cfg.Namespace
+	st, err := neo4jstore.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +70,24 @@ func TestNeo4jStoreConformance(t *testing.T) {
 	t.Parallel()
 	m, s := manager(t)
 	storetest.Run(t, func(t *testing.T) operations.Store { return open(t, m, s, neo4jtest.Unique(t), 0) })
+}
+
+// sharedLease is the lease of the shared suite: the database's clock
+// cannot be moved, so Expire waits it out.
+const sharedLease = time.Second
+
+// TestNeo4jStoreSharedConformance runs the SharedStore suite with two
+// Shared stores (two replicas) on one namespace.
+func TestNeo4jStoreSharedConformance(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	storetest.RunShared(t, func(t *testing.T) storetest.Shared {
+		cfg := neo4jstore.Config{Manager: m, Environment: "test", Namespace: neo4jtest.Unique(t), Logger: quiet, Shared: true}
+		return storetest.Shared{
+			A: openConfig(t, s, cfg), B: openConfig(t, s, cfg), Lease: sharedLease,
+			Expire: func() { time.Sleep(sharedLease + 200*time.Millisecond) },
+		}
+	})
 }
 
 // countEvents counts the events of id written to the database.

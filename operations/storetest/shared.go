@@ -337,6 +337,7 @@ func requestCancel(t *testing.T, f Shared) {
 		op.Status, op.FinishedAt, op.Result, op.LastEventID = status, ptr(at(5)), json.RawMessage(`{"n":1}`), 2
 		must(t, f.A.AppendEvent(ctx, id, operations.Event{Seq: 2, Type: operations.EventComplete, Time: at(5), Data: json.RawMessage(`{}`)}))
 		must(t, f.A.Put(ctx, op))
+		flushed(t, f.A)
 	}
 	cancelledData, err := json.Marshal(operations.TerminalData{OperationID: "op_cq", Status: operations.Cancelled,
 		Error: &operations.Error{Code: operations.CodeCancelled, Message: "not needed"}, Time: now})
