@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"go.uber.org/goleak"
 
@@ -248,5 +249,92 @@ func TestSecondCloseIsErrClosed(t *testing.T) {
 	}
 	if err := st.Create(context.Background(), operations.Operation{ID: "x"}); err != neo4jstore.ErrClosed {
 		t.Errorf("Create after Close: %v", err)
+	}
+}
+
+// TestSharedEventsAreFenced: events a replica appends after losing an
+// operation do not land, the first event of an operation another replica
+// claimed (or cancelled) at once does, and a Shared store answers from
+// memory only for what it holds.
+func TestSharedEventsAreFenced(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	ctx := context.Background()
+	cfg := neo4jstore.Config{Manager: m, Environment: "test", Namespace: neo4jtest.Unique(t), Logger: quiet, Shared: true, ProgressInterval: time.Hour}
+	a, b := openConfig(t, s, cfg), openConfig(t, s, cfg)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	event := func(seq int64, by string) operations.Event {
+		return operations.Event{Seq: seq, Type: operations.EventLog, Time: time.Now().UTC(), Data: json.RawMessage(`{"by":"` + by + `"}`)}
+	}
+	history := func(id string) []string {
+		t.Helper()
+		must(a.Flush(ctx))
+		must(b.Flush(ctx))
+		other := openConfig(t, s, cfg) // reads only the database
+		evs, err := other.EventsAfter(ctx, id, 0)
+		must(err)
+		var out []string
+		for _, ev := range evs {
+			out = append(out, fmt.Sprintf("%d %s", ev.Seq, ev.Data))
+		}
+		return out
+	}
+
+	// A creates two operations; before its first events are written, B
+	// claims one and cancels the other.
+	for _, id := range []string{"op_claimed", "op_cancelled"} {
+		must(a.Create(ctx, operations.Operation{ID: id, Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: time.Now().UTC(), LastEventID: 1}))
+		must(a.AppendEvent(ctx, id, event(1, "creator")))
+	}
+	if ops, err := b.Claim(ctx, "b", 1, time.Hour); err != nil || len(ops) != 1 || ops[0].ID != "op_claimed" {
+		t.Fatalf("claim: %v %v", ops, err)
+	}
+	if _, err := b.RequestCancel(ctx, "op_cancelled", "no", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{`1 {"by":"creator"}`}, history("op_claimed")); diff != "" {
+		t.Errorf("claimed at once (-want +got):\n%s", diff)
+	}
+	if got := history("op_cancelled"); len(got) != 2 || got[0] != `1 {"by":"creator"}` {
+		t.Errorf("cancelled at once: %v", got)
+	}
+
+	// A claims with a short lease; B takes over; A's next events (as far
+	// as A knows, its own) do not land, B's do.
+	must(a.Create(ctx, operations.Operation{ID: "op_run", Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: time.Now().UTC()}))
+	ops, err := a.Claim(ctx, "a", 1, 300*time.Millisecond)
+	if err != nil || len(ops) != 1 {
+		t.Fatalf("claim: %v %v", ops, err)
+	}
+	byA := ops[0]
+	must(a.AppendEvent(ctx, byA.ID, event(1, "a")))
+	byA.LastEventID = 1
+	must(a.Put(ctx, byA))
+	must(a.Flush(ctx))
+	time.Sleep(500 * time.Millisecond)
+	if ops, err := b.TakeOver(ctx, "b", 1, time.Hour); err != nil || len(ops) != 1 {
+		t.Fatalf("take over: %v %v", ops, err)
+	}
+	must(a.AppendEvent(ctx, byA.ID, event(2, "a")))
+	byA.LastEventID = 2
+	must(a.Put(ctx, byA))
+	if diff := cmp.Diff([]string{`1 {"by":"a"}`}, history(byA.ID)); diff != "" {
+		t.Errorf("after A's late event (-want +got):\n%s", diff)
+	}
+	// A's lease ended: it reads B's run, not its own memory.
+	if got, err := a.Get(ctx, byA.ID); err != nil || got.Replica != "b" || got.LastEventID != 1 {
+		t.Errorf("A reads %+v %v", got, err)
+	}
+	if evs, err := a.EventsAfter(ctx, byA.ID, 0); err != nil || len(evs) != 1 {
+		t.Errorf("A reads events %+v %v", evs, err)
+	}
+	must(b.AppendEvent(ctx, byA.ID, event(2, "b")))
+	if diff := cmp.Diff([]string{`1 {"by":"a"}`, `2 {"by":"b"}`}, history(byA.ID)); diff != "" {
+		t.Errorf("after B's event (-want +got):\n%s", diff)
 	}
 }
