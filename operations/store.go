@@ -76,6 +76,9 @@ type Counter interface {
 // Counts are kept per status (Counts is O(1)) and operations are indexed
 // by client, so listing one client's operations costs in proportion to
 // that client's operations, not to everyone's.
+//
+// MemoryStore is also a SharedStore, for several engines in one process
+// (how replicas are tested): see Claim. Its leases follow Now.
 type MemoryStore struct {
 	// HistoryLimit caps the events kept per operation; <= 0 means
 	// DefaultHistoryLimit.
@@ -83,6 +86,9 @@ type MemoryStore struct {
 	// MaxFinished caps the finished operations kept; <= 0 means
 	// DefaultMaxFinished.
 	MaxFinished int
+	// Now is the store's clock for leases and for StartedAt on Claim; nil
+	// means time.Now. Tests move it to let leases expire without waiting.
+	Now func() time.Time
 
 	mu       sync.RWMutex
 	ops      map[string]*memEntry
@@ -91,11 +97,20 @@ type MemoryStore struct {
 	finished []string            // finished IDs in the order they finished
 	counts   map[Status]int
 	idem     map[idemKey]string
+	// active holds the IDs of the queued and of the running operations,
+	// and runningBy counts the running ones per client, for Claim and
+	// TakeOver.
+	active    map[Status]map[string]struct{}
+	runningBy map[string]int
 }
 
 type memEntry struct {
 	op     Operation
 	events []Event
+	// leaseUntil is when the lease of a claimed operation ends.
+	leaseUntil time.Time
+	// cancelReason is a cancel requested while it runs (RequestCancel).
+	cancelReason string
 }
 
 type idemKey struct{ client, key string }
@@ -106,6 +121,36 @@ func (s *MemoryStore) init() {
 		s.idem = map[idemKey]string{}
 		s.byClient = map[string][]string{}
 		s.counts = map[Status]int{}
+		s.active = map[Status]map[string]struct{}{Queued: {}, Running: {}}
+		s.runningBy = map[string]int{}
+	}
+}
+
+// countLocked adds d (1 or -1) to the bookkeeping of op's status.
+func (s *MemoryStore) countLocked(op Operation, d int) {
+	s.counts[op.Status] += d
+	if set, ok := s.active[op.Status]; ok {
+		if d > 0 {
+			set[op.ID] = struct{}{}
+		} else {
+			delete(set, op.ID)
+		}
+	}
+	if op.Status == Running {
+		if s.runningBy[op.ClientID] += d; s.runningBy[op.ClientID] <= 0 {
+			delete(s.runningBy, op.ClientID)
+		}
+	}
+}
+
+// setLocked replaces e's operation with op, keeping the counts.
+func (s *MemoryStore) setLocked(e *memEntry, op Operation) {
+	s.countLocked(e.op, -1)
+	s.countLocked(op, 1)
+	finished := op.Status.Terminal() && !e.op.Status.Terminal()
+	e.op = op
+	if finished {
+		s.finishedLocked(op.ID)
 	}
 }
 
@@ -117,7 +162,7 @@ func (s *MemoryStore) Create(_ context.Context, op Operation) error {
 	s.ops[op.ID] = &memEntry{op: op}
 	s.order = append(s.order, op.ID)
 	s.byClient[op.ClientID] = append(s.byClient[op.ClientID], op.ID)
-	s.counts[op.Status]++
+	s.countLocked(op, 1)
 	if op.Status.Terminal() {
 		s.finishedLocked(op.ID)
 	}
@@ -150,7 +195,7 @@ func (s *MemoryStore) deleteLocked(id string) {
 		return
 	}
 	delete(s.ops, id)
-	s.counts[e.op.Status]--
+	s.countLocked(e.op, -1)
 	if e.op.IdempotencyKey != "" {
 		delete(s.idem, idemKey{e.op.ClientID, e.op.IdempotencyKey})
 	}
@@ -188,7 +233,10 @@ func (s *MemoryStore) Counts(context.Context) (map[Status]int, error) {
 	return maps.Clone(s.counts), nil
 }
 
-// Put implements Store.
+// Put implements Store. It is fenced (see SharedStore): an operation that
+// has ended, or whose stored Replica or Attempt differs from op's (another
+// replica took it over), is left as it is and Put returns ErrLeaseLost.
+// The stored Checkpoint is kept (SaveCheckpoint writes it).
 func (s *MemoryStore) Put(_ context.Context, op Operation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -196,14 +244,11 @@ func (s *MemoryStore) Put(_ context.Context, op Operation) error {
 	if !ok {
 		return ErrNotFound
 	}
-	if e.op.Status != op.Status {
-		s.counts[e.op.Status]--
-		s.counts[op.Status]++
-		if op.Status.Terminal() && !e.op.Status.Terminal() {
-			defer s.finishedLocked(op.ID)
-		}
+	if e.op.Status.Terminal() || e.op.Replica != op.Replica || e.op.Attempt != op.Attempt {
+		return ErrLeaseLost
 	}
-	e.op = op
+	op.Checkpoint = e.op.Checkpoint
+	s.setLocked(e, op)
 	return nil
 }
 
@@ -280,7 +325,10 @@ func (s *MemoryStore) Unfinished(_ context.Context) ([]Operation, error) {
 	return out, nil
 }
 
-// AppendEvent implements Store.
+// AppendEvent implements Store. Events come in Seq order: one whose Seq
+// is not above the last stored one (another replica used it), or that
+// comes after the end of an operation (Seq above the LastEventID of a
+// terminal operation), is dropped with ErrLeaseLost.
 func (s *MemoryStore) AppendEvent(_ context.Context, id string, ev Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -288,6 +336,15 @@ func (s *MemoryStore) AppendEvent(_ context.Context, id string, ev Event) error 
 	if !ok {
 		return ErrNotFound
 	}
+	if (len(e.events) > 0 && ev.Seq <= e.events[len(e.events)-1].Seq) || (e.op.Status.Terminal() && ev.Seq > e.op.LastEventID) {
+		return ErrLeaseLost
+	}
+	s.appendLocked(e, ev)
+	return nil
+}
+
+// appendLocked adds ev to e's history, within HistoryLimit.
+func (s *MemoryStore) appendLocked(e *memEntry, ev Event) {
 	limit := s.HistoryLimit
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
@@ -304,7 +361,6 @@ func (s *MemoryStore) AppendEvent(_ context.Context, id string, ev Event) error 
 		}
 	}
 	e.events = append(e.events, ev)
-	return nil
 }
 
 // EventsAfter implements Store.
