@@ -17,7 +17,7 @@ import (
 // clock is a MemoryStore clock tests move forward to expire leases.
 type clock struct{ offset atomic.Int64 }
 
-func (c *clock) now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // mortalStore is a replica's view of the shared store: after kill every

@@ -162,9 +162,9 @@ func (f *feed) read(cursor int64) ([]Event, <-chan struct{}, feedState) {
 // with the terminal event. Call Close when done. Next and Close may be
 // called from different goroutines; Next from one at a time.
 type Subscription struct {
-	cursor    int64   // Seq of the last event delivered (or the after asked for)
-	backlog   []Event // history, then batches read from the feed
-	feed      *feed   // nil once the operation had ended at Subscribe
+	cursor  int64   // Seq of the last event delivered (or the after asked for)
+	backlog []Event // history, then batches read from the feed
+	feed    *feed   // nil once the operation had ended at Subscribe
 	// tail, when set, reads events after a cursor from the store, and
 	// whether the operation has ended: for operations this engine does
 	// not run (replicas), polled every pollEvery.
