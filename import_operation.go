@@ -38,6 +38,7 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 			_, err := decodeImportParams(params)
 			return err
 		},
+		Resumable: true,
 		Run: func(ctx context.Context, params json.RawMessage, r operations.Reporter) (any, error) {
 			// Validated at submit; Importer.Import checks the graph again
 			// before it sends anything, so decoding is enough here.
@@ -45,23 +46,88 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 			if err != nil {
 				return nil, err
 			}
-			im := neo4jpool.Importer{Manager: m, Env: env}
 			nodes, rels := int64(len(g.Nodes)), int64(len(g.Relationships))
+			// A replica taking the import over continues after the
+			// committed chunks of the last checkpoint.
+			var from importCheckpoint
+			if raw, ok := operations.ResumeFrom(ctx); ok {
+				if err := json.Unmarshal(raw, &from); err != nil {
+					return nil, fmt.Errorf("import: read its checkpoint: %w", err)
+				}
+				g = from.rest(g)
+				r.Log("info", fmt.Sprintf("resuming after %d committed %s: %s from item %d", from.Result.Chunks, plural(from.Result.Chunks, "chunk", "chunks"), from.Phase, from.Offset))
+			}
+			im := neo4jpool.Importer{Manager: m, Env: env}
 			res, err := im.Import(ctx, g, func(p neo4jpool.ImportProgress) {
-				done := int64(p.Done)
+				cp := from.advance(p)
+				done := int64(cp.Offset)
 				if p.Phase == neo4jpool.PhaseRelationships {
 					done += nodes
 				}
 				r.Progress(operations.Progress{
 					Phase: p.Phase, Done: done, Total: nodes + rels,
-					Message: fmt.Sprintf("%s: %d of %d written (%d %s committed)", p.Phase, p.Done, p.Total, p.Chunks, plural(p.Chunks, "chunk", "chunks")),
+					Message: fmt.Sprintf("%s: %d of %d written (%d %s committed)", p.Phase, cp.Offset, phaseTotal(p.Phase, nodes, rels), cp.Result.Chunks, plural(cp.Result.Chunks, "chunk", "chunks")),
 				})
+				if err := operations.SaveCheckpoint(ctx, cp); err != nil && ctx.Err() == nil {
+					r.Log("warn", "could not save a checkpoint: "+err.Error())
+				}
 			})
+			res = addImportResults(from.Result, res)
 			if err != nil {
+				var ie *neo4jpool.ImportError
+				if errors.As(err, &ie) {
+					ie.Result = addImportResults(from.Result, ie.Result)
+				}
 				return nil, importError(ctx, err)
 			}
 			return res, nil
 		},
+	}
+}
+
+// importCheckpoint is how far a resumable import got: Offset items of
+// Phase are committed (all nodes too, in the relationships phase), and
+// Result counts what is committed.
+type importCheckpoint struct {
+	Phase  string                 `json:"phase"`
+	Offset int                    `json:"offset"`
+	Result neo4jpool.ImportResult `json:"result"`
+}
+
+// rest returns what of g is left to write after the checkpoint.
+func (c importCheckpoint) rest(g neo4jpool.Graph) neo4jpool.Graph {
+	switch c.Phase {
+	case neo4jpool.PhaseNodes:
+		g.Nodes = g.Nodes[min(c.Offset, len(g.Nodes)):]
+	case neo4jpool.PhaseRelationships:
+		g.Nodes = nil
+		g.Relationships = g.Relationships[min(c.Offset, len(g.Relationships)):]
+	}
+	return g
+}
+
+// advance returns the checkpoint after progress p of the run that
+// resumed from c (the zero c: a first run).
+func (c importCheckpoint) advance(p neo4jpool.ImportProgress) importCheckpoint {
+	offset := p.Done
+	if p.Phase == c.Phase {
+		offset += c.Offset
+	}
+	return importCheckpoint{Phase: p.Phase, Offset: offset, Result: addImportResults(c.Result, p.Result)}
+}
+
+func phaseTotal(phase string, nodes, rels int64) int64 {
+	if phase == neo4jpool.PhaseRelationships {
+		return rels
+	}
+	return nodes
+}
+
+func addImportResults(a, b neo4jpool.ImportResult) neo4jpool.ImportResult {
+	return neo4jpool.ImportResult{
+		Nodes: a.Nodes + b.Nodes, Relationships: a.Relationships + b.Relationships, Chunks: a.Chunks + b.Chunks,
+		NodesCreated: a.NodesCreated + b.NodesCreated, RelationshipsCreated: a.RelationshipsCreated + b.RelationshipsCreated,
+		RelationshipsSkipped: a.RelationshipsSkipped + b.RelationshipsSkipped,
 	}
 }
 

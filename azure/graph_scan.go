@@ -189,9 +189,24 @@ type Scanner struct {
 	// PruneBatch is the number of items deleted per prune transaction; 0
 	// means DefaultPruneBatch.
 	PruneBatch int
+	// NodeWriters is how many node chunks are written at once, each in its
+	// own transaction (nodes of different chunks are distinct, so they do
+	// not wait for each other); 0 means DefaultNodeWriters (2).
+	// Relationships are written one chunk at a time: they share nodes.
+	NodeWriters int
 	// Now returns the time stamped as first_seen and last_seen; nil means
 	// time.Now.
 	Now func() time.Time
+}
+
+// DefaultNodeWriters is Scanner.NodeWriters's default.
+const DefaultNodeWriters = 2
+
+func (s *Scanner) nodeWriters() int {
+	if s.NodeWriters > 0 {
+		return s.NodeWriters
+	}
+	return DefaultNodeWriters
 }
 
 // scanLocks serialises scans of one tenant in one environment within a
@@ -586,28 +601,25 @@ func (sc *scan) writeNodes(ctx context.Context, seq iter.Seq2[Node, error], what
 				props["resource_group"] = n.ResourceGroup
 			}
 			hash := Hash(n.Labels, props)
+			// The stamps go into the same map (after hashing): one SET
+			// writes them with the content.
+			props["id"], props["tenant_id"], props["scan_id"], props["last_seen"], props["content_hash"] = n.ID, sc.tenant, sc.cfg.ScanID, sc.now, hash
 			if !yield(nodeRow{labels: labelKey(n.Labels), row: map[string]any{"id": n.ID, "props": props, "hash": hash, "sub": n.Subscription}}, nil) {
 				return
 			}
 		}
 	}
-	var last map[string]Diff
 	done := int64(0)
-	_, err := neo4jpool.ChunkedWriteSeq(ctx, sc.s.Manager, sc.s.Env, rows, -1, sc.size,
-		func(ctx context.Context, tx neo4j.ManagedTransaction, chunk []nodeRow) error {
-			last = nil
-			d, err := sc.nodeChunk(ctx, tx, chunk)
-			if err == nil {
-				last = d
+	// Nodes of different chunks are distinct (an id is written once per
+	// scan), so chunks go to the database in parallel.
+	_, err := neo4jpool.ChunkedWriteSeqConcurrent(ctx, sc.s.Manager, sc.s.Env, rows, sc.size, sc.s.nodeWriters(),
+		sc.nodeChunk,
+		func(diff map[string]Diff, n int) {
+			for sub, d := range diff {
+				nodes, _ := sc.counters(sub)
+				nodes.add(d)
 			}
-			return err
-		},
-		func(n, _ int) {
-			for sub, d := range last {
-				n, _ := sc.counters(sub)
-				n.add(d)
-			}
-			done = int64(n)
+			done += int64(n)
 			sc.progress(PhaseNodes, fmt.Sprintf("%s: %d nodes written", what, done), done, 0)
 		})
 	if err != nil {
@@ -639,8 +651,7 @@ func quote(s string) string { return "`" + strings.ReplaceAll(s, "`", "") + "`" 
 
 const nodeStmtWrite = "UNWIND $rows AS row MERGE (n:" + LabelBase + " {tenant_id: $tenant, id: row.id}) " +
 	"WITH n, row, n.content_hash AS old, n.scan_id AS prev, n.first_seen AS fs " +
-	"SET n = row.props SET n%s " +
-	"SET n.id = row.id, n.tenant_id = $tenant, n.scan_id = $scan, n.first_seen = coalesce(fs, $now), n.last_seen = $now, n.content_hash = row.hash " +
+	"SET n = row.props, n.first_seen = coalesce(fs, $now) SET n%s " +
 	"RETURN row.sub AS sub, " +
 	"sum(CASE WHEN prev = $scan THEN 0 WHEN old IS NULL THEN 1 ELSE 0 END) AS added, " +
 	"sum(CASE WHEN prev = $scan OR old IS NULL THEN 0 WHEN old = row.hash THEN 0 ELSE 1 END) AS changed, " +

@@ -35,9 +35,7 @@ const relStmtWrite = "UNWIND $rows AS row " +
 	"MATCH (b:" + LabelBase + " {tenant_id: $tenant, id: row.to}) " +
 	"MERGE (a)-%s->(b) " +
 	"WITH r, row, r.content_hash AS old, r.scan_id AS prev, r.first_seen AS fs " +
-	"SET r = row.props " +
-	"SET r.tenant_id = $tenant, r.scan_id = $scan, r.subscription_id = row.sub, r.resource_group = row.rg, " +
-	"r.first_seen = coalesce(fs, $now), r.last_seen = $now, r.content_hash = row.hash " +
+	"SET r = row.props, r.first_seen = coalesce(fs, $now) " +
 	"RETURN row.sub AS sub, " +
 	"sum(CASE WHEN prev = $scan THEN 0 WHEN old IS NULL THEN 1 ELSE 0 END) AS added, " +
 	"sum(CASE WHEN prev = $scan OR old IS NULL THEN 0 WHEN old = row.hash THEN 0 ELSE 1 END) AS changed, " +
@@ -84,28 +82,36 @@ func (sc *scan) writeRels(ctx context.Context) error {
 					props["role_name"] = name
 				}
 			}
-			row := map[string]any{"from": r.From, "to": r.To, "key": r.Key, "props": props, "hash": Hash([]string{r.Type}, props), "sub": r.Subscription}
+			hash := Hash([]string{r.Type}, props)
+			// The stamps go into the same map (after hashing): one SET
+			// writes them with the content.
+			props["tenant_id"], props["scan_id"], props["subscription_id"], props["last_seen"], props["content_hash"] = sc.tenant, sc.cfg.ScanID, r.Subscription, sc.now, hash
 			if r.ResourceGroup != "" {
-				row["rg"] = r.ResourceGroup
+				props["resource_group"] = r.ResourceGroup
 			}
+			row := map[string]any{"from": r.From, "to": r.To, "key": r.Key, "props": props, "hash": hash, "sub": r.Subscription}
 			if !yield(relRow{typ: r.Type, row: row}, nil) {
 				return
 			}
 		}
 	}
-	var last map[string]Diff
-	var lastWritten, lastRows int64
+	type written struct {
+		diff          map[string]Diff
+		rows, written int64 // distinct rows sent, relationships written
+	}
 	done := int64(0)
-	_, err := neo4jpool.ChunkedWriteSeq(ctx, sc.s.Manager, sc.s.Env, rows, -1, sc.size,
-		func(ctx context.Context, tx neo4j.ManagedTransaction, chunk []relRow) error {
-			last, lastWritten, lastRows = nil, 0, int64(len(chunk))
+	// One chunk in the database at a time (relationships of different
+	// chunks share nodes), the next one read and mapped meanwhile.
+	_, err := neo4jpool.ChunkedWriteSeqConcurrent(ctx, sc.s.Manager, sc.s.Env, rows, sc.size, 1,
+		func(ctx context.Context, tx neo4j.ManagedTransaction, chunk []relRow) (written, error) {
+			w := written{rows: int64(len(chunk)), diff: map[string]Diff{}}
 			groups := map[string][]any{}
 			var types []string
 			dups := map[string]bool{} // one row per relationship in a statement
 			for _, r := range chunk {
 				k := r.typ + "\x00" + r.row["from"].(string) + "\x00" + r.row["to"].(string) + "\x00" + r.row["key"].(string)
 				if dups[k] {
-					lastRows--
+					w.rows--
 					continue
 				}
 				dups[k] = true
@@ -114,32 +120,30 @@ func (sc *scan) writeRels(ctx context.Context) error {
 				}
 				groups[r.typ] = append(groups[r.typ], r.row)
 			}
-			out := map[string]Diff{}
 			for _, t := range types {
 				stmt := fmt.Sprintf(relStmtWrite, relPattern(t))
 				if sc.cfg.DryRun {
 					stmt = fmt.Sprintf(relStmtDiff, relPattern(t))
 				}
-				if err := runDiff(ctx, tx, stmt, sc.params(map[string]any{"rows": groups[t]}), out); err != nil {
-					return err
+				if err := runDiff(ctx, tx, stmt, sc.params(map[string]any{"rows": groups[t]}), w.diff); err != nil {
+					return written{}, err
 				}
 			}
-			for _, d := range out {
-				lastWritten += d.Added + d.Changed + d.Unchanged
+			for _, d := range w.diff {
+				w.written += d.Added + d.Changed + d.Unchanged
 			}
-			last = out
-			return nil
+			return w, nil
 		},
-		func(n, _ int) {
-			done = int64(n)
-			for sub, d := range last {
+		func(w written, n int) {
+			done += int64(n)
+			for sub, d := range w.diff {
 				_, r := sc.counters(sub)
 				r.add(d)
 			}
 			if !sc.cfg.DryRun {
 				// Rows whose ends were seen but are not in the database
 				// (their node chunk was not written: its read failed).
-				sc.res.RelationshipsSkipped += lastRows - lastWritten
+				sc.res.RelationshipsSkipped += w.rows - w.written
 			}
 			sc.progress(PhaseEdges, fmt.Sprintf("%d of %d relationships written", done, total), done, total)
 		})
@@ -187,12 +191,20 @@ func (sc *scan) prune(ctx context.Context, srs []*SubscriptionResult) error {
 		sr.Pruned = true
 	}
 	p := sc.params(map[string]any{"subs": ids, "rgs": sc.rgs(), "batch": sc.pruneBatch()})
-	relScope := "MATCH (a:" + LabelBase + " {tenant_id: $tenant})-[r]-() WHERE a.subscription_id IN $subs " +
-		"AND r.tenant_id = $tenant AND r.subscription_id IN $subs" + sc.rgFilter("r")
+	// The relationships a subscription's read produced start at one of its
+	// nodes or at a tenant-level node (the tenant, principals): following
+	// only outgoing relationships from those reads each one once.
+	relScope := func(cond string) string {
+		part := func(from string) string {
+			return "MATCH (a:" + LabelBase + " {tenant_id: $tenant}) WHERE " + from + " MATCH (a)-[r]->() " +
+				"WHERE r.tenant_id = $tenant AND r.subscription_id IN $subs" + sc.rgFilter("r") + cond + " RETURN r"
+		}
+		return "CALL () { " + part("a.subscription_id IN $subs") + " UNION " + part("a.subscription_id IS NULL") + " } "
+	}
 	nodeScope := "MATCH (n:" + LabelBase + " {tenant_id: $tenant}) WHERE n.subscription_id IN $subs AND NOT n:" + LabelScan + sc.rgFilter("n")
 	sc.progress(PhasePrune, fmt.Sprintf("pruning what this scan did not see in %d subscription(s)", len(srs)), 0, 0)
 	if sc.cfg.DryRun {
-		rels, err := sc.countBySub(ctx, relScope+" WITH DISTINCT r RETURN r.subscription_id, count(r)", p)
+		rels, err := sc.countBySub(ctx, relScope("")+"RETURN r.subscription_id, count(r)", p)
 		if err != nil {
 			return err
 		}
@@ -206,7 +218,7 @@ func (sc *scan) prune(ctx context.Context, srs []*SubscriptionResult) error {
 		}
 		return nil
 	}
-	err := sc.deleteLoop(ctx, relScope+" AND r.scan_id <> $scan WITH DISTINCT r LIMIT $batch "+
+	err := sc.deleteLoop(ctx, relScope(" AND r.scan_id <> $scan")+"WITH r LIMIT $batch "+
 		"WITH r, r.subscription_id AS sub DELETE r RETURN sub, count(*), 0", p, func(sub string, n, _ int64) {
 		if sr := bySub[sub]; sr != nil {
 			sr.Relationships.Removed += n

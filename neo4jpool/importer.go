@@ -179,6 +179,9 @@ type ImportProgress struct {
 	Total int `json:"total"`
 	// Chunks is the number of chunks committed so far, both phases.
 	Chunks int `json:"chunks"`
+	// Result counts what is committed so far (what the import's result
+	// would be if it stopped now).
+	Result ImportResult `json:"-"`
 }
 
 // ImportResult counts what an import wrote.
@@ -358,7 +361,7 @@ func (im *Importer) run(ctx context.Context, size int,
 		res.NodesCreated += nw.created
 		res.Chunks++
 		if onProgress != nil {
-			onProgress(ImportProgress{Phase: PhaseNodes, Done: done, Total: total, Chunks: res.Chunks})
+			onProgress(ImportProgress{Phase: PhaseNodes, Done: done, Total: total, Chunks: res.Chunks, Result: res})
 		}
 	})
 	if err != nil {
@@ -372,7 +375,7 @@ func (im *Importer) run(ctx context.Context, size int,
 		res.RelationshipsCreated += rw.created
 		res.Chunks++
 		if onProgress != nil {
-			onProgress(ImportProgress{Phase: PhaseRelationships, Done: done, Total: total, Chunks: res.Chunks})
+			onProgress(ImportProgress{Phase: PhaseRelationships, Done: done, Total: total, Chunks: res.Chunks, Result: res})
 		}
 	})
 	if err != nil {

@@ -66,6 +66,28 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	// Replica, when set, makes this engine one of several (each in its own
+	// server process) sharing Store, which must then implement
+	// SharedStore. Submitted operations wait in the store, and each
+	// replica claims as many as it has free slots (MaxConcurrent is per
+	// replica; the choice is fair between clients across all replicas).
+	// Any replica answers for any operation: Get, List, Cancel (which
+	// reaches the running replica within about PollInterval) and
+	// Subscribe (events of an operation running elsewhere are read from
+	// the store). A replica that dies loses its leases after Lease;
+	// another then resumes its Resumable operations and fails the others
+	// with code INTERRUPTED. Close hands resumable work back to the queue.
+	// Empty means a single engine, which at start marks what an earlier
+	// process left unfinished as failed (INTERRUPTED).
+	Replica string
+	// Lease is how long a replica holds running work without renewing it
+	// (it renews every PollInterval); <= 0 means DefaultLease (30 s).
+	Lease time.Duration
+	// PollInterval is how often a replica looks for queued work, renews
+	// its leases, checks for cancel requests and reads the events of work
+	// running elsewhere; <= 0 means DefaultPollInterval (250 ms).
+	PollInterval time.Duration
 }
 
 // SubmitRequest is one request to start an operation.
@@ -98,6 +120,11 @@ type Engine struct {
 	wg         sync.WaitGroup
 	janitor    chan struct{}
 
+	// shared is Store as a SharedStore when Config.Replica is set.
+	shared      SharedStore
+	kick        chan struct{} // wakes runReplica (buffered 1)
+	replicaStop chan struct{}
+
 	mu     sync.Mutex
 	closed bool
 	live   map[string]*Operation // queued and running operations
@@ -128,12 +155,26 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.SubscriberBuffer <= 0 {
 		cfg.SubscriberBuffer = DefaultSubscriberBuffer
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	var shared SharedStore
+	if cfg.Replica != "" {
+		var ok bool
+		if shared, ok = cfg.Store.(SharedStore); !ok {
+			return nil, fmt.Errorf("operations: Config.Replica is set but the store (%T) cannot be shared by replicas", cfg.Store)
+		}
+	}
 	e := &Engine{
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		live: map[string]*Operation{}, running: map[string]context.CancelCauseFunc{},
 		queues: map[string][]queued{}, runningBy: map[string]int{},
 		feeds: map[string]*feed{}, janitor: make(chan struct{}),
 		metrics: newEngineMetrics(),
+		shared:  shared, kick: make(chan struct{}, 1), replicaStop: make(chan struct{}),
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -142,9 +183,17 @@ func New(cfg Config) (*Engine, error) {
 		e.now = time.Now
 	}
 	e.baseCtx, e.baseCancel = context.WithCancel(context.Background())
-	if err := e.recover(); err != nil {
-		e.baseCancel()
-		return nil, err
+	if shared == nil {
+		// Alone on its store: what is unfinished there was left by an
+		// earlier process. (Replicas take over each other's work through
+		// leases instead.)
+		if err := e.recover(); err != nil {
+			e.baseCancel()
+			return nil, err
+		}
+	} else {
+		e.wg.Add(1)
+		go e.runReplica()
 	}
 	e.wg.Add(1)
 	go e.runJanitor()
@@ -216,11 +265,9 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 		}
 	}
 	if max := e.cfg.MaxActivePerClient; max > 0 {
-		active := 0
-		for _, op := range e.live {
-			if op.ClientID == req.ClientID {
-				active++
-			}
+		active, err := e.activeLocked(ctx, req.ClientID)
+		if err != nil {
+			return Operation{}, false, err
 		}
 		if active >= max {
 			return Operation{}, false, &TooManyActiveError{ClientID: req.ClientID, Limit: max}
@@ -237,6 +284,15 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 	ev, ok := e.nextEventLocked(live, EventStatus, StatusData{OperationID: live.ID, Status: Queued, Time: now})
 	if err := e.store.Create(ctx, *live); err != nil {
 		return Operation{}, false, err
+	}
+	if e.shared != nil {
+		// It waits in the store for a replica (maybe this one) to claim it.
+		if ok {
+			e.appendEventLocked(live.ID, ev)
+		}
+		e.metrics.submitted.WithLabelValues(live.Type).Inc()
+		e.kickReplica()
+		return *live, true, nil
 	}
 	e.live[live.ID] = live
 	e.metrics.submitted.WithLabelValues(live.Type).Inc()
@@ -255,6 +311,29 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 	e.enqueueLocked(live.ClientID, queued{id: live.ID, typ: typ})
 	e.dispatchLocked()
 	return submitted, true, nil
+}
+
+// activeLocked counts clientID's queued and running operations: this
+// engine's, or with replicas every replica's (from the store).
+func (e *Engine) activeLocked(ctx context.Context, clientID string) (int, error) {
+	if e.shared == nil {
+		active := 0
+		for _, op := range e.live {
+			if op.ClientID == clientID {
+				active++
+			}
+		}
+		return active, nil
+	}
+	active := 0
+	for _, st := range []Status{Queued, Running} {
+		_, n, err := e.store.List(ctx, Filter{ClientID: clientID, Status: st, Limit: 1})
+		if err != nil {
+			return 0, err
+		}
+		active += n
+	}
+	return active, nil
 }
 
 // queued is an operation waiting for a slot, with the type Submit found
@@ -301,8 +380,12 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (Operation, erro
 		reason = ReasonClientAsked
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	op, ok := e.live[id]
+	if !ok && e.shared != nil {
+		e.mu.Unlock()
+		return e.cancelShared(ctx, id, reason)
+	}
+	defer e.mu.Unlock()
 	if !ok {
 		stored, err := e.store.Get(ctx, id)
 		if err != nil {
@@ -413,7 +496,14 @@ func (e *Engine) run(ctx context.Context, cancel context.CancelCauseFunc, typ Ty
 		delete(e.runningBy, client)
 	}
 	defer e.dispatchLocked()
+	if e.shared != nil {
+		defer e.kickReplica() // a slot is free
+	}
 	op, ok := e.live[id]
+	if ok && errors.Is(context.Cause(ctx), errHandBack) {
+		e.releaseLocked(op)
+		return
+	}
 	if !ok {
 		// Already terminal (cancelled): the outcome of the work is ignored.
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -566,11 +656,16 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	e.closed = true
 	e.queues, e.ring = map[string][]queued{}, nil
-	for _, op := range e.live { // every queued and running operation
-		e.cancelLocked(op, ReasonShutdown)
+	if e.shared != nil {
+		e.handBackLocked() // queued work stays in the store for the others
+	} else {
+		for _, op := range e.live { // every queued and running operation
+			e.cancelLocked(op, ReasonShutdown)
+		}
 	}
 	e.mu.Unlock()
 	close(e.janitor)
+	close(e.replicaStop)
 
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()

@@ -44,6 +44,14 @@ type Type struct {
 	Validate func(params json.RawMessage) error
 	// Run does the work (required).
 	Run RunFunc
+	// Resumable says the work can go on after the server replica running
+	// it stopped: with several replicas (Config.Replica), another replica
+	// then runs it again, and Run continues from the last checkpoint it
+	// saved (SaveCheckpoint, ResumeFrom) so that its result is the same
+	// as one uninterrupted run's. A clean shutdown hands resumable work
+	// back to the queue. Work of other types fails with code INTERRUPTED
+	// when its replica dies, and is cancelled at a shutdown.
+	Resumable bool
 }
 
 // ValidationError reports parameters rejected at submit time.

@@ -38,7 +38,8 @@ type feed struct {
 type feedView struct {
 	events []Event
 	first  int64
-	done   bool // the terminal event is in
+	done   bool // the terminal event is in, or the operation moved
+	moved  bool // the operation left this engine without ending here
 }
 
 // newFeed returns a feed that keeps at least the last size events.
@@ -76,6 +77,22 @@ func (f *feed) add(ev Event) {
 	select {
 	case f.kick <- struct{}{}:
 	default: // a wake-up is already pending; it will see ev
+	}
+}
+
+// move ends the feed without a terminal event: the operation goes on
+// elsewhere (another replica owns it, or it went back to the queue), and
+// watchers continue from the store. Calls must not be concurrent with add.
+func (f *feed) move() {
+	v := f.view.Load()
+	if v.done {
+		return
+	}
+	f.view.Store(&feedView{events: v.events, first: v.first, done: true, moved: true})
+	close(f.end)
+	select {
+	case f.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -118,6 +135,7 @@ const (
 	feedWait                    // nothing new yet: wait on the channel
 	feedEnded                   // the terminal event is at or before the cursor
 	feedLagged                  // events after the cursor were dropped
+	feedMoved                   // the operation moved: read the store
 )
 
 // read returns the events after cursor (shared: read only), or says why
@@ -127,6 +145,8 @@ func (f *feed) read(cursor int64) ([]Event, <-chan struct{}, feedState) {
 	v := f.view.Load()
 	last := v.first + int64(len(v.events)) - 1
 	switch {
+	case cursor >= last && v.moved:
+		return nil, nil, feedMoved
 	case cursor >= last && v.done:
 		return nil, nil, feedEnded
 	case cursor >= last:
@@ -142,9 +162,14 @@ func (f *feed) read(cursor int64) ([]Event, <-chan struct{}, feedState) {
 // with the terminal event. Call Close when done. Next and Close may be
 // called from different goroutines; Next from one at a time.
 type Subscription struct {
-	cursor    int64   // Seq of the last event delivered (or the after asked for)
-	backlog   []Event // history, then batches read from the feed
-	feed      *feed   // nil once the operation had ended at Subscribe
+	cursor  int64   // Seq of the last event delivered (or the after asked for)
+	backlog []Event // history, then batches read from the feed
+	feed    *feed   // nil once the operation had ended at Subscribe
+	// tail, when set, reads events after a cursor from the store, and
+	// whether the operation has ended: for operations this engine does
+	// not run (replicas), polled every pollEvery.
+	tail      func(ctx context.Context, after int64) ([]Event, bool, error)
+	pollEvery time.Duration
 	done      bool
 	lagged    bool
 	closed    chan struct{}
@@ -166,7 +191,31 @@ func (e *Engine) Subscribe(ctx context.Context, id string, after int64) (*Subscr
 	if err != nil {
 		return nil, err
 	}
-	return &Subscription{cursor: after, backlog: backlog, feed: f, closed: make(chan struct{})}, nil
+	sub := &Subscription{cursor: after, backlog: backlog, feed: f, closed: make(chan struct{})}
+	if e.shared != nil {
+		// The operation may run on another replica (or move to one):
+		// follow the store whenever there is no live feed here.
+		sub.tail, sub.pollEvery = e.tailEvents(id), e.cfg.PollInterval
+	}
+	return sub, nil
+}
+
+// tailEvents reads operation id's stored events after a cursor, and
+// whether it has ended (then with every event up to the terminal one).
+func (e *Engine) tailEvents(id string) func(ctx context.Context, after int64) ([]Event, bool, error) {
+	return func(ctx context.Context, after int64) ([]Event, bool, error) {
+		evs, err := e.store.EventsAfter(ctx, id, after)
+		if err != nil || len(evs) > 0 {
+			return evs, false, err
+		}
+		op, err := e.store.Get(ctx, id)
+		if err != nil || !op.Status.Terminal() {
+			return nil, false, err
+		}
+		// It ended between the two reads: its last events are in now.
+		evs, err = e.store.EventsAfter(ctx, id, after)
+		return evs, true, err
+	}
 }
 
 // Next returns the next event. After the terminal event it returns io.EOF
@@ -193,6 +242,29 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			s.cursor = ev.Seq
 			s.done = ev.Type.Terminal()
 			return ev, nil
+		case s.feed == nil && s.tail != nil:
+			evs, ended, err := s.tail(ctx, s.cursor)
+			if err != nil {
+				return Event{}, err
+			}
+			if len(evs) > 0 {
+				s.backlog = evs
+				continue
+			}
+			if ended {
+				s.done = true
+				return Event{}, io.EOF
+			}
+			t := time.NewTimer(s.pollEvery)
+			select {
+			case <-t.C:
+			case <-s.closed:
+			case <-ctx.Done():
+				t.Stop()
+				return Event{}, context.Cause(ctx)
+			}
+			t.Stop()
+			continue
 		case s.feed == nil:
 			s.done = true
 			return Event{}, io.EOF
@@ -201,6 +273,8 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 		var st feedState
 		s.backlog, wake, st = s.feed.read(s.cursor)
 		switch st {
+		case feedMoved:
+			s.feed = nil // from here on the store has the events
 		case feedEnded:
 			s.done = true
 		case feedLagged:
