@@ -202,6 +202,7 @@ func (s *Store) hold(ops []operations.Operation, until time.Time) {
 	for _, op := range ops {
 		s.known[op.ID] = true
 		s.last[op.ID] = op
+		delete(s.lost, op.ID)
 		if l := s.live[op.ID]; l != nil && l.op.LastEventID == op.LastEventID {
 			l.op, l.until = op, until // its history is still the one kept
 		} else {

@@ -84,6 +84,7 @@ type Store struct {
 	pending map[string]*pending             // not yet written, by operation ID
 	known   map[string]bool                 // operations known to exist
 	last    map[string]operations.Operation // last accepted state of unfinished operations
+	lost    map[string]writer               // the run of operations this store ran and no longer does
 	// live holds the operations this store created, with their whole
 	// history, until they are finished and written: their reads need no
 	// round trip.
@@ -149,6 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		cfg: cfg, log: cfg.Logger, pending: map[string]*pending{}, known: map[string]bool{}, last: map[string]operations.Operation{},
+		lost: map[string]writer{},
 		live: map[string]*liveEntry{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -260,6 +262,8 @@ func (s *Store) accept(id string, op *operations.Operation, ev *operations.Event
 			w = writerOf(*p.op)
 		} else if last, ok := s.last[id]; ok {
 			w = writerOf(last)
+		} else {
+			w = s.lost[id]
 		}
 		p.events = append(p.events, *ev)
 		p.writers = append(p.writers, w)
@@ -397,13 +401,15 @@ func (s *Store) flushLocked(ctx context.Context) error {
 var ended = []string{string(operations.Completed), string(operations.Failed), string(operations.Cancelled)}
 
 // writeEvents writes $evs, fenced: an event lands when its writer still
-// runs the operation (same replica and attempt, not ended), or when the
-// stored operation already counts it (seq <= last_event_id: an event that
-// was late, e.g. the first one of an operation another replica claimed at
-// once), and then never over an existing one. It returns how many landed.
+// runs the operation (same replica and attempt, not ended), or when it is
+// no run's (no replica: the creator's) and the stored operation already
+// counts it (seq <= last_event_id: the first event of an operation another
+// replica claimed or cancelled at once), and then never over an existing
+// one. A lost run's events never land, not even in the numbers a replica
+// taking over skips. It returns how many landed.
 const writeEvents = "UNWIND $evs AS e " +
 	"MATCH (o:" + LabelOperation + " {ns: $ns, id: e.op_id}) " +
-	"WITH e, coalesce(o.replica, '') = e.replica AND coalesce(o.attempt, 0) = e.attempt AND NOT o.status IN $ended AS owner, e.seq <= o.last_event_id AS counted " +
+	"WITH e, coalesce(o.replica, '') = e.replica AND coalesce(o.attempt, 0) = e.attempt AND NOT o.status IN $ended AS owner, e.replica = '' AND e.seq <= o.last_event_id AS counted " +
 	"WHERE owner OR counted " +
 	"MERGE (v:" + LabelEvent + " {ns: $ns, op_id: e.op_id, seq: e.seq}) " +
 	"ON CREATE SET v.type = e.type, v.time = e.time, v.data = e.data " +
@@ -420,8 +426,12 @@ const writeOps = "UNWIND $ops AS p " +
 	"SET o += p RETURN p.id AS id"
 
 // forgetLocked drops what the store keeps in memory of an operation it no
-// longer runs; s.mu is held.
+// longer runs, remembering which run it was (its later events are that
+// run's); s.mu is held.
 func (s *Store) forgetLocked(id string) {
+	if last, ok := s.last[id]; ok && last.Replica != "" {
+		s.lost[id] = writerOf(last)
+	}
 	delete(s.live, id)
 	delete(s.last, id)
 	delete(s.pending, id)
@@ -876,6 +886,7 @@ func (s *Store) DeleteFinishedBefore(ctx context.Context, t time.Time) (int, err
 			delete(s.pending, id)
 			delete(s.last, id)
 			delete(s.live, id)
+			delete(s.lost, id)
 		}
 		s.mu.Unlock()
 		total += len(recs)
