@@ -166,7 +166,18 @@ func claimNeverTwice(t *testing.T, f Shared) {
 					return
 				}
 				if len(ops) == 0 {
-					return
+					// Empty may mean the other replica won every pick:
+					// stop only when nothing is queued.
+					flushed(t, s)
+					_, left, err := s.List(ctx, operations.Filter{Status: operations.Queued, Limit: 1})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if left == 0 {
+						return
+					}
+					continue
 				}
 				mu.Lock()
 				for _, op := range ops {
