@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -345,4 +346,70 @@ func TestSharedEventsAreFenced(t *testing.T) {
 	if diff := cmp.Diff([]string{`1 {"by":"a"}`, `5 {"by":"b"}`}, history(byA.ID)); diff != "" {
 		t.Errorf("after B's event (-want +got):\n%s", diff)
 	}
+}
+
+// TestReplicatedEnginesOnSharedStores: two engines, each a replica on its
+// own Shared store in one namespace, run every operation submitted to
+// either exactly once; each is watched to its end on the other replica.
+func TestReplicatedEnginesOnSharedStores(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	ctx := context.Background()
+	cfg := neo4jstore.Config{Manager: m, Environment: "test", Namespace: neo4jtest.Unique(t), Logger: quiet, Shared: true}
+	var mu sync.Mutex
+	runs := map[string][]string{}
+	var engines []*operations.Engine
+	for _, name := range []string{"a", "b"} {
+		reg := &operations.Registry{}
+		if err := reg.Register(operations.Type{Name: "count", Run: func(ctx context.Context, params json.RawMessage, r operations.Reporter) (any, error) {
+			var p struct{ N int }
+			_ = json.Unmarshal(params, &p)
+			mu.Lock()
+			runs[fmt.Sprint(p.N)] = append(runs[fmt.Sprint(p.N)], name)
+			mu.Unlock()
+			r.Progress(operations.Progress{Done: 1, Total: 1})
+			return name, nil
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := operations.New(operations.Config{Registry: reg, Store: openConfig(t, s, cfg), Logger: quiet,
+			Replica: name, MaxConcurrent: 2, PollInterval: 20 * time.Millisecond, Lease: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Close(ctx) })
+		engines = append(engines, e)
+	}
+	const n = 30
+	var ids []string
+	for i := range n {
+		op, _, err := engines[i%2].Submit(ctx, operations.SubmitRequest{Type: "count", ClientID: fmt.Sprint("client", i%3), Params: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, op.ID)
+	}
+	ranOn := map[string]int{}
+	for i, id := range ids {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		op, err := engines[(i+1)%2].Wait(wctx, id)
+		cancel()
+		if err != nil || op.Status != operations.Completed {
+			t.Fatalf("%s: %+v %v", id, op, err)
+		}
+		var by string
+		_ = json.Unmarshal(op.Result, &by)
+		if by != op.Replica {
+			t.Errorf("%s ran on %s, stored as %q", id, by, op.Replica)
+		}
+		ranOn[by]++
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		if r := runs[fmt.Sprint(i)]; len(r) != 1 {
+			t.Errorf("operation %d ran on %v", i, r)
+		}
+	}
+	t.Logf("operations run per replica: %v", ranOn)
 }
