@@ -15,6 +15,16 @@
 // once, written or not. Flush waits for everything accepted so far, and
 // Close flushes before it returns.
 //
+// A Store is also an operations.SharedStore, for several replicas (each
+// with its own Store, Config.Shared set) on one namespace. Claim, TakeOver,
+// Renew, Release, RequestCancel and SaveCheckpoint are each one write
+// transaction that locks the operations it changes before reading them
+// (Neo4j reads committed data: without the lock, two replicas could claim
+// one operation); leases are on the database's clock. The writer is fenced:
+// a state or event lands only for the run (replica and attempt) that owns
+// the operation and never after its end, and is otherwise dropped and
+// logged.
+//
 //	store, err := neo4jstore.Open(ctx, neo4jstore.Config{Manager: m, Environment: "dev", Namespace: "dev"})
 //	if err != nil { ... }
 //	defer store.Close(ctx)

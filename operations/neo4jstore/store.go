@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -59,8 +60,18 @@ type Config struct {
 	// means DefaultProgressInterval (500 ms). Status changes and
 	// status/complete/error events are written at once.
 	ProgressInterval time.Duration
-	// Logger receives write failures (they are retried); nil means none.
+	// Logger receives write failures (they are retried) and writes dropped
+	// by fencing; nil means none.
 	Logger *slog.Logger
+	// Shared is for several replicas (each with its own Store) on one
+	// namespace, using the store as an operations.SharedStore. Then the
+	// store answers from memory only for the operations its replica claimed
+	// or took over, until it releases them, loses their lease or they end;
+	// every other read goes to the database, as another replica may have
+	// changed the operation. The writer also locks the operations it writes,
+	// so that its fencing (see operations.SharedStore) is exact. False (one
+	// server) keeps every operation the store created in memory.
+	Shared bool
 }
 
 // Store is an operations.Store in Neo4j; create it with Open. It also
@@ -73,6 +84,7 @@ type Store struct {
 	pending map[string]*pending             // not yet written, by operation ID
 	known   map[string]bool                 // operations known to exist
 	last    map[string]operations.Operation // last accepted state of unfinished operations
+	lost    map[string]writer               // the run of operations this store ran and no longer does
 	// live holds the operations this store created, with their whole
 	// history, until they are finished and written: their reads need no
 	// round trip.
@@ -85,17 +97,41 @@ type Store struct {
 	done    chan struct{}
 }
 
-// liveEntry is an operation created by this store and its events.
+// liveEntry is an operation created (or, when shared, claimed) by this
+// store and its events after from.
 type liveEntry struct {
 	op     operations.Operation
 	events []operations.Event
+	from   int64 // events holds every event with Seq > from
+	// until is, when shared, when the lease ends at the latest (measured
+	// from before it was asked for); zero for one server.
+	until time.Time
+}
+
+// cachedLocked returns id's live entry while the store may answer from it:
+// for one server always; when shared, while its lease lasts (after that
+// another replica may have taken the operation over). s.mu is held.
+func (s *Store) cachedLocked(id string) *liveEntry {
+	if l := s.live[id]; l != nil && (l.until.IsZero() || time.Now().Before(l.until)) {
+		return l
+	}
+	return nil
 }
 
 // pending is what the store accepted for one operation and has not written.
 type pending struct {
-	op     *operations.Operation // the latest state, nil when written
-	events []operations.Event
+	op      *operations.Operation // the latest state, nil when written
+	events  []operations.Event
+	writers []writer // who appended each of events
 }
+
+// writer is who writes an operation: the fencing token of its run.
+type writer struct {
+	replica string
+	attempt int
+}
+
+func writerOf(op operations.Operation) writer { return writer{op.Replica, op.Attempt} }
 
 // Open checks cfg, creates the store's constraints and indexes (if they do
 // not exist) and starts its writer.
@@ -114,6 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		cfg: cfg, log: cfg.Logger, pending: map[string]*pending{}, known: map[string]bool{}, last: map[string]operations.Operation{},
+		lost: map[string]writer{},
 		live: map[string]*liveEntry{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -218,11 +255,24 @@ func (s *Store) accept(id string, op *operations.Operation, ev *operations.Event
 		p.op = &cp
 	}
 	if ev != nil {
+		// The event is written as its run's: the latest state this store
+		// accepted for the operation says which run that is.
+		var w writer
+		if p.op != nil {
+			w = writerOf(*p.op)
+		} else if last, ok := s.last[id]; ok {
+			w = writerOf(last)
+		} else {
+			w = s.lost[id]
+		}
 		p.events = append(p.events, *ev)
+		p.writers = append(p.writers, w)
 	}
 	if l := s.live[id]; l != nil {
 		if op != nil {
-			l.op = *op
+			cp := *op
+			cp.Checkpoint = l.op.Checkpoint // SaveCheckpoint's, not Put's
+			l.op = cp
 		}
 		if ev != nil {
 			l.events = append(l.events, *ev)
@@ -250,10 +300,12 @@ func (s *Store) flushLocked(ctx context.Context) error {
 	s.mu.Lock()
 	took := make(map[string]taken, len(s.pending))
 	var ops, evs []map[string]any
+	var opIDs []string
 	for id, p := range s.pending {
 		took[id] = taken{op: p.op, events: len(p.events)}
 		if p.op != nil {
 			ops = append(ops, withNS(opProps(*p.op), s.cfg.Namespace))
+			opIDs = append(opIDs, id)
 		}
 		// Progress events are coalesced: the last of the batch is kept.
 		lastProgress := -1
@@ -266,22 +318,45 @@ func (s *Store) flushLocked(ctx context.Context) error {
 			if ev.Type == operations.EventProgress && i != lastProgress {
 				continue
 			}
-			evs = append(evs, map[string]any{"op_id": id, "seq": ev.Seq, "type": string(ev.Type), "time": ev.Time, "data": string(ev.Data)})
+			w := p.writers[i]
+			evs = append(evs, map[string]any{"op_id": id, "seq": ev.Seq, "type": string(ev.Type), "time": ev.Time, "data": string(ev.Data),
+				"replica": w.replica, "attempt": int64(w.attempt)})
 		}
 	}
 	s.mu.Unlock()
 	if len(took) == 0 {
 		return nil
 	}
+	var written []string // the operations whose state was written
+	nEvents := int64(0)  // the events written
 	_, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
-		if len(ops) > 0 {
-			if err := run(ctx, tx, "UNWIND $ops AS p MERGE (o:"+LabelOperation+" {ns: $ns, id: p.id}) SET o = p", map[string]any{"ns": s.cfg.Namespace, "ops": ops}); err != nil {
+		written, nEvents = nil, 0
+		params := map[string]any{"ns": s.cfg.Namespace, "ops": ops, "evs": evs, "ended": ended}
+		if s.cfg.Shared {
+			// Lock what is written (in one order, against deadlocks) so
+			// that the fencing below reads the latest owner.
+			ids := slices.Sorted(maps.Keys(took))
+			if err := run(ctx, tx, "UNWIND $ids AS id MATCH (o:"+LabelOperation+" {ns: $ns, id: id}) SET o._lock = true REMOVE o._lock", map[string]any{"ns": s.cfg.Namespace, "ids": ids}); err != nil {
 				return nil, err
 			}
 		}
+		// Events before states: the terminal event precedes the terminal
+		// state that would fence it out.
 		if len(evs) > 0 {
-			if err := run(ctx, tx, "UNWIND $evs AS e MERGE (v:"+LabelEvent+" {ns: $ns, op_id: e.op_id, seq: e.seq}) SET v.type = e.type, v.time = e.time, v.data = e.data", map[string]any{"ns": s.cfg.Namespace, "evs": evs}); err != nil {
+			recs, err := collect(ctx, tx, writeEvents, params)
+			if err != nil {
 				return nil, err
+			}
+			nEvents, _ = recs[0].Values[0].(int64)
+		}
+		if len(ops) > 0 {
+			recs, err := collect(ctx, tx, writeOps, params)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range recs {
+				id, _ := r.Values[0].(string)
+				written = append(written, id)
 			}
 		}
 		return nil, nil
@@ -289,7 +364,18 @@ func (s *Store) flushLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("neo4jstore: write %d operations, %d events: %w", len(ops), len(evs), err)
 	}
+	var dropped []string
+	if len(written) < len(opIDs) {
+		dropped = slices.DeleteFunc(opIDs, func(id string) bool { return slices.Contains(written, id) })
+		s.log.Warn("neo4jstore: dropped writes of operations another replica owns now, or that ended", "operation_ids", dropped)
+	}
+	if nEvents < int64(len(evs)) {
+		s.log.Debug("neo4jstore: dropped events of operations another replica owns now, or that ended", "written", nEvents, "events", len(evs))
+	}
 	s.mu.Lock()
+	for _, id := range dropped {
+		s.forgetLocked(id)
+	}
 	for id, tk := range took {
 		p := s.pending[id]
 		if p == nil {
@@ -299,6 +385,7 @@ func (s *Store) flushLocked(ctx context.Context) error {
 			p.op = nil
 		}
 		p.events = p.events[tk.events:]
+		p.writers = p.writers[tk.events:]
 		if p.op == nil && len(p.events) == 0 {
 			delete(s.pending, id)
 			if l := s.live[id]; l != nil && l.op.Status.Terminal() {
@@ -308,6 +395,54 @@ func (s *Store) flushLocked(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// ended lists the terminal statuses, for queries.
+var ended = []string{string(operations.Completed), string(operations.Failed), string(operations.Cancelled)}
+
+// writeEvents writes $evs, fenced: an event lands when its writer still
+// runs the operation (same replica and attempt, not ended), or when it is
+// no run's (no replica: the creator's) and the stored operation already
+// counts it (seq <= last_event_id: the first event of an operation another
+// replica claimed or cancelled at once), and then never over an existing
+// one. A lost run's events never land, not even in the numbers a replica
+// taking over skips. It returns how many landed.
+const writeEvents = "UNWIND $evs AS e " +
+	"MATCH (o:" + LabelOperation + " {ns: $ns, id: e.op_id}) " +
+	"WITH e, coalesce(o.replica, '') = e.replica AND coalesce(o.attempt, 0) = e.attempt AND NOT o.status IN $ended AS owner, e.replica = '' AND e.seq <= o.last_event_id AS counted " +
+	"WHERE owner OR counted " +
+	"MERGE (v:" + LabelEvent + " {ns: $ns, op_id: e.op_id, seq: e.seq}) " +
+	"ON CREATE SET v.type = e.type, v.time = e.time, v.data = e.data " +
+	"ON MATCH SET v.type = CASE WHEN owner THEN e.type ELSE v.type END, v.time = CASE WHEN owner THEN e.time ELSE v.time END, v.data = CASE WHEN owner THEN e.data ELSE v.data END " +
+	"RETURN count(*) AS n"
+
+// writeOps writes $ops, fenced: a state lands only while its run owns the
+// operation (same replica and attempt) and it has not ended. It merges the
+// properties, so that the lease, the cancel request and the checkpoint
+// stay. It returns the IDs written.
+const writeOps = "UNWIND $ops AS p " +
+	"MATCH (o:" + LabelOperation + " {ns: $ns, id: p.id}) " +
+	"WHERE coalesce(o.replica, '') = coalesce(p.replica, '') AND coalesce(o.attempt, 0) = p.attempt AND NOT o.status IN $ended " +
+	"SET o += p RETURN p.id AS id"
+
+// forgetLocked drops what the store keeps in memory of an operation it no
+// longer runs, remembering which run it was (its later events are that
+// run's); s.mu is held.
+func (s *Store) forgetLocked(id string) {
+	if last, ok := s.last[id]; ok && last.Replica != "" {
+		s.lost[id] = writerOf(last)
+	}
+	delete(s.live, id)
+	delete(s.last, id)
+	delete(s.pending, id)
+}
+
+func collect(ctx context.Context, tx neo4j.ManagedTransaction, q string, params map[string]any) ([]*neo4j.Record, error) {
+	res, err := tx.Run(ctx, q, params)
+	if err != nil {
+		return nil, err
+	}
+	return res.Collect(ctx)
 }
 
 func run(ctx context.Context, tx neo4j.ManagedTransaction, q string, params map[string]any) error {
@@ -320,11 +455,19 @@ func run(ctx context.Context, tx neo4j.ManagedTransaction, q string, params map[
 }
 
 // opProps encodes op as node properties (JSON for the nested values).
+// Every property Put owns is in the map, nil when unset, so that merging
+// it (SET o += p) removes what op no longer has. The checkpoint is not:
+// SaveCheckpoint writes it, and Create.
 func opProps(op operations.Operation) map[string]any {
 	p := map[string]any{
 		"ns": nil, "id": op.ID, "type": op.Type, "status": string(op.Status), "client_id": op.ClientID,
 		"created_at": op.CreatedAt.UTC(), "last_event_id": op.LastEventID,
 		"params": string(op.Params), "request_digest": op.RequestDigest,
+		"idem_key": nil, "progress": nil, "result": nil, "error": nil, "started_at": nil, "finished_at": nil,
+		"replica": nil, "attempt": int64(op.Attempt),
+	}
+	if op.Replica != "" {
+		p["replica"] = op.Replica
 	}
 	if op.IdempotencyKey != "" {
 		p["idem_key"] = op.IdempotencyKey
@@ -374,6 +517,12 @@ func decodeOp(props map[string]any) (operations.Operation, error) {
 	}
 	op.StartedAt, op.FinishedAt = tm("started_at"), tm("finished_at")
 	op.LastEventID, _ = props["last_event_id"].(int64)
+	op.Replica = str("replica")
+	attempt, _ := props["attempt"].(int64)
+	op.Attempt = int(attempt)
+	if c := str("checkpoint"); c != "" {
+		op.Checkpoint = json.RawMessage(c)
+	}
 	if r := str("result"); r != "" {
 		op.Result = json.RawMessage(r)
 	}
@@ -402,6 +551,9 @@ func (s *Store) Create(ctx context.Context, op operations.Operation) error {
 		return ErrClosed
 	}
 	props := opProps(op)
+	if len(op.Checkpoint) > 0 {
+		props["checkpoint"] = string(op.Checkpoint)
+	}
 	_, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
 		return nil, run(ctx, tx, "MERGE (o:"+LabelOperation+" {ns: $ns, id: $p.id}) SET o = $p", map[string]any{"ns": s.cfg.Namespace, "p": withNS(props, s.cfg.Namespace)})
 	})
@@ -412,7 +564,9 @@ func (s *Store) Create(ctx context.Context, op operations.Operation) error {
 	s.known[op.ID] = true
 	if !op.Status.Terminal() {
 		s.last[op.ID] = op
-		s.live[op.ID] = &liveEntry{op: op}
+		if !s.cfg.Shared {
+			s.live[op.ID] = &liveEntry{op: op}
+		}
 	}
 	s.mu.Unlock()
 	return nil
@@ -470,7 +624,7 @@ func onlyProgressMoved(a, b operations.Operation) bool {
 	sameTime := func(x, y *time.Time) bool { return x == y || (x != nil && y != nil && x.Equal(*y)) }
 	return a.Status == b.Status && a.Error == b.Error && bytes.Equal(a.Result, b.Result) &&
 		sameTime(a.StartedAt, b.StartedAt) && sameTime(a.FinishedAt, b.FinishedAt) &&
-		a.ClientID == b.ClientID && a.Type == b.Type
+		a.ClientID == b.ClientID && a.Type == b.Type && a.Replica == b.Replica && a.Attempt == b.Attempt
 }
 
 // AppendEvent implements operations.Store. Status, complete and error
@@ -532,13 +686,15 @@ func (s *Store) overlay(id string) (operations.Operation, bool) {
 // Get implements operations.Store.
 func (s *Store) Get(ctx context.Context, id string) (operations.Operation, error) {
 	s.mu.Lock()
-	if l := s.live[id]; l != nil {
+	if l := s.cachedLocked(id); l != nil {
 		op := l.op
 		s.mu.Unlock()
 		return op, nil
 	}
 	s.mu.Unlock()
-	if op, ok := s.overlay(id); ok {
+	// When shared, the unwritten state of an operation the store does not
+	// hold (any longer) may be another run's past.
+	if op, ok := s.overlay(id); ok && !s.cfg.Shared {
 		return op, nil
 	}
 	return s.read(ctx, id)
@@ -551,7 +707,7 @@ func (s *Store) query(ctx context.Context, q string, params map[string]any) ([]o
 	s.mu.Lock()
 	unwritten := make(map[string]operations.Operation, len(s.pending))
 	for id, p := range s.pending {
-		if p.op != nil {
+		if p.op != nil && (!s.cfg.Shared || s.cachedLocked(id) != nil) {
 			unwritten[id] = *p.op
 		}
 	}
@@ -646,7 +802,7 @@ func (s *Store) EventsAfter(ctx context.Context, id string, after int64) ([]oper
 	// ends in between is then in one or the other (duplicates are removed).
 	var unwritten []operations.Event
 	s.mu.Lock()
-	if l := s.live[id]; l != nil {
+	if l := s.cachedLocked(id); l != nil && after >= l.from {
 		i, _ := slices.BinarySearchFunc(l.events, after, func(ev operations.Event, after int64) int {
 			if ev.Seq <= after {
 				return -1
@@ -657,7 +813,9 @@ func (s *Store) EventsAfter(ctx context.Context, id string, after int64) ([]oper
 		s.mu.Unlock()
 		return out, nil
 	}
-	if p := s.pending[id]; p != nil {
+	// When shared, the unwritten events of an operation whose lease may
+	// have ended are not shown: another replica may own those numbers now.
+	if p := s.pending[id]; p != nil && (s.live[id] == nil || s.cachedLocked(id) != nil) {
 		unwritten = slices.Clone(p.events)
 	}
 	s.mu.Unlock()
@@ -728,6 +886,7 @@ func (s *Store) DeleteFinishedBefore(ctx context.Context, t time.Time) (int, err
 			delete(s.pending, id)
 			delete(s.last, id)
 			delete(s.live, id)
+			delete(s.lost, id)
 		}
 		s.mu.Unlock()
 		total += len(recs)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"go.uber.org/goleak"
 
@@ -42,7 +43,15 @@ func manager(t *testing.T) (*neo4jpool.Manager, neo4jtest.Settings) {
 // open opens a store in namespace ns, removed with its nodes after t.
 func open(t *testing.T, m *neo4jpool.Manager, s neo4jtest.Settings, ns string, interval time.Duration) *neo4jstore.Store {
 	t.Helper()
-	st, err := neo4jstore.Open(context.Background(), neo4jstore.Config{Manager: m, Environment: "test", Namespace: ns, ProgressInterval: interval, Logger: quiet})
+	return openConfig(t, s, neo4jstore.Config{Manager: m, Environment: "test", Namespace: ns, ProgressInterval: interval, Logger: quiet})
+}
+
+// openConfig opens a store with cfg, removed with its namespace's nodes
+// after t.
+func openConfig(t *testing.T, s neo4jtest.Settings, cfg neo4jstore.Config) *neo4jstore.Store {
+	t.Helper()
+	ns := cfg.Namespace
+	st, err := neo4jstore.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +71,24 @@ func TestNeo4jStoreConformance(t *testing.T) {
 	t.Parallel()
 	m, s := manager(t)
 	storetest.Run(t, func(t *testing.T) operations.Store { return open(t, m, s, neo4jtest.Unique(t), 0) })
+}
+
+// sharedLease is the lease of the shared suite: the database's clock
+// cannot be moved, so Expire waits it out.
+const sharedLease = time.Second
+
+// TestNeo4jStoreSharedConformance runs the SharedStore suite with two
+// Shared stores (two replicas) on one namespace.
+func TestNeo4jStoreSharedConformance(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	storetest.RunShared(t, func(t *testing.T) storetest.Shared {
+		cfg := neo4jstore.Config{Manager: m, Environment: "test", Namespace: neo4jtest.Unique(t), Logger: quiet, Shared: true}
+		return storetest.Shared{
+			A: openConfig(t, s, cfg), B: openConfig(t, s, cfg), Lease: sharedLease,
+			Expire: func() { time.Sleep(sharedLease + 200*time.Millisecond) },
+		}
+	})
 }
 
 // countEvents counts the events of id written to the database.
@@ -222,5 +249,100 @@ func TestSecondCloseIsErrClosed(t *testing.T) {
 	}
 	if err := st.Create(context.Background(), operations.Operation{ID: "x"}); err != neo4jstore.ErrClosed {
 		t.Errorf("Create after Close: %v", err)
+	}
+}
+
+// TestSharedEventsAreFenced: events a replica appends after losing an
+// operation do not land, the first event of an operation another replica
+// claimed (or cancelled) at once does, and a Shared store answers from
+// memory only for what it holds.
+func TestSharedEventsAreFenced(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	ctx := context.Background()
+	cfg := neo4jstore.Config{Manager: m, Environment: "test", Namespace: neo4jtest.Unique(t), Logger: quiet, Shared: true, ProgressInterval: time.Hour}
+	a, b := openConfig(t, s, cfg), openConfig(t, s, cfg)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	event := func(seq int64, by string) operations.Event {
+		return operations.Event{Seq: seq, Type: operations.EventLog, Time: time.Now().UTC(), Data: json.RawMessage(`{"by":"` + by + `"}`)}
+	}
+	history := func(id string) []string {
+		t.Helper()
+		must(a.Flush(ctx))
+		must(b.Flush(ctx))
+		other := openConfig(t, s, cfg) // reads only the database
+		evs, err := other.EventsAfter(ctx, id, 0)
+		must(err)
+		var out []string
+		for _, ev := range evs {
+			out = append(out, fmt.Sprintf("%d %s", ev.Seq, ev.Data))
+		}
+		return out
+	}
+
+	// A creates two operations; before its first events are written, B
+	// claims one and cancels the other.
+	for _, id := range []string{"op_claimed", "op_cancelled"} {
+		must(a.Create(ctx, operations.Operation{ID: id, Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: time.Now().UTC(), LastEventID: 1}))
+		must(a.AppendEvent(ctx, id, event(1, "creator")))
+	}
+	if ops, err := b.Claim(ctx, "b", 1, time.Hour); err != nil || len(ops) != 1 || ops[0].ID != "op_claimed" {
+		t.Fatalf("claim: %v %v", ops, err)
+	}
+	if _, err := b.RequestCancel(ctx, "op_cancelled", "no", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{`1 {"by":"creator"}`}, history("op_claimed")); diff != "" {
+		t.Errorf("claimed at once (-want +got):\n%s", diff)
+	}
+	if got := history("op_cancelled"); len(got) != 2 || got[0] != `1 {"by":"creator"}` {
+		t.Errorf("cancelled at once: %v", got)
+	}
+
+	// A claims with a short lease; B takes over; A's next events (as far
+	// as A knows, its own) do not land, B's do.
+	must(a.Create(ctx, operations.Operation{ID: "op_run", Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: time.Now().UTC()}))
+	ops, err := a.Claim(ctx, "a", 1, 300*time.Millisecond)
+	if err != nil || len(ops) != 1 {
+		t.Fatalf("claim: %v %v", ops, err)
+	}
+	byA := ops[0]
+	must(a.AppendEvent(ctx, byA.ID, event(1, "a")))
+	byA.LastEventID = 1
+	must(a.Put(ctx, byA))
+	must(a.Flush(ctx))
+	time.Sleep(500 * time.Millisecond)
+	if ops, err := b.TakeOver(ctx, "b", 1, time.Hour); err != nil || len(ops) != 1 {
+		t.Fatalf("take over: %v %v", ops, err)
+	}
+	must(a.AppendEvent(ctx, byA.ID, event(2, "a")))
+	byA.LastEventID = 2
+	must(a.Put(ctx, byA))
+	if diff := cmp.Diff([]string{`1 {"by":"a"}`}, history(byA.ID)); diff != "" {
+		t.Errorf("after A's late event (-want +got):\n%s", diff)
+	}
+	// A's lease ended: it reads B's run, not its own memory.
+	if got, err := a.Get(ctx, byA.ID); err != nil || got.Replica != "b" || got.LastEventID != 1 {
+		t.Errorf("A reads %+v %v", got, err)
+	}
+	if evs, err := a.EventsAfter(ctx, byA.ID, 0); err != nil || len(evs) != 1 {
+		t.Errorf("A reads events %+v %v", evs, err)
+	}
+	// B skips numbers (as the engine does when it takes over); A's late
+	// events do not land in the gap either.
+	byB, err := b.Get(ctx, byA.ID)
+	must(err)
+	must(b.AppendEvent(ctx, byA.ID, event(5, "b")))
+	byB.LastEventID = 5
+	must(b.Put(ctx, byB))
+	must(b.Flush(ctx))
+	must(a.AppendEvent(ctx, byA.ID, event(3, "a")))
+	if diff := cmp.Diff([]string{`1 {"by":"a"}`, `5 {"by":"b"}`}, history(byA.ID)); diff != "" {
+		t.Errorf("after B's event (-want +got):\n%s", diff)
 	}
 }

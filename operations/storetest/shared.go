@@ -166,7 +166,18 @@ func claimNeverTwice(t *testing.T, f Shared) {
 					return
 				}
 				if len(ops) == 0 {
-					return
+					// Empty may mean the other replica won every pick:
+					// stop only when nothing is queued.
+					flushed(t, s)
+					_, left, err := s.List(ctx, operations.Filter{Status: operations.Queued, Limit: 1})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if left == 0 {
+						return
+					}
+					continue
 				}
 				mu.Lock()
 				for _, op := range ops {
@@ -309,6 +320,10 @@ func releaseBackToQueued(t *testing.T, f Shared) {
 	if diff := cmp.Diff(leaseOf{operations.Running, replicaB, 2, true}, leaseFields(got[0])); diff != "" || string(got[0].Checkpoint) != `{"chunk":3}` {
 		t.Errorf("claimed again: checkpoint %s (-want +got):\n%s", got[0].Checkpoint, diff)
 	}
+	// A, which released it, reads B's run.
+	if diff := cmp.Diff(leaseOf{operations.Running, replicaB, 2, true}, leaseFields(get(t, f.A, "op_rel"))); diff != "" {
+		t.Errorf("read by A after B claimed it (-want +got):\n%s", diff)
+	}
 }
 
 func requestCancel(t *testing.T, f Shared) {
@@ -337,6 +352,7 @@ func requestCancel(t *testing.T, f Shared) {
 		op.Status, op.FinishedAt, op.Result, op.LastEventID = status, ptr(at(5)), json.RawMessage(`{"n":1}`), 2
 		must(t, f.A.AppendEvent(ctx, id, operations.Event{Seq: 2, Type: operations.EventComplete, Time: at(5), Data: json.RawMessage(`{}`)}))
 		must(t, f.A.Put(ctx, op))
+		flushed(t, f.A)
 	}
 	cancelledData, err := json.Marshal(operations.TerminalData{OperationID: "op_cq", Status: operations.Cancelled,
 		Error: &operations.Error{Code: operations.CodeCancelled, Message: "not needed"}, Time: now})
@@ -488,6 +504,14 @@ func putFenced(t *testing.T, f Shared) {
 	must(t, f.B.AppendEvent(ctx, byB.ID, operations.Event{Seq: 2, Type: operations.EventLog, Time: at(2), Data: json.RawMessage(`{"by":"b"}`)}))
 	must(t, f.B.Put(ctx, byB))
 	flushed(t, f.B)
+	// A's event of the same number does not replace B's.
+	if err := f.A.AppendEvent(ctx, byB.ID, operations.Event{Seq: 2, Type: operations.EventLog, Time: at(3), Data: json.RawMessage(`{"by":"a"}`)}); err != nil && !errors.Is(err, operations.ErrLeaseLost) {
+		t.Errorf("A's late event: %v", err)
+	}
+	flushed(t, f.A)
+	if evs, err := f.B.EventsAfter(ctx, byB.ID, 1); err != nil || len(evs) != 1 || string(evs[0].Data) != `{"by":"b"}` {
+		t.Errorf("event 2 after A's late one: %+v %v", evs, err)
+	}
 	if op := get(t, f.A, byB.ID); op.Progress == nil || op.Progress.Done != 5 || string(op.Checkpoint) != `{"done":1}` || op.LastEventID != 2 {
 		t.Errorf("after B's Put: progress %+v, checkpoint %s, last event %d", op.Progress, op.Checkpoint, op.LastEventID)
 	}

@@ -5,6 +5,9 @@
 //	func TestMyStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) operations.Store { return newMyStore(t) })
 //	}
+//
+// RunShared is the suite of operations.SharedStore, with two replicas on
+// one store and a way to let leases end.
 package storetest
 
 import (
