@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/caarlos0/env/v11"
 
@@ -30,6 +31,7 @@ const (
 	DefaultQueryMaxRows       = transport.DefaultQueryMaxRows   // ATG_QUERY_MAX_ROWS (10000)
 	DefaultQueryMaxBytes      = transport.DefaultQueryMaxBytes  // ATG_QUERY_MAX_BYTES (16 MiB)
 	DefaultOperationRetention = operations.DefaultRetention     // ATG_OPERATION_RETENTION (24h)
+	DefaultOperationLease     = operations.DefaultLease         // ATG_OPERATION_LEASE (30s)
 	DefaultShutdownTimeout    = 30 * time.Second                // ATG_SHUTDOWN_TIMEOUT
 	DefaultEnvironment        = auth.Dev                        // ENVIRONMENT
 	DefaultRateLimitRPM       = 100                             // ATG_RATE_LIMIT_RPM
@@ -227,7 +229,20 @@ type ServerConfig struct {
 	// OperationNamespace separates this server's operations from those of
 	// other servers on the same database (ATG_OPERATION_NAMESPACE; letters,
 	// digits, '.', '_', '-', at most 64; default: the environment).
+	// Servers with the same namespace on one database are replicas of one
+	// service: they share one queue and answer for each other's
+	// operations.
 	OperationNamespace string
+	// ReplicaID names this server among the replicas sharing a Neo4j
+	// operation store (ATG_REPLICA_ID; letters, digits, '.', '_', '-', at
+	// most 64; default <hostname>-<pid>). Unused with the memory store.
+	ReplicaID string
+	// OperationLease is how long a replica holds a running operation
+	// without renewing it (renewals come every 250 ms); when a replica
+	// dies, another takes its operations over this long after its last
+	// renewal (ATG_OPERATION_LEASE; a Go duration or seconds; >= 1s;
+	// default 30s).
+	OperationLease time.Duration
 	// OperationRetention is how long finished operations are kept
 	// (ATG_OPERATION_RETENTION; a Go duration or seconds; > 0; default 24h).
 	OperationRetention time.Duration
@@ -298,6 +313,8 @@ type rawServerConfig struct {
 	OperationRetention string `env:"ATG_OPERATION_RETENTION"`
 	OperationStore     string `env:"ATG_OPERATION_STORE"`
 	OperationNamespace string `env:"ATG_OPERATION_NAMESPACE"`
+	ReplicaID          string `env:"ATG_REPLICA_ID"`
+	OperationLease     string `env:"ATG_OPERATION_LEASE"`
 	ShutdownTimeout    string `env:"ATG_SHUTDOWN_TIMEOUT"`
 	RateLimitRPM       string `env:"ATG_RATE_LIMIT_RPM"`
 	RateLimitBurst     string `env:"ATG_RATE_LIMIT_BURST"`
@@ -349,6 +366,11 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 	cfg.OperationRetention = parseSeconds(&p, "ATG_OPERATION_RETENTION", raw.OperationRetention, DefaultOperationRetention)
 	cfg.OperationStore = strings.ToLower(strings.TrimSpace(raw.OperationStore))
 	cfg.OperationNamespace = strings.TrimSpace(raw.OperationNamespace)
+	cfg.ReplicaID = strings.TrimSpace(raw.ReplicaID)
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID = defaultReplicaID()
+	}
+	cfg.OperationLease = parseSeconds(&p, "ATG_OPERATION_LEASE", raw.OperationLease, DefaultOperationLease)
 	cfg.ShutdownTimeout = parseSeconds(&p, "ATG_SHUTDOWN_TIMEOUT", raw.ShutdownTimeout, DefaultShutdownTimeout)
 	cfg.RateLimitRPM = parseInt(&p, "ATG_RATE_LIMIT_RPM", raw.RateLimitRPM, DefaultRateLimitRPM)
 	cfg.RateLimitBurst = parseInt(&p, "ATG_RATE_LIMIT_BURST", raw.RateLimitBurst, DefaultRateLimitBurst)
@@ -425,6 +447,12 @@ func (c ServerConfig) validateServer() []error {
 	case "", OperationStoreMemory, OperationStoreNeo4j:
 	default:
 		p.add("ATG_OPERATION_STORE", c.OperationStore, `must be "memory" or "neo4j"`)
+	}
+	if c.ReplicaID != "" && !namespacePattern.MatchString(c.ReplicaID) {
+		p.add("ATG_REPLICA_ID", c.ReplicaID, "letters, digits, '.', '_' and '-', at most 64")
+	}
+	if c.OperationLease != 0 && c.OperationLease < time.Second {
+		p.add("ATG_OPERATION_LEASE", c.OperationLease.String(), "must be at least 1s")
 	}
 	if c.OperationNamespace != "" && !namespacePattern.MatchString(c.OperationNamespace) {
 		p.add("ATG_OPERATION_NAMESPACE", c.OperationNamespace, "letters, digits, '.', '_' and '-', at most 64")
@@ -597,4 +625,24 @@ func parseBytes(p *problems, name, raw string, def int64) int64 {
 		return def
 	}
 	return n * mult
+}
+
+// defaultReplicaID is <hostname>-<pid>, reduced to the characters
+// ATG_REPLICA_ID allows.
+func defaultReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "atg"
+	}
+	host = strings.Map(func(r rune) rune {
+		if r < 128 && (r == '.' || r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return r
+		}
+		return '-'
+	}, host)
+	id := fmt.Sprintf("%s-%d", host, os.Getpid())
+	if len(id) > 64 {
+		id = id[len(id)-64:]
+	}
+	return id
 }

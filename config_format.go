@@ -97,6 +97,8 @@ type serverView struct {
 	OperationRetention string           `json:"operation_retention"`
 	OperationStore     string           `json:"operation_store"`
 	OperationNamespace string           `json:"operation_namespace,omitempty"`
+	ReplicaID          string           `json:"replica_id,omitempty"`
+	OperationLease     string           `json:"operation_lease,omitempty"`
 	ShutdownTimeout    string           `json:"shutdown_timeout"`
 	RateLimitRPM       int              `json:"rate_limit_rpm"`
 	RateLimitBurst     int              `json:"rate_limit_burst"`
@@ -128,6 +130,7 @@ func (c ServerConfig) view() serverView {
 		MaxBodyBytes: c.MaxBodyBytes, QueryMaxRows: c.QueryMaxRows, QueryMaxBytes: c.QueryMaxBytes,
 		OperationRetention: c.OperationRetention.String(), ShutdownTimeout: c.ShutdownTimeout.String(),
 		OperationStore: cmp.Or(c.OperationStore, OperationStoreMemory), OperationNamespace: c.OperationNamespace,
+		ReplicaID: c.ReplicaID, OperationLease: c.OperationLease.String(),
 		RateLimitRPM: c.RateLimitRPM, RateLimitBurst: c.RateLimitBurst, MaxOpsPerKey: c.MaxOpsPerKey,
 		MaxRequestsPerKey: c.MaxRequestsPerKey, BodyIdleTimeout: c.BodyIdleTimeout.String(),
 		AuthFailuresPerMin: c.AuthFailuresPerMinute, TLS: c.TLSCertFile != "", TrustedProxies: proxies, AuditLog: c.AuditLog,
@@ -165,6 +168,7 @@ func (c ServerConfig) LogValue() slog.Value {
 		slog.Int64("query_max_bytes", v.QueryMaxBytes),
 		slog.String("operation_retention", v.OperationRetention), slog.String("shutdown_timeout", v.ShutdownTimeout),
 		slog.String("operation_store", v.OperationStore), slog.String("operation_namespace", v.OperationNamespace),
+		slog.String("replica_id", v.ReplicaID), slog.String("operation_lease", v.OperationLease),
 		slog.Int("rate_limit_rpm", v.RateLimitRPM), slog.Int("rate_limit_burst", v.RateLimitBurst),
 		slog.Int("max_ops_per_key", v.MaxOpsPerKey), slog.Int("auth_failures_per_minute", v.AuthFailuresPerMin),
 		slog.Bool("tls", v.TLS), slog.Any("trusted_proxies", v.TrustedProxies), slog.String("audit_log", v.AuditLog),

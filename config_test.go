@@ -304,12 +304,14 @@ func TestLoadServerConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		host, _ := os.Hostname() // the default replica id is <hostname>-<pid>
 		want := ServerConfig{
 			Host: "0.0.0.0", Port: 8000, Workers: 4, MaxConcurrentOps: 3, Environment: auth.Dev,
 			UseManagedIdentity: true, MaxBodyBytes: 32 << 20, QueryMaxRows: 10000, QueryMaxBytes: 16 << 20,
 			OperationRetention: 24 * time.Hour, ShutdownTimeout: 30 * time.Second,
 			RateLimitRPM: 100, RateLimitBurst: 20, MaxOpsPerKey: 10, AuthFailuresPerMinute: 20,
 			MaxRequestsPerKey: 32, BodyIdleTimeout: 30 * time.Second,
+			ReplicaID: fmt.Sprintf("%s-%d", host, os.Getpid()), OperationLease: 30 * time.Second,
 			Neo4j: neo4jpool.Config{URI: "bolt://localhost:7687", User: "neo4j", Password: goodPassword,
 				MaxPoolSize: 50, ConnectionTimeout: 30 * time.Second, MaxTransactionRetryTime: 30 * time.Second},
 		}
@@ -396,6 +398,9 @@ func TestServerConfigErrors(t *testing.T) {
 		{"query bytes zero", serverEnv("ATG_QUERY_MAX_BYTES", "0"), "ATG_QUERY_MAX_BYTES", []string{"1024"}},
 		{"operation store unknown", serverEnv("ATG_OPERATION_STORE", "redis"), "ATG_OPERATION_STORE", []string{`"memory" or "neo4j"`}},
 		{"operation namespace bad", serverEnv("ATG_OPERATION_NAMESPACE", "a b"), "ATG_OPERATION_NAMESPACE", []string{"letters"}},
+		{"replica id bad", serverEnv("ATG_REPLICA_ID", "a/b"), "ATG_REPLICA_ID", []string{"letters"}},
+		{"operation lease too short", serverEnv("ATG_OPERATION_LEASE", "500ms"), "ATG_OPERATION_LEASE", []string{"at least 1s"}},
+		{"operation lease bad", serverEnv("ATG_OPERATION_LEASE", "soon"), "ATG_OPERATION_LEASE", nil},
 		{"negative rate limit", serverEnv("ATG_RATE_LIMIT_RPM", "-1"), "ATG_RATE_LIMIT_RPM", []string{">= 0"}},
 		{"zero burst", serverEnv("ATG_RATE_LIMIT_BURST", "0"), "ATG_RATE_LIMIT_BURST", []string{"at least 1"}},
 		{"ops per key garbage", serverEnv("ATG_MAX_OPS_PER_KEY", "ten"), "ATG_MAX_OPS_PER_KEY", []string{"integer"}},

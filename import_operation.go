@@ -57,6 +57,10 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 				g = from.rest(g)
 				r.Log("info", fmt.Sprintf("resuming after %d committed %s: %s from item %d", from.Result.Chunks, plural(from.Result.Chunks, "chunk", "chunks"), from.Phase, from.Offset))
 			}
+			// Another replica owning the import (this one lost its lease)
+			// stops it at the next chunk.
+			ctx, stop := context.WithCancelCause(ctx)
+			defer stop(nil)
 			im := neo4jpool.Importer{Manager: m, Env: env}
 			res, err := im.Import(ctx, g, func(p neo4jpool.ImportProgress) {
 				cp := from.advance(p)
@@ -68,7 +72,9 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 					Phase: p.Phase, Done: done, Total: nodes + rels,
 					Message: fmt.Sprintf("%s: %d of %d written (%d %s committed)", p.Phase, cp.Offset, phaseTotal(p.Phase, nodes, rels), cp.Result.Chunks, plural(cp.Result.Chunks, "chunk", "chunks")),
 				})
-				if err := operations.SaveCheckpoint(ctx, cp); err != nil && ctx.Err() == nil {
+				if err := operations.SaveCheckpoint(ctx, cp); errors.Is(err, operations.ErrLeaseLost) {
+					stop(err)
+				} else if err != nil && ctx.Err() == nil {
 					r.Log("warn", "could not save a checkpoint: "+err.Error())
 				}
 			})
