@@ -103,8 +103,10 @@ func TestImportTwiceIsIdempotent(t *testing.T) {
 	if res != want {
 		t.Errorf("first import: %+v, want %+v", res, want)
 	}
-	if len(progress) != 11 || progress[4] != (neo4jpool.ImportProgress{Phase: "nodes", Done: 30, Total: 30, Chunks: 5}) ||
-		progress[10] != (neo4jpool.ImportProgress{Phase: "relationships", Done: 41, Total: 41, Chunks: 11}) {
+	// Each event carries the result so far, as after that chunk's commit.
+	afterNodes := neo4jpool.ImportResult{Nodes: 30, Chunks: 5, NodesCreated: 30}
+	if len(progress) != 11 || progress[4] != (neo4jpool.ImportProgress{Phase: "nodes", Done: 30, Total: 30, Chunks: 5, Result: afterNodes}) ||
+		progress[10] != (neo4jpool.ImportProgress{Phase: "relationships", Done: 41, Total: 41, Chunks: 11, Result: want}) {
 		t.Errorf("progress: %+v", progress)
 	}
 	nodes1, rels1 := dump(t, d, s, label)
