@@ -157,7 +157,7 @@ func TestImportResumesOnAnotherReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done.Status != operations.Completed || done.Replica != "b" || done.Attempt != 2 {
+	if done.Status != operations.Completed || done.Replica != b.Replica() || done.Attempt != 2 {
 		t.Fatalf("after the takeover: %s on %q, attempt %d (%+v)", done.Status, done.Replica, done.Attempt, done.Error)
 	}
 	var res neo4jpool.ImportResult

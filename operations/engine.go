@@ -78,8 +78,14 @@ type Config struct {
 	// the store). A replica that dies loses its leases after Lease;
 	// another then resumes its Resumable operations and fails the others
 	// with code INTERRUPTED. Close hands resumable work back to the queue.
-	// Empty means a single engine, which at start marks what an earlier
-	// process left unfinished as failed (INTERRUPTED).
+	// The engine appends '#' and a random token to the name (Operation.
+	// Replica reads "a#3f9c1e"; see Engine.Replica), so that a replica
+	// restarted under the same name is a new holder of leases: it takes
+	// over what its previous process left running, while no process ever
+	// takes over its own running work (a renewal that came late does not
+	// start the work twice). Empty means a single engine, which at start
+	// marks what an earlier process left unfinished as failed
+	// (INTERRUPTED).
 	Replica string
 	// Lease is how long a replica holds running work without renewing it
 	// (it renews every PollInterval); <= 0 means DefaultLease (30 s).
@@ -167,6 +173,9 @@ func New(cfg Config) (*Engine, error) {
 		if shared, ok = cfg.Store.(SharedStore); !ok {
 			return nil, fmt.Errorf("operations: Config.Replica is set but the store (%T) cannot be shared by replicas", cfg.Store)
 		}
+		token := make([]byte, 3)
+		_, _ = rand.Read(token) // never fails (crypto/rand)
+		cfg.Replica += "#" + hex.EncodeToString(token)
 	}
 	e := &Engine{
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
@@ -222,6 +231,11 @@ func (e *Engine) Registry() *Registry { return e.cfg.Registry }
 
 // MaxConcurrent returns how many operations may run at once.
 func (e *Engine) MaxConcurrent() int { return e.cfg.MaxConcurrent }
+
+// Replica returns the name this engine holds leases under: Config.Replica
+// followed by '#' and this process's token, as Operation.Replica shows it;
+// empty for a single engine.
+func (e *Engine) Replica() string { return e.cfg.Replica }
 
 // Submit validates and queues an operation. created is false when an
 // Idempotency-Key replay returned an existing operation. Errors:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -242,7 +243,7 @@ func TestReplicasRunEachOperationOnce(t *testing.T) {
 		}
 		var replica string
 		_ = json.Unmarshal(op.Result, &replica)
-		if replica != op.Replica {
+		if !strings.HasPrefix(op.Replica, replica+"#") {
 			t.Errorf("%s ran on %s but says replica %q", id, replica, op.Replica)
 		}
 		ranOn[replica]++
@@ -356,7 +357,16 @@ func TestReplicaCancelsQueuedWorkAtOnce(t *testing.T) {
 	}
 }
 
+// TestReplicaTakesOverResumableWork: the work of a dead replica resumes
+// from its checkpoint on another, or on the same one restarted under its
+// old name (a new process is a new lease holder).
 func TestReplicaTakesOverResumableWork(t *testing.T) {
+	for _, successor := range []string{"b", "a"} {
+		t.Run("on "+successor, func(t *testing.T) { testTakeOverResumable(t, successor) })
+	}
+}
+
+func testTakeOverResumable(t *testing.T, successor string) {
 	rs := newReplicas(t)
 	st := newStepper()
 	a, aStore := rs.start("a", 1, st.typ())
@@ -375,11 +385,11 @@ func TestReplicaTakesOverResumableWork(t *testing.T) {
 		defer a.mu.Unlock()
 		return len(a.running) == 0
 	})
-	b, _ := rs.start("b", 1, st.typ())
+	b, _ := rs.start(successor, 1, st.typ())
 	rs.clock.advance(2 * testLease)
-	waitFor(t, "b takes the operation over", func() bool {
+	waitFor(t, "the successor takes the operation over", func() bool {
 		got, _ := b.Get(context.Background(), op.ID)
-		return got.Replica == "b"
+		return got.Replica == b.Replica()
 	})
 	st.advance("job", 7)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -80,7 +80,7 @@ func (s *MemoryStore) TakeOver(_ context.Context, replica string, n int, lease t
 	now := s.now()
 	var expired []*memEntry
 	for id := range s.active[Running] {
-		if e := s.ops[id]; !e.leaseUntil.IsZero() && e.leaseUntil.Before(now) {
+		if e := s.ops[id]; !e.leaseUntil.IsZero() && e.leaseUntil.Before(now) && e.op.Replica != replica {
 			expired = append(expired, e)
 		}
 	}

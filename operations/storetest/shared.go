@@ -267,6 +267,9 @@ func takeOverAfterExpiryOnly(t *testing.T, f Shared) {
 		t.Errorf("took over %v before the lease ended", ids(got))
 	}
 	f.Expire()
+	if got := takeOver(t, f.A, replicaA, 5, long); len(got) != 0 {
+		t.Errorf("A took over its own operations %v: it still runs them", ids(got))
+	}
 	got := takeOver(t, f.B, replicaB, 5, long)
 	if len(got) != 1 {
 		t.Fatalf("took over %v, want [op_t] (op_q is queued)", ids(got))
