@@ -14,7 +14,13 @@ import (
 // replaces the built-in one. cfg supplies the engine's other settings.
 func newEngine(db *neo4jpool.Manager, env string, types []operations.Type, factories []TypeFactory, scan ScanOptions, cfg operations.Config) (*operations.Engine, error) {
 	reg := &operations.Registry{}
-	all := append([]operations.Type{ImportType(db, env)}, types...)
+	storeHere := false
+	if st, ok := cfg.Store.(interface {
+		Uses(*neo4jpool.Manager, string) bool
+	}); ok {
+		storeHere = st.Uses(db, env)
+	}
+	all := append([]operations.Type{importType(db, env, storeHere)}, types...)
 	for _, f := range factories {
 		all = append(all, f(db, env))
 	}

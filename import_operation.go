@@ -30,6 +30,13 @@ type ImportParams = neo4jpool.Graph
 // is a neo4jpool.ImportResult (nodes, relationships, chunks written). The
 // document's shape, identifiers and chunk size are checked at submit.
 func ImportType(m *neo4jpool.Manager, env string) operations.Type {
+	return importType(m, env, false)
+}
+
+// importType is ImportType; with storeHere (the engine's operation store
+// lives in environment env of m too) a replica saves its checkpoints in
+// the chunks' own transactions, so that they agree exactly with the data.
+func importType(m *neo4jpool.Manager, env string, storeHere bool) operations.Type {
 	return operations.Type{
 		Name:         ImportTypeName,
 		Description:  "MERGE a graph document {nodes, relationships, chunk_size} in committed chunks",
@@ -62,6 +69,13 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 			ctx, stop := context.WithCancelCause(ctx)
 			defer stop(nil)
 			im := neo4jpool.Importer{Manager: m, Env: env}
+			_, _, inTx, _ := operations.CheckpointStatement(ctx, nil)
+			inTx = inTx && storeHere
+			if inTx {
+				im.InChunk = func(ctx context.Context, tx neo4j.ManagedTransaction, p neo4jpool.ImportProgress) error {
+					return checkpointInTx(ctx, tx, from.advance(p))
+				}
+			}
 			res, err := im.Import(ctx, g, func(p neo4jpool.ImportProgress) {
 				cp := from.advance(p)
 				done := int64(cp.Offset)
@@ -72,6 +86,9 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 					Phase: p.Phase, Done: done, Total: nodes + rels,
 					Message: fmt.Sprintf("%s: %d of %d written (%d %s committed)", p.Phase, cp.Offset, phaseTotal(p.Phase, nodes, rels), cp.Result.Chunks, plural(cp.Result.Chunks, "chunk", "chunks")),
 				})
+				if inTx {
+					return // saved with the chunk
+				}
 				if err := operations.SaveCheckpoint(ctx, cp); errors.Is(err, operations.ErrLeaseLost) {
 					stop(err)
 				} else if err != nil && ctx.Err() == nil {
@@ -89,6 +106,28 @@ func ImportType(m *neo4jpool.Manager, env string) operations.Type {
 			return res, nil
 		},
 	}
+}
+
+// checkpointInTx saves cp in tx, the transaction of the chunk it counts;
+// ErrLeaseLost (which rolls the chunk back) when another replica owns the
+// operation now.
+func checkpointInTx(ctx context.Context, tx neo4j.ManagedTransaction, cp importCheckpoint) error {
+	stmt, params, _, err := operations.CheckpointStatement(ctx, cp)
+	if err != nil {
+		return err
+	}
+	res, err := tx.Run(ctx, stmt, params)
+	if err != nil {
+		return err
+	}
+	rec, err := res.Single(ctx)
+	if err != nil {
+		return err
+	}
+	if held, _ := rec.Values[0].(bool); !held {
+		return operations.ErrLeaseLost
+	}
+	return nil
 }
 
 // importCheckpoint is how far a resumable import got: Offset items of

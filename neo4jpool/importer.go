@@ -89,6 +89,14 @@ type Importer struct {
 	// re-importing a chunk that mixes a very large value with many nodes
 	// could exceed the chunk timeout though the first import was fast.
 	MaxChunkBytes int
+	// InChunk, when set, runs inside each chunk's transaction after the
+	// chunk's writes, with the import's progress as it will be once that
+	// transaction commits (Result included). What it writes commits or
+	// rolls back with the chunk: the place for a checkpoint that must
+	// agree exactly with the data. An error aborts the chunk; the driver
+	// retries it only if the error is transient, so return a plain error
+	// to stop the import.
+	InChunk func(ctx context.Context, tx neo4j.ManagedTransaction, p ImportProgress) error
 }
 
 // DefaultMaxChunkBytes is Importer.MaxChunkBytes's default.
@@ -356,7 +364,23 @@ func (im *Importer) run(ctx context.Context, size int,
 	// (prepare), not inside it, so a retry of the transaction reuses them.
 	nw := &nodeWriter{base: im.baseLabel(), stmts: make(map[string]string)}
 	maxBytes := im.maxChunkBytes()
-	_, err = chunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, byteBudget[Node]{nodeSize(maxBytes), maxBytes}, nw.prepare, nw.write, func(done, total int) {
+	// counted is a chunk's prepared writes and its number of items.
+	type counted struct {
+		batches []batch
+		items   int
+	}
+	nodePrepare := func(chunk []Node) counted { return counted{nw.prepare(chunk), len(chunk)} }
+	nodeWrite := func(ctx context.Context, tx neo4j.ManagedTransaction, c counted) error {
+		if err := nw.write(ctx, tx, c.batches); err != nil || im.InChunk == nil {
+			return err
+		}
+		after := res
+		after.Nodes += c.items
+		after.NodesCreated += nw.created
+		after.Chunks++
+		return im.InChunk(ctx, tx, ImportProgress{Phase: PhaseNodes, Done: after.Nodes, Total: nodeTotal, Chunks: after.Chunks, Result: after})
+	}
+	_, err = chunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, byteBudget[Node]{nodeSize(maxBytes), maxBytes}, nodePrepare, nodeWrite, func(done, total int) {
 		res.Nodes = done
 		res.NodesCreated += nw.created
 		res.Chunks++
@@ -369,7 +393,21 @@ func (im *Importer) run(ctx context.Context, size int,
 	}
 
 	rw := &relWriter{base: im.baseLabel(), stmts: make(map[string]string)}
-	_, err = chunkedWriteSeq(ctx, im.Manager, im.Env, rels, relTotal, size, byteBudget[Relationship]{relSize(maxBytes), maxBytes}, rw.prepare, rw.write, func(done, total int) {
+	relDone := 0
+	relPrepare := func(chunk []Relationship) counted { return counted{rw.prepare(chunk), len(chunk)} }
+	relWrite := func(ctx context.Context, tx neo4j.ManagedTransaction, c counted) error {
+		if err := rw.write(ctx, tx, c.batches); err != nil || im.InChunk == nil {
+			return err
+		}
+		after := res
+		after.Relationships += rw.written
+		after.RelationshipsSkipped += rw.rows - rw.written
+		after.RelationshipsCreated += rw.created
+		after.Chunks++
+		return im.InChunk(ctx, tx, ImportProgress{Phase: PhaseRelationships, Done: relDone + c.items, Total: relTotal, Chunks: after.Chunks, Result: after})
+	}
+	_, err = chunkedWriteSeq(ctx, im.Manager, im.Env, rels, relTotal, size, byteBudget[Relationship]{relSize(maxBytes), maxBytes}, relPrepare, relWrite, func(done, total int) {
+		relDone = done
 		res.Relationships += rw.written
 		res.RelationshipsSkipped += rw.rows - rw.written
 		res.RelationshipsCreated += rw.created

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -35,6 +36,8 @@ type SharedStore interface {
 	// TakeOver takes up to n running operations whose lease has expired
 	// (their replica died) for replica: a new lease, Replica = replica,
 	// Attempt + 1. They are returned as stored, with their Checkpoint.
+	// Operations replica holds itself are never taken (a replica late to
+	// renew still runs them; Renew extends their lease).
 	TakeOver(ctx context.Context, replica string, n int, lease time.Duration) ([]Operation, error)
 
 	// Renew extends replica's leases on ids and reports, for each id, what
@@ -75,3 +78,38 @@ type LeaseState struct {
 // owner's: in a SharedStore, Put and AppendEvent of an operation with a
 // Replica take effect only while that replica holds it and it has not
 // ended (a store that writes behind may drop them silently and log).
+
+// TxCheckpointer is implemented by shared stores that can save a
+// checkpoint inside the work's own database transaction, so that the
+// checkpoint commits exactly when the work it describes does
+// (SaveCheckpoint is a transaction of its own, after the work's).
+type TxCheckpointer interface {
+	// CheckpointStatement returns a Cypher write statement and its
+	// parameters that save checkpoint for replica's operation id. Run in a
+	// write transaction of the store's database, it returns one record
+	// with one boolean: whether replica still holds the operation (false:
+	// nothing was saved, and the transaction should roll back).
+	CheckpointStatement(replica, id string, checkpoint json.RawMessage) (cypher string, params map[string]any)
+}
+
+// CheckpointStatement returns the statement that saves state as the
+// running operation's checkpoint inside the caller's own transaction (see
+// TxCheckpointer), and true, when the engine running it is a replica whose
+// store can do that; else false (use SaveCheckpoint). The statement only
+// makes sense in the database the store lives in.
+func CheckpointStatement(ctx context.Context, state any) (cypher string, params map[string]any, ok bool, err error) {
+	c, _ := ctx.Value(checkpointKey{}).(*checkpointer)
+	if c == nil || c.e.shared == nil {
+		return "", nil, false, nil
+	}
+	tc, isTx := c.e.shared.(TxCheckpointer)
+	if !isTx {
+		return "", nil, false, nil
+	}
+	raw, err := json.Marshal(state)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("operations: encode checkpoint: %w", err)
+	}
+	cypher, params = tc.CheckpointStatement(c.e.cfg.Replica, c.id, raw)
+	return cypher, params, true, nil
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
+	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
 )
 
@@ -171,10 +172,10 @@ func (s *Store) TakeOver(ctx context.Context, replica string, n int, lease time.
 	}
 	start := time.Now()
 	v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
-		recs, err := collect(ctx, tx, "MATCH (o:"+LabelOperation+" {ns: $ns, status: 'running'}) WHERE o.lease_until < datetime() "+
+		recs, err := collect(ctx, tx, "MATCH (o:"+LabelOperation+" {ns: $ns, status: 'running'}) WHERE o.lease_until < datetime() AND o.replica <> $replica "+
 			"WITH o ORDER BY o.lease_until, o.id LIMIT $n "+
 			"WITH o ORDER BY o.id SET o._lock = true REMOVE o._lock "+
-			"WITH o WHERE o.status = 'running' AND o.lease_until < datetime() "+
+			"WITH o WHERE o.status = 'running' AND o.lease_until < datetime() AND o.replica <> $replica "+
 			"SET o.replica = $replica, o.attempt = coalesce(o.attempt, 0) + 1, o.lease_until = "+leaseEnd+" "+
 			"RETURN properties(o) AS p, o.id AS id ORDER BY id",
 			map[string]any{"ns": s.cfg.Namespace, "n": int64(n), "replica": replica, "ms": lease.Milliseconds()})
@@ -380,10 +381,8 @@ func (s *Store) SaveCheckpoint(ctx context.Context, replica, id string, checkpoi
 		return err
 	}
 	v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
-		recs, err := collect(ctx, tx, lockAndRead+
-			"WITH o, o.replica = $replica AND o.status = 'running' AS held "+
-			"SET o.checkpoint = CASE WHEN held THEN $checkpoint ELSE o.checkpoint END RETURN held",
-			map[string]any{"ns": s.cfg.Namespace, "id": id, "replica": replica, "checkpoint": string(checkpoint)})
+		stmt, params := s.CheckpointStatement(replica, id, checkpoint)
+		recs, err := collect(ctx, tx, stmt, params)
 		if err != nil {
 			return nil, err
 		}
@@ -411,4 +410,23 @@ func (s *Store) SaveCheckpoint(ctx context.Context, replica, id string, checkpoi
 	return nil
 }
 
-var _ operations.SharedStore = (*Store)(nil)
+// CheckpointStatement implements operations.TxCheckpointer: the statement
+// saves the checkpoint if replica holds the operation, and returns whether
+// it does (no record: no such operation).
+func (s *Store) CheckpointStatement(replica, id string, checkpoint json.RawMessage) (string, map[string]any) {
+	return lockAndRead +
+			"WITH o, o.replica = $replica AND o.status = 'running' AS held " +
+			"SET o.checkpoint = CASE WHEN held THEN $checkpoint ELSE o.checkpoint END RETURN held",
+		map[string]any{"ns": s.cfg.Namespace, "id": id, "replica": replica, "checkpoint": string(checkpoint)}
+}
+
+// Uses reports whether the store lives in environment env of m: whether
+// its CheckpointStatement may run in a transaction of that environment.
+func (s *Store) Uses(m *neo4jpool.Manager, env string) bool {
+	return s.cfg.Manager == m && s.cfg.Environment == env
+}
+
+var (
+	_ operations.SharedStore    = (*Store)(nil)
+	_ operations.TxCheckpointer = (*Store)(nil)
+)
