@@ -1,6 +1,7 @@
 package atg
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -148,20 +149,25 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 
 	var store operations.Store
+	replica := ""
 	if cfg.OperationStore == OperationStoreNeo4j {
 		ns := cfg.OperationNamespace
 		if ns == "" {
 			ns = env
 		}
-		if s.opStore, err = neo4jstore.Open(ctx, neo4jstore.Config{Manager: s.db, Environment: env, Namespace: ns, Logger: s.log}); err != nil {
+		// Every server on the namespace is a replica of one service: they
+		// share the queue and answer for each other's operations.
+		if s.opStore, err = neo4jstore.Open(ctx, neo4jstore.Config{Manager: s.db, Environment: env, Namespace: ns, Logger: s.log, Shared: true}); err != nil {
 			return fmt.Errorf("atg: ATG_OPERATION_STORE=neo4j needs Neo4j at start: %w", err)
 		}
-		store = s.opStore
+		store, replica = s.opStore, cmp.Or(cfg.ReplicaID, defaultReplicaID())
+		s.log.Info("operations are shared with the other replicas of the namespace", "namespace", ns, "replica_id", replica)
 	}
 	s.engine, err = newEngine(s.db, env, s.Types, s.TypeFactories, ScanOptions{Source: s.scanSource(), DefaultTenantID: cfg.TargetTenantID}, operations.Config{
 		Store:         store,
 		MaxConcurrent: cfg.MaxConcurrentOps, Retention: cfg.OperationRetention, Logger: s.log,
 		MaxActivePerClient: cfg.MaxOpsPerKey, OnFinish: s.auditFinish,
+		Replica: replica, Lease: cfg.OperationLease,
 	})
 	if err != nil {
 		return err
