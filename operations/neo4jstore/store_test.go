@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // manager is a neo4jpool.Manager on the test database, closed after t.
-func manager(t *testing.T) (*neo4jpool.Manager, neo4jtest.Settings) {
+func manager(t testing.TB) (*neo4jpool.Manager, neo4jtest.Settings) {
 	t.Helper()
 	s := neo4jtest.Require(t)
 	m := neo4jpool.NewManager(neo4jpool.Options{Logger: quiet})
@@ -50,7 +50,7 @@ func open(t *testing.T, m *neo4jpool.Manager, s neo4jtest.Settings, ns string, i
 
 // openConfig opens a store with cfg, removed with its namespace's nodes
 // after t.
-func openConfig(t *testing.T, s neo4jtest.Settings, cfg neo4jstore.Config) *neo4jstore.Store {
+func openConfig(t testing.TB, s neo4jtest.Settings, cfg neo4jstore.Config) *neo4jstore.Store {
 	t.Helper()
 	ns := cfg.Namespace
 	st, err := neo4jstore.Open(context.Background(), cfg)
