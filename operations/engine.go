@@ -388,7 +388,10 @@ func (e *Engine) Counts(ctx context.Context) (map[Status]int, error) {
 // Cancel ends a queued or running operation as cancelled with reason and
 // cancels its work's context; the work's slot is released when it returns.
 // It returns the cancelled operation, ErrNotFound, or a
-// *NotCancellableError when the operation had already ended.
+// *NotCancellableError when the operation had already ended. On a replica,
+// an operation running elsewhere ends on its replica's next renewal;
+// Cancel waits for that up to 20 poll intervals (5 s by default) and then
+// returns it as it stands (still running, the cancel requested).
 func (e *Engine) Cancel(ctx context.Context, id, reason string) (Operation, error) {
 	if reason == "" {
 		reason = ReasonClientAsked

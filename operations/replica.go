@@ -213,8 +213,9 @@ func (e *Engine) cancelShared(ctx context.Context, id, reason string) (Operation
 		return Operation{}, err
 	}
 	// A running operation ends on its replica's next renewal; wait for it
-	// (about one poll interval) so that the answer says how it ended.
-	deadline := time.Now().Add(4 * e.cfg.PollInterval)
+	// (about one poll interval; up to 20 on a loaded machine) so that the
+	// answer says how it ended.
+	deadline := time.Now().Add(20 * e.cfg.PollInterval)
 	for !op.Status.Terminal() && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
