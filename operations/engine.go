@@ -130,6 +130,9 @@ type Engine struct {
 	shared      SharedStore
 	kick        chan struct{} // wakes runReplica (buffered 1)
 	replicaStop chan struct{}
+	// slotMu is held while claim or takeOver fills free slots, so that
+	// together they never start more than MaxConcurrent.
+	slotMu sync.Mutex
 
 	mu     sync.Mutex
 	closed bool
@@ -141,6 +144,9 @@ type Engine struct {
 	running   map[string]context.CancelCauseFunc
 	runningBy map[string]int   // running operations per client
 	feeds     map[string]*feed // of live operations
+	// started is closed (and replaced) when this replica starts an
+	// operation it claimed: watchers tailing the store switch to its feed.
+	started chan struct{}
 }
 
 // New starts an engine. Operations a previous process left unfinished in
@@ -181,7 +187,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		live: map[string]*Operation{}, running: map[string]context.CancelCauseFunc{},
 		queues: map[string][]queued{}, runningBy: map[string]int{},
-		feeds: map[string]*feed{}, janitor: make(chan struct{}),
+		feeds: map[string]*feed{}, janitor: make(chan struct{}), started: make(chan struct{}),
 		metrics: newEngineMetrics(),
 		shared:  shared, kick: make(chan struct{}, 1), replicaStop: make(chan struct{}),
 	}
@@ -201,8 +207,9 @@ func New(cfg Config) (*Engine, error) {
 			return nil, err
 		}
 	} else {
-		e.wg.Add(1)
+		e.wg.Add(2)
 		go e.runReplica()
+		go e.runLeases()
 	}
 	e.wg.Add(1)
 	go e.runJanitor()

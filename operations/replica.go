@@ -26,9 +26,8 @@ var errHandBack = errors.New("operations: handed back to the queue at shutdown")
 // errLeaseLost is the cause given to work whose lease another replica took.
 var errLeaseLost = fmt.Errorf("operations: %w", ErrLeaseLost)
 
-// runReplica claims queued work, takes over work of dead replicas, renews
-// this replica's leases and acts on cancel requests, every PollInterval
-// and whenever a submit or a finished operation kicks it.
+// runReplica claims queued work every PollInterval and whenever a submit
+// or a finished operation kicks it.
 func (e *Engine) runReplica() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.cfg.PollInterval)
@@ -40,10 +39,28 @@ func (e *Engine) runReplica() {
 			return
 		case <-e.kick:
 		case <-t.C:
+		}
+		e.claim(ctx)
+	}
+}
+
+// runLeases renews this replica's leases, acts on cancel requests and
+// takes over work of dead replicas, every PollInterval. It runs beside
+// runReplica so that a slow renewal (a lock wait, a retried transaction)
+// never holds up claims, nor a slow claim the renewals.
+func (e *Engine) runLeases() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.PollInterval)
+	defer t.Stop()
+	ctx := e.baseCtx
+	for {
+		select {
+		case <-e.replicaStop:
+			return
+		case <-t.C:
 			e.renew(ctx)
 			e.takeOver(ctx)
 		}
-		e.claim(ctx)
 	}
 }
 
@@ -66,6 +83,8 @@ func (e *Engine) freeSlots() int {
 }
 
 func (e *Engine) claim(ctx context.Context) {
+	e.slotMu.Lock()
+	defer e.slotMu.Unlock()
 	n := e.freeSlots()
 	if n <= 0 {
 		return
@@ -83,6 +102,8 @@ func (e *Engine) claim(ctx context.Context) {
 }
 
 func (e *Engine) takeOver(ctx context.Context) {
+	e.slotMu.Lock()
+	defer e.slotMu.Unlock()
 	n := e.freeSlots()
 	if n <= 0 {
 		return
@@ -141,6 +162,8 @@ func (e *Engine) startClaimed(op Operation) {
 		live.StartedAt = &now
 	}
 	e.publishLocked(live, EventStatus, StatusData{OperationID: op.ID, Status: Running, Time: e.now().UTC()})
+	close(e.started) // watchers tailing the store may follow the feed now
+	e.started = make(chan struct{})
 	ctx, cancel := context.WithCancelCause(e.baseCtx)
 	ctx = context.WithValue(ctx, checkpointKey{}, &checkpointer{e: e, id: op.ID, last: op.Checkpoint})
 	e.running[op.ID] = cancel

@@ -170,6 +170,10 @@ type Subscription struct {
 	// not run (replicas), polled every pollEvery.
 	tail      func(ctx context.Context, after int64) ([]Event, bool, error)
 	pollEvery time.Duration
+	tailedAt  time.Time // of the last read of the store
+	// local, with tail, returns the operation's feed if this replica runs
+	// it now, and a channel closed when this replica next starts one.
+	local     func() (*feed, <-chan struct{})
 	done      bool
 	lagged    bool
 	closed    chan struct{}
@@ -196,6 +200,11 @@ func (e *Engine) Subscribe(ctx context.Context, id string, after int64) (*Subscr
 		// The operation may run on another replica (or move to one):
 		// follow the store whenever there is no live feed here.
 		sub.tail, sub.pollEvery = e.tailEvents(id), e.cfg.PollInterval
+		sub.local = func() (*feed, <-chan struct{}) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			return e.feeds[id], e.started
+		}
 	}
 	return sub, nil
 }
@@ -243,21 +252,39 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			s.done = ev.Type.Terminal()
 			return ev, nil
 		case s.feed == nil && s.tail != nil:
-			evs, ended, err := s.tail(ctx, s.cursor)
-			if err != nil {
-				return Event{}, err
+			// If the operation runs here now, follow its feed (once it
+			// holds the next event): no store read needed.
+			f, started := s.local()
+			if f != nil {
+				if _, _, st := f.read(s.cursor); st != feedLagged {
+					s.feed = f
+					continue
+				}
+				started = nil // the store will have the missing events soon
 			}
-			if len(evs) > 0 {
-				s.backlog = evs
-				continue
+			wait := s.pollEvery - time.Since(s.tailedAt)
+			if s.tailedAt.IsZero() || wait <= 0 {
+				s.tailedAt = time.Now()
+				evs, ended, err := s.tail(ctx, s.cursor)
+				if err != nil {
+					return Event{}, err
+				}
+				if len(evs) > 0 {
+					s.backlog = evs
+					continue
+				}
+				if ended {
+					s.done = true
+					return Event{}, io.EOF
+				}
+				wait = s.pollEvery
 			}
-			if ended {
-				s.done = true
-				return Event{}, io.EOF
-			}
-			t := time.NewTimer(s.pollEvery)
+			// Read the store again after pollEvery, or look for the feed
+			// when this replica starts an operation.
+			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
+			case <-started:
 			case <-s.closed:
 			case <-ctx.Done():
 				t.Stop()

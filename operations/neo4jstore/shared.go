@@ -51,16 +51,18 @@ func (s *Store) Claim(ctx context.Context, replica string, n int, lease time.Dur
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
-		var out []operations.Operation
-		for range claimRounds {
+	// Each round is a transaction of its own: it locks its picks in one
+	// order (sorted, as renewals and flushes do) and holds no lock from an
+	// earlier round, whose picks may sort after them.
+	var out []operations.Operation
+	for range claimRounds {
+		start := time.Now()
+		v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
 			picks, err := s.pick(ctx, tx, n-len(out))
 			if err != nil || len(picks) == 0 {
-				return out, err
+				return []operations.Operation(nil), err
 			}
-			// Lock in one order (against deadlocks); claim what is still
-			// queued once locked.
+			// Claim what is still queued once locked.
 			recs, err := collect(ctx, tx, "UNWIND $ids AS id "+
 				"MATCH (o:"+LabelOperation+" {ns: $ns, id: id}) SET o._lock = true REMOVE o._lock "+
 				"WITH o WHERE o.status = 'queued' "+
@@ -75,27 +77,32 @@ func (s *Store) Claim(ctx context.Context, replica string, n int, lease time.Dur
 			if err != nil {
 				return nil, err
 			}
-			// In the order of the picks.
+			// In the order of the picks; none when nothing was queued.
 			byID := make(map[string]operations.Operation, len(got))
 			for _, op := range got {
 				byID[op.ID] = op
 			}
+			claimed := []operations.Operation{}
 			for _, id := range picks {
 				if op, ok := byID[id]; ok {
-					out = append(out, op)
+					claimed = append(claimed, op)
 				}
 			}
-			if len(out) >= n {
-				break
+			return claimed, nil
+		})
+		if err != nil {
+			if len(out) > 0 {
+				break // keep what earlier rounds claimed
 			}
+			return nil, fmt.Errorf("neo4jstore: claim: %w", err)
 		}
-		return out, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("neo4jstore: claim: %w", err)
+		claimed, _ := v.([]operations.Operation)
+		s.hold(claimed, start.Add(lease))
+		out = append(out, claimed...)
+		if claimed == nil || len(out) >= n {
+			break // nothing queued, or enough
+		}
 	}
-	out, _ := v.([]operations.Operation)
-	s.hold(out, start.Add(lease))
 	return out, nil
 }
 
