@@ -303,6 +303,14 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 	// which then goes into its history. Nobody watches it yet: Subscribe
 	// needs e.mu and the stored operation.
 	ev, ok := e.nextEventLocked(live, EventStatus, StatusData{OperationID: live.ID, Status: Queued, Time: now})
+	if ec, both := e.store.(EventCreator); both && ok && e.shared != nil {
+		if err := ec.CreateWithEvent(ctx, *live, ev); err != nil {
+			return Operation{}, false, err
+		}
+		e.metrics.submitted.WithLabelValues(live.Type).Inc()
+		e.kickReplica()
+		return *live, true, nil
+	}
 	if err := e.store.Create(ctx, *live); err != nil {
 		return Operation{}, false, err
 	}
@@ -642,12 +650,35 @@ func (e *Engine) publishLocked(op *Operation, typ EventType, data any) {
 	}
 	e.appendEventLocked(op.ID, ev)
 	e.putLocked(op)
-	if f := e.feeds[op.ID]; f != nil {
-		f.add(ev) // never waits for watchers
-		if ev.Type.Terminal() {
-			delete(e.feeds, op.ID)
-		}
+	f := e.feeds[op.ID]
+	if f == nil {
+		return
 	}
+	if !ev.Type.Terminal() {
+		f.add(ev) // never waits for watchers
+		return
+	}
+	delete(e.feeds, op.ID)
+	fl, writesBehind := e.store.(interface{ Flush(context.Context) error })
+	if e.shared == nil || !writesBehind {
+		f.add(ev)
+		return
+	}
+	// The other replicas answer from the store: the end reaches watchers
+	// here once it is stored, so that a client that saw it reads the same
+	// operation on any replica. Nothing is added to f after its terminal
+	// event, so this add does not race another.
+	id := op.ID
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := fl.Flush(ctx); err != nil {
+			e.log.Warn("store the end of an operation", "operation_id", id, "err", err)
+		}
+		f.add(ev)
+	}()
 }
 
 // nextEventLocked makes op's next event, advancing op.LastEventID; it

@@ -113,3 +113,12 @@ func CheckpointStatement(ctx context.Context, state any) (cypher string, params 
 	cypher, params = tc.CheckpointStatement(c.e.cfg.Replica, c.id, raw)
 	return cypher, params, true, nil
 }
+
+// EventCreator is implemented by stores that can write a new operation
+// together with its first event, in one step. Replicas submit through it:
+// no replica then sees the operation (to claim it, or to stream its
+// events) before its first event is stored, so a watcher never finds a
+// later event without the first.
+type EventCreator interface {
+	CreateWithEvent(ctx context.Context, op Operation, first Event) error
+}

@@ -544,6 +544,17 @@ func decodeOp(props map[string]any) (operations.Operation, error) {
 // Create implements operations.Store: the operation is written before
 // Create returns.
 func (s *Store) Create(ctx context.Context, op operations.Operation) error {
+	return s.create(ctx, op, nil)
+}
+
+// CreateWithEvent implements operations.EventCreator: op and its first
+// event are written in one transaction.
+func (s *Store) CreateWithEvent(ctx context.Context, op operations.Operation, first operations.Event) error {
+	return s.create(ctx, op, &first)
+}
+
+// create writes op, and ev (its first event) if set, in one transaction.
+func (s *Store) create(ctx context.Context, op operations.Operation, ev *operations.Event) error {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -555,7 +566,11 @@ func (s *Store) Create(ctx context.Context, op operations.Operation) error {
 		props["checkpoint"] = string(op.Checkpoint)
 	}
 	_, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
-		return nil, run(ctx, tx, "MERGE (o:"+LabelOperation+" {ns: $ns, id: $p.id}) SET o = $p", map[string]any{"ns": s.cfg.Namespace, "p": withNS(props, s.cfg.Namespace)})
+		if err := run(ctx, tx, "MERGE (o:"+LabelOperation+" {ns: $ns, id: $p.id}) SET o = $p", map[string]any{"ns": s.cfg.Namespace, "p": withNS(props, s.cfg.Namespace)}); err != nil || ev == nil {
+			return nil, err
+		}
+		return nil, run(ctx, tx, "MERGE (v:"+LabelEvent+" {ns: $ns, op_id: $id, seq: $seq}) SET v.type = $type, v.time = $time, v.data = $data",
+			map[string]any{"ns": s.cfg.Namespace, "id": op.ID, "seq": ev.Seq, "type": string(ev.Type), "time": ev.Time, "data": string(ev.Data)})
 	})
 	if err != nil {
 		return fmt.Errorf("neo4jstore: create operation %s: %w", op.ID, err)

@@ -414,3 +414,27 @@ func TestReplicatedEnginesOnSharedStores(t *testing.T) {
 	}
 	t.Logf("operations run per replica: %v", ranOn)
 }
+
+// TestCreateWithEventIsOneWrite: an operation created with its first event
+// is read back by another replica's store with that event at once (no
+// write-behind between them).
+func TestCreateWithEventIsOneWrite(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	ctx := context.Background()
+	cfg := neo4jstore.Config{Manager: m, Environment: "test", Namespace: neo4jtest.Unique(t), Logger: quiet, Shared: true, ProgressInterval: time.Hour}
+	a, b := openConfig(t, s, cfg), openConfig(t, s, cfg)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	op := operations.Operation{ID: "op_first", Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: now, LastEventID: 1}
+	ev := operations.Event{Seq: 1, Type: operations.EventStatus, Time: now, Data: json.RawMessage(`{"status":"queued"}`)}
+	if err := a.CreateWithEvent(ctx, op, ev); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.EventsAfter(ctx, op.ID, 0)
+	if err != nil || len(got) != 1 || got[0].Seq != 1 || string(got[0].Data) != `{"status":"queued"}` || !got[0].Time.Equal(now) {
+		t.Fatalf("the other replica reads %+v %v", got, err)
+	}
+	if stored, err := b.Get(ctx, op.ID); err != nil || stored.Status != operations.Queued || stored.LastEventID != 1 {
+		t.Fatalf("the other replica reads %+v %v", stored, err)
+	}
+}
