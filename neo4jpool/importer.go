@@ -369,21 +369,29 @@ func (im *Importer) run(ctx context.Context, size int,
 		batches []batch
 		items   int
 	}
+	// next is the result as it will be once the chunk in flight commits:
+	// computed by its write (so InChunk can save it in the chunk's own
+	// transaction), it becomes res when the commit is reported.
+	var next ImportResult
+	inChunk := func(ctx context.Context, tx neo4j.ManagedTransaction, p ImportProgress) error {
+		if im.InChunk == nil {
+			return nil
+		}
+		return im.InChunk(ctx, tx, p)
+	}
 	nodePrepare := func(chunk []Node) counted { return counted{nw.prepare(chunk), len(chunk)} }
 	nodeWrite := func(ctx context.Context, tx neo4j.ManagedTransaction, c counted) error {
-		if err := nw.write(ctx, tx, c.batches); err != nil || im.InChunk == nil {
+		if err := nw.write(ctx, tx, c.batches); err != nil {
 			return err
 		}
-		after := res
-		after.Nodes += c.items
-		after.NodesCreated += nw.created
-		after.Chunks++
-		return im.InChunk(ctx, tx, ImportProgress{Phase: PhaseNodes, Done: after.Nodes, Total: nodeTotal, Chunks: after.Chunks, Result: after})
+		next = res
+		next.Nodes += c.items
+		next.NodesCreated += nw.created
+		next.Chunks++
+		return inChunk(ctx, tx, ImportProgress{Phase: PhaseNodes, Done: next.Nodes, Total: nodeTotal, Chunks: next.Chunks, Result: next})
 	}
 	_, err = chunkedWriteSeq(ctx, im.Manager, im.Env, nodes, nodeTotal, size, byteBudget[Node]{nodeSize(maxBytes), maxBytes}, nodePrepare, nodeWrite, func(done, total int) {
-		res.Nodes = done
-		res.NodesCreated += nw.created
-		res.Chunks++
+		res = next
 		if onProgress != nil {
 			onProgress(ImportProgress{Phase: PhaseNodes, Done: done, Total: total, Chunks: res.Chunks, Result: res})
 		}
@@ -393,25 +401,21 @@ func (im *Importer) run(ctx context.Context, size int,
 	}
 
 	rw := &relWriter{base: im.baseLabel(), stmts: make(map[string]string)}
-	relDone := 0
+	relDone := 0 // relationship rows committed, skipped ones included
 	relPrepare := func(chunk []Relationship) counted { return counted{rw.prepare(chunk), len(chunk)} }
 	relWrite := func(ctx context.Context, tx neo4j.ManagedTransaction, c counted) error {
-		if err := rw.write(ctx, tx, c.batches); err != nil || im.InChunk == nil {
+		if err := rw.write(ctx, tx, c.batches); err != nil {
 			return err
 		}
-		after := res
-		after.Relationships += rw.written
-		after.RelationshipsSkipped += rw.rows - rw.written
-		after.RelationshipsCreated += rw.created
-		after.Chunks++
-		return im.InChunk(ctx, tx, ImportProgress{Phase: PhaseRelationships, Done: relDone + c.items, Total: relTotal, Chunks: after.Chunks, Result: after})
+		next = res
+		next.Relationships += rw.written
+		next.RelationshipsSkipped += rw.rows - rw.written
+		next.RelationshipsCreated += rw.created
+		next.Chunks++
+		return inChunk(ctx, tx, ImportProgress{Phase: PhaseRelationships, Done: relDone + c.items, Total: relTotal, Chunks: next.Chunks, Result: next})
 	}
 	_, err = chunkedWriteSeq(ctx, im.Manager, im.Env, rels, relTotal, size, byteBudget[Relationship]{relSize(maxBytes), maxBytes}, relPrepare, relWrite, func(done, total int) {
-		relDone = done
-		res.Relationships += rw.written
-		res.RelationshipsSkipped += rw.rows - rw.written
-		res.RelationshipsCreated += rw.created
-		res.Chunks++
+		relDone, res = done, next
 		if onProgress != nil {
 			onProgress(ImportProgress{Phase: PhaseRelationships, Done: done, Total: total, Chunks: res.Chunks, Result: res})
 		}

@@ -28,39 +28,33 @@ var errLeaseLost = fmt.Errorf("operations: %w", ErrLeaseLost)
 
 // runReplica claims queued work every PollInterval and whenever a submit
 // or a finished operation kicks it.
-func (e *Engine) runReplica() {
-	defer e.wg.Done()
-	t := time.NewTicker(e.cfg.PollInterval)
-	defer t.Stop()
-	ctx := e.baseCtx
-	for {
-		select {
-		case <-e.replicaStop:
-			return
-		case <-e.kick:
-		case <-t.C:
-		}
-		e.claim(ctx)
-	}
-}
+func (e *Engine) runReplica() { e.poll(e.kick, e.claim) }
 
 // runLeases renews this replica's leases, acts on cancel requests and
 // takes over work of dead replicas, every PollInterval. It runs beside
 // runReplica so that a slow renewal (a lock wait, a retried transaction)
 // never holds up claims, nor a slow claim the renewals.
 func (e *Engine) runLeases() {
+	e.poll(nil, func(ctx context.Context) {
+		e.renew(ctx)
+		e.takeOver(ctx)
+	})
+}
+
+// poll runs work every PollInterval and whenever kick (nil: never) fires,
+// until Close.
+func (e *Engine) poll(kick <-chan struct{}, work func(context.Context)) {
 	defer e.wg.Done()
 	t := time.NewTicker(e.cfg.PollInterval)
 	defer t.Stop()
-	ctx := e.baseCtx
 	for {
 		select {
 		case <-e.replicaStop:
 			return
+		case <-kick:
 		case <-t.C:
-			e.renew(ctx)
-			e.takeOver(ctx)
 		}
+		work(e.baseCtx)
 	}
 }
 
