@@ -1,6 +1,7 @@
 package atg
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -221,10 +222,11 @@ type ServerConfig struct {
 	// the default).
 	QueryMaxBytes int64
 	// OperationStore says where operations and their histories live
-	// (ATG_OPERATION_STORE): "memory" (the default; lost at exit) or
-	// "neo4j" (nodes labelled AtgOperation and AtgOperationEvent in the
-	// configured database, kept across restarts; one server per
-	// OperationNamespace). "" in a ServerConfig literal means memory.
+	// (ATG_OPERATION_STORE): "neo4j" (LoadServerConfig's default: nodes
+	// labelled AtgOperation and AtgOperationEvent in the configured
+	// database, kept across restarts and shared by the servers of one
+	// OperationNamespace) or "memory" (lost at exit, this server's own).
+	// "" in a ServerConfig literal means memory, for tests and embedding.
 	OperationStore string
 	// OperationNamespace separates this server's operations from those of
 	// other servers on the same database (ATG_OPERATION_NAMESPACE; letters,
@@ -364,7 +366,7 @@ func LoadServerConfig(opts LoadOptions) (ServerConfig, error) {
 		p.add("ATG_QUERY_MAX_BYTES", raw.QueryMaxBytes, "must be at least 1024 bytes")
 	}
 	cfg.OperationRetention = parseSeconds(&p, "ATG_OPERATION_RETENTION", raw.OperationRetention, DefaultOperationRetention)
-	cfg.OperationStore = strings.ToLower(strings.TrimSpace(raw.OperationStore))
+	cfg.OperationStore = cmp.Or(strings.ToLower(strings.TrimSpace(raw.OperationStore)), OperationStoreNeo4j)
 	cfg.OperationNamespace = strings.TrimSpace(raw.OperationNamespace)
 	cfg.ReplicaID = strings.TrimSpace(raw.ReplicaID)
 	if cfg.ReplicaID == "" {

@@ -307,7 +307,7 @@ func TestLoadServerConfig(t *testing.T) {
 		host, _ := os.Hostname() // the default replica id is <hostname>-<pid>
 		want := ServerConfig{
 			Host: "0.0.0.0", Port: 8000, Workers: 4, MaxConcurrentOps: 3, Environment: auth.Dev,
-			UseManagedIdentity: true, MaxBodyBytes: 32 << 20, QueryMaxRows: 10000, QueryMaxBytes: 16 << 20,
+			UseManagedIdentity: true, MaxBodyBytes: 32 << 20, QueryMaxRows: 10000, QueryMaxBytes: 16 << 20, OperationStore: OperationStoreNeo4j,
 			OperationRetention: 24 * time.Hour, ShutdownTimeout: 30 * time.Second,
 			RateLimitRPM: 100, RateLimitBurst: 20, MaxOpsPerKey: 10, AuthFailuresPerMinute: 20,
 			MaxRequestsPerKey: 32, BodyIdleTimeout: 30 * time.Second,

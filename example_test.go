@@ -226,6 +226,9 @@ func startServer(ctx context.Context, types ...operations.Type) (*atg.Server, fu
 		"NEO4J_URI":      "bolt://127.0.0.1:1", // nothing listens there
 		"NEO4J_PASSWORD": "Example-Passw0rd!",
 		"ATG_AUDIT_LOG":  "off", // the default, stderr, would interleave with the output
+		// Operations in this process's memory: with the default store
+		// (neo4j) they would wait for the database like everything else.
+		"ATG_OPERATION_STORE": "memory",
 	}})
 	if err != nil {
 		log.Fatal(err)

@@ -157,8 +157,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 		// Every server on the namespace is a replica of one service: they
 		// share the queue and answer for each other's operations.
-		if s.opStore, err = neo4jstore.Open(ctx, neo4jstore.Config{Manager: s.db, Environment: env, Namespace: ns, Logger: s.log, Shared: true}); err != nil {
-			return fmt.Errorf("atg: ATG_OPERATION_STORE=neo4j needs Neo4j at start: %w", err)
+		// Like the rest of the server, the store waits for a Neo4j that is
+		// down: it creates its schema when Neo4j answers, and until then
+		// operations fail with 503.
+		openCtx, cancelOpen := ctx, context.CancelFunc(func() {})
+		if !h.Healthy {
+			openCtx, cancelOpen = context.WithTimeout(ctx, time.Second)
+		}
+		s.opStore, err = neo4jstore.Open(openCtx, neo4jstore.Config{Manager: s.db, Environment: env, Namespace: ns, Logger: s.log, Shared: true, Lazy: true})
+		cancelOpen()
+		if err != nil {
+			return fmt.Errorf("atg: open the operation store: %w", err)
 		}
 		store, replica = s.opStore, cmp.Or(cfg.ReplicaID, defaultReplicaID())
 		s.log.Info("operations are shared with the other replicas of the namespace", "namespace", ns, "replica_id", replica)

@@ -1,6 +1,7 @@
 package atg
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,5 +120,90 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDefaultStoreWaitsForNeo4j: a server loaded from the environment keeps
+// its operations in Neo4j (the default store), and, like the rest of the
+// server, starts and serves while Neo4j is down: /api/v1/status answers
+// with the operations unknown, a submit gets 503 with Retry-After (nothing
+// is half-created), and once Neo4j answers the store creates its schema
+// and the same submit runs to the end.
+func TestDefaultStoreWaitsForNeo4j(t *testing.T) {
+	t.Parallel()
+	s := neo4jtest.Require(t)
+	d := neo4jtest.Driver(t, s)
+	ns := neo4jtest.OperationNamespace(t, d, s)
+	label := neo4jtest.Unique(t)
+	neo4jtest.CleanupLabel(t, d, s, label)
+	proxy := neo4jtest.NewProxy(t, s.Address())
+	proxy.Stop() // Neo4j is down
+	vars := s.Env()
+	vars["NEO4J_URI"] = proxy.URI("bolt")
+	vars["ENVIRONMENT"], vars["ATG_AUDIT_LOG"], vars["ATG_OPERATION_NAMESPACE"] = "dev", "off", ns
+	cfg, err := LoadServerConfig(LoadOptions{Environ: vars})
+	must(t, err)
+	if cfg.OperationStore != OperationStoreNeo4j {
+		t.Fatalf("default OperationStore = %q, want %q", cfg.OperationStore, OperationStoreNeo4j)
+	}
+	ctx := context.Background()
+	keys := auth.NewMemoryStore()
+	key, _, err := keys.Create(ctx, auth.CreateOptions{ClientID: "tester", Environment: auth.Dev})
+	must(t, err)
+	srv := startServer(t, cfg.Neo4j, keys, func(srv *Server) { srv.Config = cfg })
+
+	status, body := call(t, srv, "GET", "/api/v1/status", key, nil)
+	var st transport.StatusResponse
+	must(t, json.Unmarshal(body, &st))
+	if status != 200 || st.Operations != nil || st.Neo4j.Status != "disconnected" {
+		t.Errorf("status with Neo4j down: %d %s", status, body)
+	}
+	g := tenantGraph(label, 1, 1, 5)
+	submit := func() (*http.Response, []byte) {
+		b, _ := json.Marshal(map[string]any{"type": "import", "params": g})
+		req, _ := http.NewRequest("POST", srv.URL()+"/api/v1/operations", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "one-import")
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	resp, body := submit()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !bytes.Contains(body, []byte(`"SERVICE_UNAVAILABLE"`)) {
+		t.Fatalf("submit with Neo4j down: %d %s (Retry-After %q)", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+
+	must(t, proxy.Start())
+	var sub struct {
+		ID string `json:"operation_id"`
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		resp, body = submit()
+		if resp.StatusCode == 202 {
+			must(t, json.Unmarshal(body, &sub))
+			break
+		}
+		if resp.StatusCode != 503 || time.Now().After(deadline) {
+			t.Fatalf("submit after Neo4j came back: %d %s", resp.StatusCode, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var op operations.Operation
+	for deadline := time.Now().Add(30 * time.Second); !op.Status.Terminal(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("import did not end: %+v", op)
+		}
+		time.Sleep(50 * time.Millisecond)
+		_, body = call(t, srv, "GET", "/api/v1/operations/"+sub.ID, key, nil)
+		must(t, json.Unmarshal(body, &op))
+	}
+	if op.Status != operations.Completed {
+		t.Fatalf("import ended %s: %s", op.Status, body)
+	}
+	if n := neo4jtest.Count(t, d, s, "MATCH (o:AtgOperation {ns: $ns}) RETURN count(o)", map[string]any{"ns": ns}); n != 1 {
+		t.Errorf("%d stored operations, want 1 (the refused submit stored nothing)", n)
 	}
 }

@@ -133,6 +133,9 @@ type Engine struct {
 	// slotMu is held while claim or takeOver fills free slots, so that
 	// together they never start more than MaxConcurrent.
 	slotMu sync.Mutex
+	// storeWarn keeps a store that keeps failing (Neo4j down) from
+	// logging a warning on every poll.
+	storeWarn warnLimiter
 
 	mu     sync.Mutex
 	closed bool

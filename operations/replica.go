@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -86,7 +88,7 @@ func (e *Engine) claim(ctx context.Context) {
 	ops, err := e.shared.Claim(ctx, e.cfg.Replica, n, e.cfg.Lease)
 	if err != nil {
 		if ctx.Err() == nil {
-			e.log.Warn("claim queued operations", "replica", e.cfg.Replica, "err", err)
+			e.storeWarn.warn(e.log, "claim queued operations", e.cfg.Replica, err)
 		}
 		return
 	}
@@ -105,7 +107,7 @@ func (e *Engine) takeOver(ctx context.Context) {
 	ops, err := e.shared.TakeOver(ctx, e.cfg.Replica, n, e.cfg.Lease)
 	if err != nil {
 		if ctx.Err() == nil {
-			e.log.Warn("take over operations", "replica", e.cfg.Replica, "err", err)
+			e.storeWarn.warn(e.log, "take over operations", e.cfg.Replica, err)
 		}
 		return
 	}
@@ -181,7 +183,7 @@ func (e *Engine) renew(ctx context.Context) {
 	states, err := e.shared.Renew(ctx, e.cfg.Replica, ids, e.cfg.Lease)
 	if err != nil {
 		if ctx.Err() == nil {
-			e.log.Warn("renew leases", "replica", e.cfg.Replica, "err", err)
+			e.storeWarn.warn(e.log, "renew leases", e.cfg.Replica, err)
 		}
 		return
 	}
@@ -318,4 +320,32 @@ func ResumeFrom(ctx context.Context) (json.RawMessage, bool) {
 		return nil, false
 	}
 	return c.last, true
+}
+
+// warnLimiterEvery is how often a store error that repeats is logged.
+const warnLimiterEvery = 30 * time.Second
+
+// warnLimiter logs one warning of a kind at most every warnLimiterEvery,
+// saying how many it held back. Its zero value is ready to use.
+type warnLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	held map[string]int
+}
+
+func (w *warnLimiter) warn(log *slog.Logger, what, replica string, err error) {
+	w.mu.Lock()
+	if w.last == nil {
+		w.last, w.held = map[string]time.Time{}, map[string]int{}
+	}
+	now := time.Now()
+	if now.Sub(w.last[what]) < warnLimiterEvery {
+		w.held[what]++
+		w.mu.Unlock()
+		return
+	}
+	held := w.held[what]
+	w.last[what], w.held[what] = now, 0
+	w.mu.Unlock()
+	log.Warn(what, "replica", replica, "err", err, "repeats_not_logged", held)
 }

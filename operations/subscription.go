@@ -173,7 +173,11 @@ type Subscription struct {
 	tailedAt  time.Time // of the last read of the store
 	// local, with tail, returns the operation's feed if this replica runs
 	// it now, and a channel closed when this replica next starts one.
-	local     func() (*feed, <-chan struct{})
+	local func() (*feed, <-chan struct{})
+	// stop, with tail, is closed when the engine closes: a replica that
+	// shuts down stops following what goes on elsewhere, and its watchers
+	// resume on another one (Next returns ErrClosed).
+	stop      <-chan struct{}
 	done      bool
 	lagged    bool
 	closed    chan struct{}
@@ -199,7 +203,7 @@ func (e *Engine) Subscribe(ctx context.Context, id string, after int64) (*Subscr
 	if e.shared != nil {
 		// The operation may run on another replica (or move to one):
 		// follow the store whenever there is no live feed here.
-		sub.tail, sub.pollEvery = e.tailEvents(id), e.cfg.PollInterval
+		sub.tail, sub.pollEvery, sub.stop = e.tailEvents(id), e.cfg.PollInterval, e.replicaStop
 		sub.local = func() (*feed, <-chan struct{}) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -229,7 +233,9 @@ func (e *Engine) tailEvents(id string) func(ctx context.Context, after int64) ([
 
 // Next returns the next event. After the terminal event it returns io.EOF
 // (also after Close); it returns ErrLagged if the watcher lost its place,
-// or ctx's cause.
+// ErrClosed when a replica's engine closed while the operation goes on
+// (elsewhere, or queued: follow it on another replica from the last event
+// seen), or ctx's cause.
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
 	for {
 		select {
@@ -262,6 +268,11 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 				}
 				started = nil // the store will have the missing events soon
 			}
+			select {
+			case <-s.stop:
+				return Event{}, ErrClosed
+			default:
+			}
 			wait := s.pollEvery - time.Since(s.tailedAt)
 			if s.tailedAt.IsZero() || wait <= 0 {
 				s.tailedAt = time.Now()
@@ -285,6 +296,7 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			select {
 			case <-t.C:
 			case <-started:
+			case <-s.stop:
 			case <-s.closed:
 			case <-ctx.Done():
 				t.Stop()

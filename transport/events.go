@@ -67,7 +67,9 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			}
 		default:
 			// io.EOF (ended), operations.ErrLagged (cut off: the client
-			// resumes with Last-Event-ID) or the client went away.
+			// resumes with Last-Event-ID), operations.ErrClosed (this
+			// replica shuts down: the client resumes on another) or the
+			// client went away.
 			return
 		}
 	}

@@ -31,7 +31,7 @@ type StatusResponse struct {
 	Version        string          `json:"version"`
 	Neo4j          StatusNeo4j     `json:"neo4j"`
 	Pool           json.RawMessage `json:"pool,omitempty"`
-	Operations     map[string]int  `json:"operations"`
+	Operations     map[string]int  `json:"operations"` // nil when the operation store is unavailable
 	OperationTypes []string        `json:"operation_types"`
 	MaxConcurrent  int             `json:"max_concurrent_ops"`
 	UptimeSeconds  int64           `json:"uptime_seconds"`
@@ -61,9 +61,12 @@ type StatusSource struct {
 // zero included).
 func BuildStatus(ctx context.Context, src StatusSource) (*StatusResponse, error) {
 	counts, err := src.Engine.Counts(ctx)
-	if err != nil {
+	if err != nil && !neo4jpool.IsUnavailable(err) && !neo4jpool.IsAuthError(err) {
 		return nil, err
 	}
+	// A database down (the Neo4j operation store's) leaves the operations
+	// unknown: null, where zeros would be a lie.
+	countsKnown := err == nil
 	h := src.Health
 	out := &StatusResponse{
 		ClientID: src.Identity.ClientID, KeyID: src.Identity.KeyID, Environment: src.Environment,
@@ -88,6 +91,9 @@ func BuildStatus(ctx context.Context, src StatusSource) (*StatusResponse, error)
 	for _, s := range operations.Statuses() {
 		out.Operations[string(s)] = counts[s]
 	}
+	if !countsKnown {
+		out.Operations = nil
+	}
 	if snap, err := src.DB.Snapshot(src.DBEnvironment); err == nil {
 		out.Pool, _ = json.Marshal(snap)
 	}
@@ -103,7 +109,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		Engine: a.opts.Engine, DB: a.opts.DB, DBEnvironment: a.opts.DBEnvironment, Started: a.opts.Started,
 	})
 	if err != nil {
-		a.internalError(w, r, "count operations", err)
+		a.writeErr(w, r, "count operations", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -115,6 +121,12 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, what string, err 
 	var ae *Error
 	if !errors.As(err, &ae) {
 		ae = OperationError(err)
+	}
+	if ae == nil && (neo4jpool.IsUnavailable(err) || neo4jpool.IsAuthError(err)) {
+		// the operation store's database (ATG_OPERATION_STORE=neo4j) is
+		// down: the request may succeed later
+		a.log.Warn(what, "request_id", RequestIDFrom(r.Context()), "err", err)
+		ae = &Error{Code: CodeUnavailable, Message: "the database that holds the operations is unavailable; retry later", RetryAfter: time.Second}
 	}
 	if ae == nil {
 		a.internalError(w, r, what, err)

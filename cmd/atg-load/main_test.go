@@ -34,10 +34,12 @@ type loadRun struct {
 }
 
 // environFor returns the variables of the in-process server: the test
-// Neo4j plus extra.
-func environFor(s neo4jtest.Settings, extra map[string]string) map[string]string {
+// Neo4j, an operation namespace of t's own (servers of two tests must not
+// be replicas of each other), plus extra.
+func environFor(t *testing.T, s neo4jtest.Settings, extra map[string]string) map[string]string {
 	vars := s.Env()
 	vars["ENVIRONMENT"] = "dev"
+	vars["ATG_OPERATION_NAMESPACE"] = neo4jtest.OperationNamespace(t, neo4jtest.Driver(t, s), s)
 	maps.Copy(vars, extra)
 	return vars
 }
@@ -54,7 +56,7 @@ func runLoadTool(t *testing.T, extra map[string]string, args ...string) loadRun 
 	all := append([]string{"--json", "--label", label, "--env-file", "", "--server-log", filepath.Join(dir, "server.log"),
 		"--audit-log", filepath.Join(dir, "audit.log"), "--settle", "100ms"}, args...)
 	var stdout, stderr bytes.Buffer
-	e := &env{stdout: &stdout, stderr: &stderr, stdin: strings.NewReader(""), environ: environFor(s, extra)}
+	e := &env{stdout: &stdout, stderr: &stderr, stdin: strings.NewReader(""), environ: environFor(t, s, extra)}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	r := loadRun{code: runEnv(ctx, e, all), stdout: stdout.String(), stderr: stderr.String()}
@@ -206,7 +208,7 @@ func TestExternalServer(t *testing.T) {
 	t.Parallel()
 	s := neo4jtest.Require(t)
 	ctx := context.Background()
-	ls, err := startLocalServer(ctx, serverOptions{environ: environFor(s, nil), loadKeys: 2, serverLog: "off", auditLog: "off"})
+	ls, err := startLocalServer(ctx, serverOptions{environ: environFor(t, s, nil), loadKeys: 2, serverLog: "off", auditLog: "off"})
 	if err != nil {
 		t.Fatal(err)
 	}

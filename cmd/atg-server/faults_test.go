@@ -16,6 +16,7 @@ import (
 	"github.com/atgraph/atg/audit"
 	"github.com/atgraph/atg/auth"
 	"github.com/atgraph/atg/internal/neo4jtest"
+	"github.com/atgraph/atg/neo4jpool"
 	"github.com/atgraph/atg/operations"
 	"github.com/atgraph/atg/transport"
 )
@@ -35,8 +36,9 @@ func longImport(label string, resources int) map[string]any {
 }
 
 // TestBinarySIGTERMCancelsRunningOperations runs the real atg-server with
-// two imports running and one queued, and a client following each one's
-// events, then sends SIGTERM: the process exits 0 within
+// the memory operation store (nothing to hand work back to), two imports
+// running and one queued, and a client following each one's events, then
+// sends SIGTERM: the process exits 0 within
 // ATG_SHUTDOWN_TIMEOUT, every event stream ends with an error event
 // "cancelled" / "server shutdown", and the audit trail (ATG_AUDIT_LOG)
 // records each operation finishing cancelled with error_code CANCELLED.
@@ -54,6 +56,7 @@ func TestBinarySIGTERMCancelsRunningOperations(t *testing.T) {
 	vars["ATG_MAX_CONCURRENT_OPS"] = "2"
 	vars["ATG_RATE_LIMIT_RPM"] = "0" // the test polls
 	vars["ATG_SHUTDOWN_TIMEOUT"] = shutdownTimeout.String()
+	vars["ATG_OPERATION_STORE"] = "memory"
 
 	// The binary is built with -race when this test binary is, so a data
 	// race during shutdown fails the test (exit status 66).
@@ -208,6 +211,88 @@ func TestBinarySIGTERMCancelsRunningOperations(t *testing.T) {
 		n := neo4jtest.Count(t, d, s, "MATCH (n:"+label+") RETURN count(n)", nil)
 		if n >= 2001 || (i == 2) != (n == 0) {
 			t.Errorf("import %d left %d of 2,001 nodes", i, n)
+		}
+	}
+}
+
+// TestBinarySIGTERMHandsWorkBack runs the real atg-server with the default
+// operation store (Neo4j), two imports running and one queued, and a
+// client following each, then sends SIGTERM: the process exits 0 well
+// within ATG_SHUTDOWN_TIMEOUT, every event stream ends at once without a
+// terminal event (the client resumes elsewhere), and nothing is cancelled:
+// a new process on the same namespace runs all three imports to the end,
+// with exact counts, and the streams resumed there with Last-Event-ID end
+// with their completion.
+func TestBinarySIGTERMHandsWorkBack(t *testing.T) {
+	t.Parallel()
+	s := neo4jtest.Require(t)
+	d := neo4jtest.Driver(t, s)
+	key, err := auth.Generate(auth.Dev)
+	must(t, err)
+	const shutdownTimeout = 10 * time.Second
+	vars := serverVars(t) // ATG_OPERATION_STORE unset: the default
+	vars["ATG_API_KEYS"] = key
+	vars["ATG_MAX_CONCURRENT_OPS"] = "2"
+	vars["ATG_RATE_LIMIT_RPM"] = "0" // the test polls
+	vars["ATG_SHUTDOWN_TIMEOUT"] = shutdownTimeout.String()
+	first := startServerProcess(t, vars, key, "serve", "--env-file", "", "--log-format", "json")
+
+	const resources = 1000
+	var ids, labels []string
+	for range 3 {
+		label := neo4jtest.Unique(t)
+		neo4jtest.CleanupLabel(t, d, s, label)
+		labels = append(labels, label)
+		ids = append(ids, submitImport(t, first, longImport(label, resources)))
+	}
+	streams := make([]<-chan transport.SSEEvent, len(ids))
+	for i, id := range ids {
+		streams[i] = follow(t, first, id, "")
+	}
+	for _, id := range ids[:2] {
+		waitFor(t, "import "+id+" to commit chunks", func() bool {
+			op := getOperation(t, first, id)
+			return op.Status == operations.Running && op.Progress != nil && op.Progress.Done >= 20
+		})
+	}
+
+	sent := time.Now()
+	must(t, first.cmd.Process.Signal(syscall.SIGTERM))
+	err = <-first.exited
+	first.exited <- err // for the cleanup
+	took := time.Since(sent)
+	t.Logf("FAULT TIMING: SIGTERM with 2 running and 1 queued import on the Neo4j store -> exit in %s", took.Round(time.Millisecond))
+	logs := first.stderr.String()
+	if err != nil || took >= shutdownTimeout/2 || strings.Contains(logs, "shutdown incomplete") {
+		t.Fatalf("exit after SIGTERM: %v after %s; log:\n%s", err, took, logs)
+	}
+	lastIDs := make([]string, len(ids))
+	for i, ch := range streams {
+		for ev := range ch { // ends: the process is gone
+			if operations.EventType(ev.Event).Terminal() {
+				t.Errorf("stream of %s got %s %s at a clean shutdown", ids[i], ev.Event, ev.Data)
+			}
+			lastIDs[i] = ev.ID
+		}
+	}
+
+	second := startServerProcess(t, vars, key, "serve", "--env-file", "", "--log-format", "json")
+	for i, id := range ids {
+		var last transport.SSEEvent
+		for ev := range follow(t, second, id, lastIDs[i]) {
+			last = ev
+		}
+		op := getOperation(t, second, id)
+		if last.Event != string(operations.EventComplete) || op.Status != operations.Completed {
+			t.Fatalf("import %s after the restart: stream ended with %q, operation %s %+v", id, last.Event, op.Status, op.Error)
+		}
+		var res neo4jpool.ImportResult
+		must(t, json.Unmarshal(op.Result, &res))
+		if res.Nodes != resources+1 || res.Relationships != resources || res.NodesCreated != resources+1 || res.RelationshipsCreated != resources {
+			t.Errorf("import %s: result %+v, want the counts of one uninterrupted import", id, res)
+		}
+		if n := neo4jtest.Count(t, d, s, "MATCH (n:`"+labels[i]+"`) RETURN count(n)", nil); n != resources+1 {
+			t.Errorf("import %s left %d nodes, want %d", id, n, resources+1)
 		}
 	}
 }

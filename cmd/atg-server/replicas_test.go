@@ -33,23 +33,14 @@ type replicaSet struct {
 }
 
 func newReplicaSet(t *testing.T) *replicaSet {
-	s := neo4jtest.Require(t)
-	ns := neo4jtest.Unique(t)
-	d := neo4jtest.Driver(t, s)
-	t.Cleanup(func() {
-		for _, l := range []string{neo4jstore.LabelEvent, neo4jstore.LabelOperation} {
-			_, _ = neo4j.ExecuteQuery(context.Background(), d, "MATCH (n:"+l+" {ns: $ns}) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS",
-				map[string]any{"ns": ns}, neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(s.Database))
-		}
-	})
 	key, err := auth.Generate(auth.Dev)
 	must(t, err)
-	base := serverVars(t)
+	base := serverVars(t) // its namespace is the replicas'
+	ns := base["ATG_OPERATION_NAMESPACE"]
 	delete(base, "ATG_SERVER_PORT")
 	base["ATG_API_KEYS"] = key
 	base["ATG_RATE_LIMIT_RPM"] = "0" // the test polls
 	base["ATG_OPERATION_STORE"] = "neo4j"
-	base["ATG_OPERATION_NAMESPACE"] = ns
 	base["ATG_OPERATION_LEASE"] = "5s"
 	return &replicaSet{t: t, ns: ns, key: key, base: base}
 }

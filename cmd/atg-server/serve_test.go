@@ -52,9 +52,13 @@ func freePort(t *testing.T) int {
 
 // serverVars returns a valid dev configuration against the test Neo4j.
 func serverVars(t *testing.T) map[string]string {
-	vars := neo4jtest.Require(t).Env() // NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD, NEO4J_DATABASE
+	s := neo4jtest.Require(t)
+	vars := s.Env() // NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD, NEO4J_DATABASE
 	maps.Copy(vars, map[string]string{
 		"ATG_SERVER_HOST": "127.0.0.1", "ATG_SERVER_PORT": strconv.Itoa(freePort(t)), "ATG_SHUTDOWN_TIMEOUT": "5s",
+		// the default store (neo4j) with a namespace of the test's own: the
+		// servers of two tests must not be replicas of each other
+		"ATG_OPERATION_NAMESPACE": neo4jtest.OperationNamespace(t, neo4jtest.Driver(t, s), s),
 	})
 	return vars
 }

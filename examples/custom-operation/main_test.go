@@ -366,6 +366,7 @@ func TestServeAndRemote(t *testing.T) {
 	served := make(chan error, 1)
 	env := dbEnv(s)
 	env["ATG_OPERATION_RETENTION"] = "1h"
+	env["ATG_OPERATION_NAMESPACE"] = neo4jtest.OperationNamespace(t, neo4jtest.Driver(t, s), s) // not another test's replica
 	go func() {
 		err := run(serveCtx, []string{"-env-file=", "-mode", "serve", "-listen", "127.0.0.1:0", "-inventory-dir", "testdata"}, pw, &logs, env)
 		pw.CloseWithError(err)

@@ -35,7 +35,8 @@ func testServer(t *testing.T) (url, key string) {
 	}
 	// The configuration a server would load, with the test database.
 	vars := s.Env()
-	maps.Copy(vars, map[string]string{"ENVIRONMENT": "dev", "ATG_MAX_CONCURRENT_OPS": "2", "ATG_AUDIT_LOG": "off"})
+	maps.Copy(vars, map[string]string{"ENVIRONMENT": "dev", "ATG_MAX_CONCURRENT_OPS": "2", "ATG_AUDIT_LOG": "off",
+		"ATG_OPERATION_NAMESPACE": neo4jtest.OperationNamespace(t, neo4jtest.Driver(t, s), s)})
 	cfg, err := atg.LoadServerConfig(atg.LoadOptions{Environ: vars})
 	if err != nil {
 		t.Fatal(err)

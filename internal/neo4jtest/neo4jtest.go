@@ -224,3 +224,25 @@ func DropConstraint(tb testing.TB, d neo4j.DriverWithContext, s Settings, name s
 		}
 	})
 }
+
+// OperationNamespace returns a fresh operation-store namespace for tb (see
+// Unique), for a server whose operations must not mix with other tests'
+// (ATG_OPERATION_NAMESPACE), and deletes that namespace's operations and
+// events when tb ends. The labels are the Neo4j operation store's
+// (operations/neo4jstore, which this package cannot import: its tests use
+// this one).
+func OperationNamespace(tb testing.TB, d neo4j.DriverWithContext, s Settings) string {
+	tb.Helper()
+	ns := Unique(tb)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for _, label := range []string{"AtgOperationEvent", "AtgOperation"} {
+			if _, err := Query(ctx, d, s, "MATCH (n:"+label+" {ns: $ns}) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS",
+				map[string]any{"ns": ns}); err != nil {
+				tb.Errorf("neo4jtest: cleanup of operation namespace %s: %v", ns, err)
+			}
+		}
+	})
+	return ns
+}

@@ -57,7 +57,7 @@ func (s *Store) Claim(ctx context.Context, replica string, n int, lease time.Dur
 	var out []operations.Operation
 	for range claimRounds {
 		start := time.Now()
-		v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+		v, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 			picks, err := s.pick(ctx, tx, n-len(out))
 			if err != nil || len(picks) == 0 {
 				return []operations.Operation(nil), err
@@ -178,7 +178,7 @@ func (s *Store) TakeOver(ctx context.Context, replica string, n int, lease time.
 		return nil, err
 	}
 	start := time.Now()
-	v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		recs, err := collect(ctx, tx, "MATCH (o:"+LabelOperation+" {ns: $ns, status: 'running'}) WHERE o.lease_until < datetime() AND o.replica <> $replica "+
 			"WITH o ORDER BY o.lease_until, o.id LIMIT $n "+
 			"WITH o ORDER BY o.id SET o._lock = true REMOVE o._lock "+
@@ -245,7 +245,7 @@ func (s *Store) Renew(ctx context.Context, replica string, ids []string, lease t
 		return nil, err
 	}
 	start := time.Now()
-	v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		return collect(ctx, tx, "UNWIND $ids AS id "+
 			"OPTIONAL MATCH (o:"+LabelOperation+" {ns: $ns, id: id}) WHERE o.replica = $replica "+
 			"FOREACH (x IN CASE WHEN o IS NULL THEN [] ELSE [o] END | SET x._lock = true REMOVE x._lock) "+
@@ -283,7 +283,7 @@ func (s *Store) Release(ctx context.Context, replica, id string) error {
 	if err := s.Flush(ctx); err != nil {
 		return err
 	}
-	v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		recs, err := collect(ctx, tx, lockAndRead+
 			"WITH o, o.replica = $replica AND o.status = 'running' AS held "+
 			"SET o.status = CASE WHEN held THEN 'queued' ELSE o.status END, "+
@@ -320,7 +320,7 @@ func (s *Store) RequestCancel(ctx context.Context, id, reason string, now time.T
 	}
 	now = now.UTC()
 	var ev *operations.Event
-	v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		ev = nil
 		params := map[string]any{"ns": s.cfg.Namespace, "id": id, "reason": reason}
 		recs, err := collect(ctx, tx, lockAndRead+"RETURN properties(o) AS p", params)
@@ -387,7 +387,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, replica, id string, checkpoi
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		stmt, params := s.CheckpointStatement(replica, id, checkpoint)
 		recs, err := collect(ctx, tx, stmt, params)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -72,6 +73,12 @@ type Config struct {
 	// so that its fencing (see operations.SharedStore) is exact. False (one
 	// server) keeps every operation the store created in memory.
 	Shared bool
+	// Lazy lets Open succeed when the database does not answer: the
+	// constraints and indexes are then created before the first call that
+	// reaches it, and calls fail with the database's error until one does.
+	// False (the default) makes Open fail instead. A server that serves
+	// while Neo4j is down (and says so on /readyz) sets it.
+	Lazy bool
 }
 
 // Store is an operations.Store in Neo4j; create it with Open. It also
@@ -90,6 +97,9 @@ type Store struct {
 	// round trip.
 	live   map[string]*liveEntry
 	closed bool
+
+	schemaMu    sync.Mutex  // one schema attempt at a time
+	schemaReady atomic.Bool // the constraints and indexes exist
 
 	writeMu sync.Mutex // one flush at a time, in order
 	kick    chan struct{}
@@ -134,7 +144,8 @@ type writer struct {
 func writerOf(op operations.Operation) writer { return writer{op.Replica, op.Attempt} }
 
 // Open checks cfg, creates the store's constraints and indexes (if they do
-// not exist) and starts its writer.
+// not exist) and starts its writer. When the database does not answer,
+// Open fails, unless cfg.Lazy is set (see Config.Lazy).
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	switch {
 	case cfg.Manager == nil:
@@ -157,8 +168,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if err := s.ensureSchema(ctx); err != nil {
-		return nil, err
+	if err := s.ready(ctx); err != nil {
+		if !cfg.Lazy {
+			return nil, err
+		}
+		s.log.Warn("neo4jstore: the schema will be created when the database answers", "err", err)
 	}
 	go s.writer()
 	return s, nil
@@ -171,6 +185,42 @@ var schema = []string{
 	"CREATE INDEX atg_operation_client IF NOT EXISTS FOR (o:" + LabelOperation + ") ON (o.ns, o.client_id)",
 	"CREATE INDEX atg_operation_status IF NOT EXISTS FOR (o:" + LabelOperation + ") ON (o.ns, o.status)",
 	"CREATE INDEX atg_operation_finished IF NOT EXISTS FOR (o:" + LabelOperation + ") ON (o.ns, o.finished_at)",
+}
+
+// ready creates the schema unless that was done: every transaction of the
+// store goes through it (see write and readTx).
+func (s *Store) ready(ctx context.Context) error {
+	if s.schemaReady.Load() {
+		return nil
+	}
+	s.schemaMu.Lock()
+	defer s.schemaMu.Unlock()
+	if s.schemaReady.Load() {
+		return nil
+	}
+	if err := s.ensureSchema(ctx); err != nil {
+		return err
+	}
+	s.schemaReady.Store(true)
+	return nil
+}
+
+// write runs fn in a write transaction of the store's database, once the
+// schema exists.
+func (s *Store) write(ctx context.Context, fn neo4j.ManagedTransactionWork) (any, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	return s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, fn)
+}
+
+// readTx runs fn in a read transaction of the store's database, once the
+// schema exists.
+func (s *Store) readTx(ctx context.Context, fn neo4j.ManagedTransactionWork) (any, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	return s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, fn)
 }
 
 func (s *Store) ensureSchema(ctx context.Context) error {
@@ -329,7 +379,7 @@ func (s *Store) flushLocked(ctx context.Context) error {
 	}
 	var written []string // the operations whose state was written
 	nEvents := int64(0)  // the events written
-	_, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	_, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		written, nEvents = nil, 0
 		params := map[string]any{"ns": s.cfg.Namespace, "ops": ops, "evs": evs, "ended": ended}
 		if s.cfg.Shared {
@@ -565,7 +615,7 @@ func (s *Store) create(ctx context.Context, op operations.Operation, ev *operati
 	if len(op.Checkpoint) > 0 {
 		props["checkpoint"] = string(op.Checkpoint)
 	}
-	_, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	_, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		if err := run(ctx, tx, "MERGE (o:"+LabelOperation+" {ns: $ns, id: $p.id}) SET o = $p", map[string]any{"ns": s.cfg.Namespace, "p": withNS(props, s.cfg.Namespace)}); err != nil || ev == nil {
 			return nil, err
 		}
@@ -657,7 +707,7 @@ func (s *Store) AppendEvent(ctx context.Context, id string, ev operations.Event)
 
 // read returns operation id as stored in the database.
 func (s *Store) read(ctx context.Context, id string) (operations.Operation, error) {
-	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.readTx(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		res, err := tx.Run(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns, id: $id}) RETURN properties(o) AS p", map[string]any{"ns": s.cfg.Namespace, "id": id})
 		if err != nil {
 			return nil, err
@@ -727,7 +777,7 @@ func (s *Store) query(ctx context.Context, q string, params map[string]any) ([]o
 		}
 	}
 	s.mu.Unlock()
-	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.readTx(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		res, err := tx.Run(ctx, q, params)
 		if err != nil {
 			return nil, err
@@ -768,7 +818,7 @@ func (s *Store) List(ctx context.Context, f operations.Filter) ([]operations.Ope
 	if err != nil {
 		return nil, 0, err
 	}
-	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.readTx(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		res, err := tx.Run(ctx, match+" RETURN count(o) AS n", params)
 		if err != nil {
 			return nil, err
@@ -834,7 +884,7 @@ func (s *Store) EventsAfter(ctx context.Context, id string, after int64) ([]oper
 		unwritten = slices.Clone(p.events)
 	}
 	s.mu.Unlock()
-	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.readTx(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		res, err := tx.Run(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns, id: $id}) "+
 			"OPTIONAL MATCH (e:"+LabelEvent+" {ns: $ns, op_id: $id}) WHERE e.seq > $after "+
 			"WITH o, e ORDER BY e.seq RETURN e.seq AS seq, e.type AS type, e.time AS time, e.data AS data",
@@ -879,7 +929,7 @@ func (s *Store) DeleteFinishedBefore(ctx context.Context, t time.Time) (int, err
 	}
 	total := 0
 	for {
-		v, err := s.cfg.Manager.ExecuteWrite(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+		v, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 			res, err := tx.Run(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns}) WHERE o.finished_at < $t AND o.status IN ['completed', 'failed', 'cancelled'] "+
 				"WITH o LIMIT $batch "+
 				"OPTIONAL MATCH (e:"+LabelEvent+" {ns: $ns, op_id: o.id}) "+
@@ -913,7 +963,7 @@ func (s *Store) DeleteFinishedBefore(ctx context.Context, t time.Time) (int, err
 
 // Counts implements operations.Counter.
 func (s *Store) Counts(ctx context.Context) (map[operations.Status]int, error) {
-	v, err := s.cfg.Manager.ExecuteRead(ctx, s.cfg.Environment, func(tx neo4j.ManagedTransaction) (any, error) {
+	v, err := s.readTx(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		res, err := tx.Run(ctx, "MATCH (o:"+LabelOperation+" {ns: $ns}) RETURN o.status AS status, count(*) AS n", map[string]any{"ns": s.cfg.Namespace})
 		if err != nil {
 			return nil, err
