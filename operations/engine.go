@@ -306,6 +306,27 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 	// which then goes into its history. Nobody watches it yet: Subscribe
 	// needs e.mu and the stored operation.
 	ev, ok := e.nextEventLocked(live, EventStatus, StatusData{OperationID: live.ID, Status: Queued, Time: now})
+	if cc, both := e.store.(ClaimingCreator); both && ok && e.shared != nil && e.slotMu.TryLock() {
+		// A free slot here and nothing else queued: run it at once. (Only
+		// TryLock: claim takes slotMu before e.mu; while it fills slots,
+		// the submit goes through the queue.)
+		if e.cfg.MaxConcurrent-len(e.running) > 0 {
+			claimed, started, err := cc.CreateAndClaim(ctx, *live, ev, e.cfg.Replica, e.cfg.Lease)
+			if err != nil {
+				e.slotMu.Unlock()
+				return Operation{}, false, err
+			}
+			e.metrics.submitted.WithLabelValues(live.Type).Inc()
+			if started {
+				e.startClaimedLocked(claimed)
+			} else {
+				e.kickReplica()
+			}
+			e.slotMu.Unlock()
+			return *live, true, nil
+		}
+		e.slotMu.Unlock()
+	}
 	if ec, both := e.store.(EventCreator); both && ok && e.shared != nil {
 		if err := ec.CreateWithEvent(ctx, *live, ev); err != nil {
 			return Operation{}, false, err

@@ -129,9 +129,14 @@ func (e *Engine) takeOver(ctx context.Context) {
 // startClaimed runs op, which this replica now holds; its work resumes
 // from op.Checkpoint when there is one (see ResumeFrom).
 func (e *Engine) startClaimed(op Operation) {
-	typ, err := e.cfg.Registry.Lookup(op.Type)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.startClaimedLocked(op)
+}
+
+// startClaimedLocked is startClaimed with e.mu held.
+func (e *Engine) startClaimedLocked(op Operation) {
+	typ, err := e.cfg.Registry.Lookup(op.Type)
 	live := &op
 	if err != nil {
 		e.finishLocked(live, Failed, nil, &Error{Code: CodeInternal,

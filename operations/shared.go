@@ -122,3 +122,15 @@ func CheckpointStatement(ctx context.Context, state any) (cypher string, params 
 type EventCreator interface {
 	CreateWithEvent(ctx context.Context, op Operation, first Event) error
 }
+
+// ClaimingCreator is implemented by shared stores that can create an
+// operation and claim it for a replica in one step. A replica with a free
+// slot submits through it: when nothing else is queued (so that any
+// replica's fair pick would be this operation), the operation starts
+// without waiting for a claim round. ok is false when it was only created
+// (it waits in the queue); the operation and its first event are written
+// either way, as with EventCreator.
+type ClaimingCreator interface {
+	EventCreator
+	CreateAndClaim(ctx context.Context, op Operation, first Event, replica string, lease time.Duration) (claimed Operation, ok bool, err error)
+}

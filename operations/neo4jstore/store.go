@@ -603,8 +603,40 @@ func (s *Store) CreateWithEvent(ctx context.Context, op operations.Operation, fi
 	return s.create(ctx, op, &first)
 }
 
+// CreateAndClaim implements operations.ClaimingCreator: one transaction
+// writes op (queued) and its first event, and, when no other operation of
+// the namespace is queued (so a fair pick would choose op), claims it for
+// replica as Claim would.
+func (s *Store) CreateAndClaim(ctx context.Context, op operations.Operation, first operations.Event, replica string, lease time.Duration) (operations.Operation, bool, error) {
+	start := time.Now()
+	var claimed []operations.Operation
+	err := s.createThen(ctx, op, &first, func(tx neo4j.ManagedTransaction) error {
+		recs, err := collect(ctx, tx, "OPTIONAL MATCH (q:"+LabelOperation+" {ns: $ns, status: 'queued'}) WHERE q.id <> $id "+
+			"WITH count(q) AS others MATCH (o:"+LabelOperation+" {ns: $ns, id: $id}) WHERE others = 0 "+
+			"SET o.status = 'running', o.replica = $replica, o.attempt = 1, o.started_at = datetime(), o.lease_until = "+leaseEnd+" "+
+			"RETURN properties(o) AS p",
+			map[string]any{"ns": s.cfg.Namespace, "id": op.ID, "replica": replica, "ms": lease.Milliseconds()})
+		if err != nil {
+			return err
+		}
+		claimed, err = decodeAll(recs)
+		return err
+	})
+	if err != nil || len(claimed) == 0 {
+		return operations.Operation{}, false, err
+	}
+	s.hold(claimed, start.Add(lease))
+	return claimed[0], true, nil
+}
+
 // create writes op, and ev (its first event) if set, in one transaction.
 func (s *Store) create(ctx context.Context, op operations.Operation, ev *operations.Event) error {
+	return s.createThen(ctx, op, ev, nil)
+}
+
+// createThen is create, running then (if set) in the same transaction
+// after the writes.
+func (s *Store) createThen(ctx context.Context, op operations.Operation, ev *operations.Event, then func(neo4j.ManagedTransaction) error) error {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -616,11 +648,19 @@ func (s *Store) create(ctx context.Context, op operations.Operation, ev *operati
 		props["checkpoint"] = string(op.Checkpoint)
 	}
 	_, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
-		if err := run(ctx, tx, "MERGE (o:"+LabelOperation+" {ns: $ns, id: $p.id}) SET o = $p", map[string]any{"ns": s.cfg.Namespace, "p": withNS(props, s.cfg.Namespace)}); err != nil || ev == nil {
+		if err := run(ctx, tx, "MERGE (o:"+LabelOperation+" {ns: $ns, id: $p.id}) SET o = $p", map[string]any{"ns": s.cfg.Namespace, "p": withNS(props, s.cfg.Namespace)}); err != nil {
 			return nil, err
 		}
-		return nil, run(ctx, tx, "MERGE (v:"+LabelEvent+" {ns: $ns, op_id: $id, seq: $seq}) SET v.type = $type, v.time = $time, v.data = $data",
-			map[string]any{"ns": s.cfg.Namespace, "id": op.ID, "seq": ev.Seq, "type": string(ev.Type), "time": ev.Time, "data": string(ev.Data)})
+		if ev != nil {
+			if err := run(ctx, tx, "MERGE (v:"+LabelEvent+" {ns: $ns, op_id: $id, seq: $seq}) SET v.type = $type, v.time = $time, v.data = $data",
+				map[string]any{"ns": s.cfg.Namespace, "id": op.ID, "seq": ev.Seq, "type": string(ev.Type), "time": ev.Time, "data": string(ev.Data)}); err != nil {
+				return nil, err
+			}
+		}
+		if then != nil {
+			return nil, then(tx)
+		}
+		return nil, nil
 	})
 	if err != nil {
 		return fmt.Errorf("neo4jstore: create operation %s: %w", op.ID, err)

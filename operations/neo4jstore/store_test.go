@@ -438,3 +438,48 @@ func TestCreateWithEventIsOneWrite(t *testing.T) {
 		t.Fatalf("the other replica reads %+v %v", stored, err)
 	}
 }
+
+// TestCreateAndClaimOnlyWhenNothingIsQueued: a submit on a replica with a
+// free slot starts its operation in the creating transaction when nothing
+// else waits, and queues it when something does (the fair pick is then
+// another operation): that one is claimed first, by any replica.
+func TestCreateAndClaimOnlyWhenNothingIsQueued(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	ctx := context.Background()
+	cfg := neo4jstore.Config{Manager: m, Environment: "test", Namespace: neo4jtest.Unique(t), Logger: quiet, Shared: true, ProgressInterval: time.Hour}
+	a, b := openConfig(t, s, cfg), openConfig(t, s, cfg)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	newOp := func(id string) (operations.Operation, operations.Event) {
+		return operations.Operation{ID: id, Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: now, LastEventID: 1},
+			operations.Event{Seq: 1, Type: operations.EventStatus, Time: now, Data: json.RawMessage(`{"status":"queued"}`)}
+	}
+	op, ev := newOp("op_1")
+	claimed, ok, err := a.CreateAndClaim(ctx, op, ev, "a#1", time.Minute)
+	if err != nil || !ok || claimed.Status != operations.Running || claimed.Replica != "a#1" || claimed.Attempt != 1 || claimed.StartedAt == nil {
+		t.Fatalf("with nothing queued: %+v %v %v", claimed, ok, err)
+	}
+	if got, err := b.Get(ctx, op.ID); err != nil || got.Status != operations.Running || got.Replica != "a#1" {
+		t.Fatalf("the other replica reads %+v %v", got, err)
+	}
+	if evs, err := b.EventsAfter(ctx, op.ID, 0); err != nil || len(evs) != 1 {
+		t.Fatalf("first event: %+v %v", evs, err)
+	}
+
+	waiting, ev2 := newOp("op_2")
+	if err := b.CreateWithEvent(ctx, waiting, ev2); err != nil {
+		t.Fatal(err)
+	}
+	late, ev3 := newOp("op_3")
+	late.CreatedAt = now.Add(time.Millisecond)
+	if _, ok, err := a.CreateAndClaim(ctx, late, ev3, "a#1", time.Minute); err != nil || ok {
+		t.Fatalf("with op_2 queued, op_3 was claimed at create (%v, %v)", ok, err)
+	}
+	if got, err := b.Get(ctx, late.ID); err != nil || got.Status != operations.Queued {
+		t.Fatalf("op_3 after create: %+v %v", got, err)
+	}
+	next, err := b.Claim(ctx, "b#1", 1, time.Minute)
+	if err != nil || len(next) != 1 || next[0].ID != waiting.ID {
+		t.Fatalf("the next claim took %+v (%v), want op_2", next, err)
+	}
+}
