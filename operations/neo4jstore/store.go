@@ -354,7 +354,7 @@ func (s *Store) flushLocked(ctx context.Context) error {
 	for id, p := range s.pending {
 		took[id] = taken{op: p.op, events: len(p.events)}
 		if p.op != nil {
-			ops = append(ops, withNS(opProps(*p.op), s.cfg.Namespace))
+			ops = append(ops, withNS(stateProps(*p.op), s.cfg.Namespace))
 			opIDs = append(opIDs, id)
 		}
 		// Progress events are coalesced: the last of the batch is kept.
@@ -545,6 +545,20 @@ func opProps(op operations.Operation) map[string]any {
 	return p
 }
 
+// stateProps is opProps without what Create wrote once and never changes
+// (the type, client, creation time, idempotency key, request digest and
+// parameters): the properties a later write merges. A large import's
+// parameters are megabytes, which every flush of its state would
+// otherwise send again.
+func stateProps(op operations.Operation) map[string]any {
+	op.Params = nil
+	p := opProps(op)
+	for _, k := range []string{"type", "client_id", "created_at", "idem_key", "request_digest", "params"} {
+		delete(p, k)
+	}
+	return p
+}
+
 // decodeOp reads an operation node's properties.
 func decodeOp(props map[string]any) (operations.Operation, error) {
 	str := func(k string) string { v, _ := props[k].(string); return v }
@@ -614,7 +628,7 @@ func (s *Store) CreateAndClaim(ctx context.Context, op operations.Operation, fir
 		recs, err := collect(ctx, tx, "OPTIONAL MATCH (q:"+LabelOperation+" {ns: $ns, status: 'queued'}) WHERE q.id <> $id "+
 			"WITH count(q) AS others MATCH (o:"+LabelOperation+" {ns: $ns, id: $id}) WHERE others = 0 "+
 			"SET o.status = 'running', o.replica = $replica, o.attempt = 1, o.started_at = datetime(), o.lease_until = "+leaseEnd+" "+
-			"RETURN properties(o) AS p",
+			"RETURN o {.*, params: null} AS p", // the parameters are op's: not sent back
 			map[string]any{"ns": s.cfg.Namespace, "id": op.ID, "replica": replica, "ms": lease.Milliseconds()})
 		if err != nil {
 			return err
@@ -625,6 +639,7 @@ func (s *Store) CreateAndClaim(ctx context.Context, op operations.Operation, fir
 	if err != nil || len(claimed) == 0 {
 		return operations.Operation{}, false, err
 	}
+	claimed[0].Params = op.Params
 	s.hold(claimed, start.Add(lease))
 	return claimed[0], true, nil
 }

@@ -451,15 +451,15 @@ func TestCreateAndClaimOnlyWhenNothingIsQueued(t *testing.T) {
 	a, b := openConfig(t, s, cfg), openConfig(t, s, cfg)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	newOp := func(id string) (operations.Operation, operations.Event) {
-		return operations.Operation{ID: id, Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: now, LastEventID: 1},
+		return operations.Operation{ID: id, Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: now, LastEventID: 1, Params: json.RawMessage(`{"n":1}`)},
 			operations.Event{Seq: 1, Type: operations.EventStatus, Time: now, Data: json.RawMessage(`{"status":"queued"}`)}
 	}
 	op, ev := newOp("op_1")
 	claimed, ok, err := a.CreateAndClaim(ctx, op, ev, "a#1", time.Minute)
-	if err != nil || !ok || claimed.Status != operations.Running || claimed.Replica != "a#1" || claimed.Attempt != 1 || claimed.StartedAt == nil {
+	if err != nil || !ok || claimed.Status != operations.Running || claimed.Replica != "a#1" || claimed.Attempt != 1 || claimed.StartedAt == nil || string(claimed.Params) != `{"n":1}` {
 		t.Fatalf("with nothing queued: %+v %v %v", claimed, ok, err)
 	}
-	if got, err := b.Get(ctx, op.ID); err != nil || got.Status != operations.Running || got.Replica != "a#1" {
+	if got, err := b.Get(ctx, op.ID); err != nil || got.Status != operations.Running || got.Replica != "a#1" || string(got.Params) != `{"n":1}` {
 		t.Fatalf("the other replica reads %+v %v", got, err)
 	}
 	if evs, err := b.EventsAfter(ctx, op.ID, 0); err != nil || len(evs) != 1 {
