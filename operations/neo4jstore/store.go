@@ -100,6 +100,8 @@ type Store struct {
 
 	schemaMu    sync.Mutex  // one schema attempt at a time
 	schemaReady atomic.Bool // the constraints and indexes exist
+	schemaErr   error       // the last attempt's failure (schemaMu)
+	schemaAt    time.Time   // when it failed
 
 	writeMu sync.Mutex // one flush at a time, in order
 	kick    chan struct{}
@@ -198,12 +200,25 @@ func (s *Store) ready(ctx context.Context) error {
 	if s.schemaReady.Load() {
 		return nil
 	}
+	// While the database is down, calls fail with the last attempt's error
+	// for schemaRetry instead of each waiting for an attempt of its own.
+	if s.schemaErr != nil && time.Since(s.schemaAt) < schemaRetry {
+		return s.schemaErr
+	}
 	if err := s.ensureSchema(ctx); err != nil {
+		if ctx.Err() == nil {
+			s.schemaErr, s.schemaAt = err, time.Now()
+		}
 		return err
 	}
+	s.schemaErr = nil
 	s.schemaReady.Store(true)
 	return nil
 }
+
+// schemaRetry is how long a failed schema attempt answers for the calls
+// that follow it.
+const schemaRetry = time.Second
 
 // write runs fn in a write transaction of the store's database, once the
 // schema exists.
