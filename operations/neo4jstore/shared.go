@@ -434,7 +434,8 @@ func (s *Store) Uses(m *neo4jpool.Manager, env string) bool {
 }
 
 var (
-	_ operations.SharedStore    = (*Store)(nil)
-	_ operations.TxCheckpointer = (*Store)(nil)
-	_ operations.EventCreator   = (*Store)(nil)
+	_ operations.SharedStore     = (*Store)(nil)
+	_ operations.TxCheckpointer  = (*Store)(nil)
+	_ operations.EventCreator    = (*Store)(nil)
+	_ operations.ClaimingCreator = (*Store)(nil)
 )
