@@ -311,14 +311,17 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (op Operation, c
 		// TryLock: claim takes slotMu before e.mu; while it fills slots,
 		// the submit goes through the queue.)
 		if e.cfg.MaxConcurrent-len(e.running) > 0 {
-			claimed, started, err := cc.CreateAndClaim(ctx, *live, ev, e.cfg.Replica, e.cfg.Lease)
+			// Its running event goes in with the claim.
+			next := *live
+			running, _ := e.nextEventLocked(&next, EventStatus, StatusData{OperationID: live.ID, Status: Running, Time: e.now().UTC()})
+			claimed, started, err := cc.CreateAndClaim(ctx, *live, ev, running, e.cfg.Replica, e.cfg.Lease)
 			if err != nil {
 				e.slotMu.Unlock()
 				return Operation{}, false, err
 			}
 			e.metrics.submitted.WithLabelValues(live.Type).Inc()
 			if started {
-				e.startClaimedLocked(claimed)
+				e.startClaimedLocked(claimed, &running)
 			} else {
 				e.kickReplica()
 			}

@@ -131,11 +131,12 @@ func (e *Engine) takeOver(ctx context.Context) {
 func (e *Engine) startClaimed(op Operation) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.startClaimedLocked(op)
+	e.startClaimedLocked(op, nil)
 }
 
-// startClaimedLocked is startClaimed with e.mu held.
-func (e *Engine) startClaimedLocked(op Operation) {
+// startClaimedLocked is startClaimed with e.mu held. running, when set,
+// is op's running event, stored with the claim: it only goes to watchers.
+func (e *Engine) startClaimedLocked(op Operation, running *Event) {
 	typ, err := e.cfg.Registry.Lookup(op.Type)
 	live := &op
 	if err != nil {
@@ -162,7 +163,11 @@ func (e *Engine) startClaimedLocked(op Operation) {
 		now := e.now().UTC()
 		live.StartedAt = &now
 	}
-	e.publishLocked(live, EventStatus, StatusData{OperationID: op.ID, Status: Running, Time: e.now().UTC()})
+	if running != nil {
+		f.add(*running)
+	} else {
+		e.publishLocked(live, EventStatus, StatusData{OperationID: op.ID, Status: Running, Time: e.now().UTC()})
+	}
 	close(e.started) // watchers tailing the store may follow the feed now
 	e.started = make(chan struct{})
 	ctx, cancel := context.WithCancelCause(e.baseCtx)

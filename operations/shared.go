@@ -129,8 +129,10 @@ type EventCreator interface {
 // replica's fair pick would be this operation), the operation starts
 // without waiting for a claim round. ok is false when it was only created
 // (it waits in the queue); the operation and its first event are written
-// either way, as with EventCreator.
+// either way, as with EventCreator. When ok, running (the operation's next
+// event: its status event saying it runs) is written with the claim, and
+// the claimed operation counts it in LastEventID.
 type ClaimingCreator interface {
 	EventCreator
-	CreateAndClaim(ctx context.Context, op Operation, first Event, replica string, lease time.Duration) (claimed Operation, ok bool, err error)
+	CreateAndClaim(ctx context.Context, op Operation, first, running Event, replica string, lease time.Duration) (claimed Operation, ok bool, err error)
 }

@@ -32,7 +32,10 @@ const DefaultListLimit = 50
 type Store interface {
 	// Create adds a new operation.
 	Create(ctx context.Context, op Operation) error
-	// Put replaces a stored operation.
+	// Put replaces a stored operation. After Create the engine changes
+	// neither its ID, Type, ClientID, CreatedAt, IdempotencyKey nor
+	// RequestDigest, and its Params only to clear them when the operation
+	// ends: a store may write only what else changed.
 	Put(ctx context.Context, op Operation) error
 	// Get returns the operation with id or ErrNotFound.
 	Get(ctx context.Context, id string) (Operation, error)

@@ -95,7 +95,11 @@ type Store struct {
 	// live holds the operations this store created, with their whole
 	// history, until they are finished and written: their reads need no
 	// round trip.
-	live   map[string]*liveEntry
+	live map[string]*liveEntry
+	// ended holds, for endedFor, the last state of the operations the
+	// store wrote to their end: a terminal state never changes, and the
+	// client that saw the end often reads the operation next.
+	ended  map[string]endedEntry
 	closed bool
 
 	schemaMu    sync.Mutex  // one schema attempt at a time
@@ -119,6 +123,17 @@ type liveEntry struct {
 	// from before it was asked for); zero for one server.
 	until time.Time
 }
+
+// endedEntry is an ended operation and until when the store answers
+// from it.
+type endedEntry struct {
+	op    operations.Operation
+	until time.Time
+}
+
+// endedFor is how long the store answers Get for an operation it wrote to
+// its end from memory.
+const endedFor = 10 * time.Second
 
 // cachedLocked returns id's live entry while the store may answer from it:
 // for one server always; when shared, while its lease lasts (after that
@@ -164,7 +179,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{
 		cfg: cfg, log: cfg.Logger, pending: map[string]*pending{}, known: map[string]bool{}, last: map[string]operations.Operation{},
 		lost: map[string]writer{},
-		live: map[string]*liveEntry{},
+		live: map[string]*liveEntry{}, ended: map[string]endedEntry{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if s.log == nil {
@@ -394,35 +409,23 @@ func (s *Store) flushLocked(ctx context.Context) error {
 	}
 	var written []string // the operations whose state was written
 	nEvents := int64(0)  // the events written
+	params := map[string]any{"ns": s.cfg.Namespace, "ops": ops, "evs": evs, "ended": ended, "ids": []string{}}
+	if s.cfg.Shared {
+		// Lock what is written (in one order, against deadlocks) so that
+		// the fencing reads the latest owner.
+		params["ids"] = slices.Sorted(maps.Keys(took))
+	}
 	_, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
-		written, nEvents = nil, 0
-		params := map[string]any{"ns": s.cfg.Namespace, "ops": ops, "evs": evs, "ended": ended}
-		if s.cfg.Shared {
-			// Lock what is written (in one order, against deadlocks) so
-			// that the fencing below reads the latest owner.
-			ids := slices.Sorted(maps.Keys(took))
-			if err := run(ctx, tx, "UNWIND $ids AS id MATCH (o:"+LabelOperation+" {ns: $ns, id: id}) SET o._lock = true REMOVE o._lock", map[string]any{"ns": s.cfg.Namespace, "ids": ids}); err != nil {
-				return nil, err
-			}
+		rec, err := single(ctx, tx, writeFlush, params)
+		if err != nil {
+			return nil, err
 		}
-		// Events before states: the terminal event precedes the terminal
-		// state that would fence it out.
-		if len(evs) > 0 {
-			recs, err := collect(ctx, tx, writeEvents, params)
-			if err != nil {
-				return nil, err
-			}
-			nEvents, _ = recs[0].Values[0].(int64)
-		}
-		if len(ops) > 0 {
-			recs, err := collect(ctx, tx, writeOps, params)
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range recs {
-				id, _ := r.Values[0].(string)
-				written = append(written, id)
-			}
+		nEvents, _ = rec.Values[0].(int64)
+		ids, _ := rec.Values[1].([]any)
+		written = written[:0]
+		for _, v := range ids {
+			id, _ := v.(string)
+			written = append(written, id)
 		}
 		return nil, nil
 	})
@@ -438,6 +441,11 @@ func (s *Store) flushLocked(ctx context.Context) error {
 		s.log.Debug("neo4jstore: dropped events of operations another replica owns now, or that ended", "written", nEvents, "events", len(evs))
 	}
 	s.mu.Lock()
+	for id, e := range s.ended {
+		if time.Now().After(e.until) {
+			delete(s.ended, id)
+		}
+	}
 	for _, id := range dropped {
 		s.forgetLocked(id)
 	}
@@ -454,7 +462,9 @@ func (s *Store) flushLocked(ctx context.Context) error {
 		if p.op == nil && len(p.events) == 0 {
 			delete(s.pending, id)
 			if l := s.live[id]; l != nil && l.op.Status.Terminal() {
-				delete(s.live, id) // written to the end: the database serves it now
+				// Written to the end: the database serves its history now.
+				delete(s.live, id)
+				s.ended[id] = endedEntry{op: l.op, until: time.Now().Add(endedFor)}
 			}
 		}
 	}
@@ -465,30 +475,39 @@ func (s *Store) flushLocked(ctx context.Context) error {
 // ended lists the terminal statuses, for queries.
 var ended = []string{string(operations.Completed), string(operations.Failed), string(operations.Cancelled)}
 
-// writeEvents writes $evs, fenced: an event lands when its writer still
-// runs the operation (same replica and attempt, not ended), or when it is
-// no run's (no replica: the creator's) and the stored operation already
-// counts it (seq <= last_event_id: the first event of an operation another
-// replica claimed or cancelled at once), and then never over an existing
-// one. A lost run's events never land, not even in the numbers a replica
-// taking over skips. It returns how many landed.
-const writeEvents = "UNWIND $evs AS e " +
+// writeFlush is one flush, in one statement (one round trip): it locks
+// the operations $ids, writes $evs, then $ops, and returns how many events
+// landed and the IDs of the states that did.
+//
+// Locking first makes the fencing below read the latest owner. Events go
+// before states: the terminal event precedes the terminal state that
+// would fence it out.
+//
+// An event lands when its writer still runs the operation (same replica
+// and attempt, not ended), or when it is no run's (no replica: the
+// creator's) and the stored operation already counts it (seq <=
+// last_event_id: the first event of an operation another replica claimed
+// or cancelled at once), and then never over an existing one. A lost
+// run's events never land, not even in the numbers a replica taking over
+// skips.
+//
+// A state lands only while its run owns the operation (same replica and
+// attempt) and it has not ended. It merges the properties, so that the
+// lease, the cancel request and the checkpoint stay.
+const writeFlush = "CALL { UNWIND $ids AS id MATCH (o:" + LabelOperation + " {ns: $ns, id: id}) SET o._lock = true REMOVE o._lock RETURN count(*) AS locked } " +
+	"CALL { UNWIND $evs AS e " +
 	"MATCH (o:" + LabelOperation + " {ns: $ns, id: e.op_id}) " +
 	"WITH e, coalesce(o.replica, '') = e.replica AND coalesce(o.attempt, 0) = e.attempt AND NOT o.status IN $ended AS owner, e.replica = '' AND e.seq <= o.last_event_id AS counted " +
 	"WHERE owner OR counted " +
 	"MERGE (v:" + LabelEvent + " {ns: $ns, op_id: e.op_id, seq: e.seq}) " +
 	"ON CREATE SET v.type = e.type, v.time = e.time, v.data = e.data " +
 	"ON MATCH SET v.type = CASE WHEN owner THEN e.type ELSE v.type END, v.time = CASE WHEN owner THEN e.time ELSE v.time END, v.data = CASE WHEN owner THEN e.data ELSE v.data END " +
-	"RETURN count(*) AS n"
-
-// writeOps writes $ops, fenced: a state lands only while its run owns the
-// operation (same replica and attempt) and it has not ended. It merges the
-// properties, so that the lease, the cancel request and the checkpoint
-// stay. It returns the IDs written.
-const writeOps = "UNWIND $ops AS p " +
+	"RETURN count(*) AS events } " +
+	"CALL { UNWIND $ops AS p " +
 	"MATCH (o:" + LabelOperation + " {ns: $ns, id: p.id}) " +
 	"WHERE coalesce(o.replica, '') = coalesce(p.replica, '') AND coalesce(o.attempt, 0) = p.attempt AND NOT o.status IN $ended " +
-	"SET o += p RETURN p.id AS id"
+	"SET o += p RETURN collect(p.id) AS states } " +
+	"RETURN events, states"
 
 // forgetLocked drops what the store keeps in memory of an operation it no
 // longer runs, remembering which run it was (its later events are that
@@ -508,6 +527,14 @@ func collect(ctx context.Context, tx neo4j.ManagedTransaction, q string, params 
 		return nil, err
 	}
 	return res.Collect(ctx)
+}
+
+func single(ctx context.Context, tx neo4j.ManagedTransaction, q string, params map[string]any) (*neo4j.Record, error) {
+	res, err := tx.Run(ctx, q, params)
+	if err != nil {
+		return nil, err
+	}
+	return res.Single(ctx)
 }
 
 func run(ctx context.Context, tx neo4j.ManagedTransaction, q string, params map[string]any) error {
@@ -561,15 +588,18 @@ func opProps(op operations.Operation) map[string]any {
 }
 
 // stateProps is opProps without what Create wrote once and never changes
-// (the type, client, creation time, idempotency key, request digest and
-// parameters): the properties a later write merges. A large import's
-// parameters are megabytes, which every flush of its state would
+// (the type, client, creation time, idempotency key and request digest):
+// the properties a later write merges. The parameters go only when they
+// are cleared (as the engine does when an operation ends): a large
+// import's parameters are megabytes, which every flush of its state would
 // otherwise send again.
 func stateProps(op operations.Operation) map[string]any {
-	op.Params = nil
 	p := opProps(op)
 	for _, k := range []string{"type", "client_id", "created_at", "idem_key", "request_digest", "params"} {
 		delete(p, k)
+	}
+	if len(op.Params) == 0 {
+		p["params"] = nil
 	}
 	return p
 }
@@ -632,65 +662,81 @@ func (s *Store) CreateWithEvent(ctx context.Context, op operations.Operation, fi
 	return s.create(ctx, op, &first)
 }
 
-// CreateAndClaim implements operations.ClaimingCreator: one transaction
-// writes op (queued) and its first event, and, when no other operation of
-// the namespace is queued (so a fair pick would choose op), claims it for
-// replica as Claim would.
-func (s *Store) CreateAndClaim(ctx context.Context, op operations.Operation, first operations.Event, replica string, lease time.Duration) (operations.Operation, bool, error) {
+// CreateAndClaim implements operations.ClaimingCreator, in one statement
+// (one round trip): it writes op (queued) and its first event, and, when
+// no other operation of the namespace is queued (so a fair pick would
+// choose op), claims it for replica as Claim would and writes running.
+func (s *Store) CreateAndClaim(ctx context.Context, op operations.Operation, first, running operations.Event, replica string, lease time.Duration) (operations.Operation, bool, error) {
+	if err := s.checkOpen(); err != nil {
+		return operations.Operation{}, false, err
+	}
 	start := time.Now()
+	params := map[string]any{
+		"ns": s.cfg.Namespace, "p": withNS(opProps(op), s.cfg.Namespace), "replica": replica, "ms": lease.Milliseconds(),
+		"first": eventProps(first), "running": eventProps(running),
+	}
 	var claimed []operations.Operation
-	err := s.createThen(ctx, op, &first, func(tx neo4j.ManagedTransaction) error {
-		recs, err := collect(ctx, tx, "OPTIONAL MATCH (q:"+LabelOperation+" {ns: $ns, status: 'queued'}) WHERE q.id <> $id "+
-			"WITH count(q) AS others MATCH (o:"+LabelOperation+" {ns: $ns, id: $id}) WHERE others = 0 "+
-			"SET o.status = 'running', o.replica = $replica, o.attempt = 1, o.started_at = datetime(), o.lease_until = "+leaseEnd+" "+
-			"RETURN o {.*, params: null} AS p", // the parameters are op's: not sent back
-			map[string]any{"ns": s.cfg.Namespace, "id": op.ID, "replica": replica, "ms": lease.Milliseconds()})
+	_, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
+		recs, err := collect(ctx, tx, createAndClaim, params)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		claimed, err = decodeAll(recs)
-		return err
+		return nil, err
 	})
-	if err != nil || len(claimed) == 0 {
-		return operations.Operation{}, false, err
+	if err != nil {
+		return operations.Operation{}, false, fmt.Errorf("neo4jstore: create operation %s: %w", op.ID, err)
+	}
+	s.mu.Lock()
+	s.known[op.ID] = true
+	s.last[op.ID] = op
+	s.mu.Unlock()
+	if len(claimed) == 0 {
+		return operations.Operation{}, false, nil
 	}
 	claimed[0].Params = op.Params
 	s.hold(claimed, start.Add(lease))
+	s.mu.Lock()
+	if l := s.live[op.ID]; l != nil {
+		l.events, l.from = []operations.Event{first, running}, first.Seq-1
+	}
+	s.mu.Unlock()
 	return claimed[0], true, nil
 }
 
-// create writes op, and ev (its first event) if set, in one transaction.
-func (s *Store) create(ctx context.Context, op operations.Operation, ev *operations.Event) error {
-	return s.createThen(ctx, op, ev, nil)
+// createAndClaim is CreateAndClaim's statement. The claim sets what Claim
+// does and counts $running; the parameters are op's, not sent back.
+const createAndClaim = "MERGE (o:" + LabelOperation + " {ns: $ns, id: $p.id}) SET o = $p " +
+	"MERGE (f:" + LabelEvent + " {ns: $ns, op_id: $p.id, seq: $first.seq}) SET f += $first " +
+	"WITH o OPTIONAL MATCH (q:" + LabelOperation + " {ns: $ns, status: 'queued'}) WHERE q.id <> o.id " +
+	"WITH o, count(q) AS others WHERE others = 0 " +
+	"SET o.status = 'running', o.replica = $replica, o.attempt = 1, o.started_at = datetime(), o.lease_until = " + leaseEnd + ", o.last_event_id = $running.seq " +
+	"MERGE (r:" + LabelEvent + " {ns: $ns, op_id: o.id, seq: $running.seq}) SET r += $running " +
+	"RETURN o {.*, params: null} AS p"
+
+// eventProps encodes ev as the properties of its node (without ns and
+// op_id).
+func eventProps(ev operations.Event) map[string]any {
+	return map[string]any{"seq": ev.Seq, "type": string(ev.Type), "time": ev.Time, "data": string(ev.Data)}
 }
 
-// createThen is create, running then (if set) in the same transaction
-// after the writes.
-func (s *Store) createThen(ctx context.Context, op operations.Operation, ev *operations.Event, then func(neo4j.ManagedTransaction) error) error {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return ErrClosed
+// create writes op, and ev (its first event) if set, in one statement.
+func (s *Store) create(ctx context.Context, op operations.Operation, ev *operations.Event) error {
+	if err := s.checkOpen(); err != nil {
+		return err
 	}
 	props := opProps(op)
 	if len(op.Checkpoint) > 0 {
 		props["checkpoint"] = string(op.Checkpoint)
 	}
+	events := []map[string]any{}
+	if ev != nil {
+		events = append(events, eventProps(*ev))
+	}
 	_, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
-		if err := run(ctx, tx, "MERGE (o:"+LabelOperation+" {ns: $ns, id: $p.id}) SET o = $p", map[string]any{"ns": s.cfg.Namespace, "p": withNS(props, s.cfg.Namespace)}); err != nil {
-			return nil, err
-		}
-		if ev != nil {
-			if err := run(ctx, tx, "MERGE (v:"+LabelEvent+" {ns: $ns, op_id: $id, seq: $seq}) SET v.type = $type, v.time = $time, v.data = $data",
-				map[string]any{"ns": s.cfg.Namespace, "id": op.ID, "seq": ev.Seq, "type": string(ev.Type), "time": ev.Time, "data": string(ev.Data)}); err != nil {
-				return nil, err
-			}
-		}
-		if then != nil {
-			return nil, then(tx)
-		}
-		return nil, nil
+		return nil, run(ctx, tx, "MERGE (o:"+LabelOperation+" {ns: $ns, id: $p.id}) SET o = $p "+
+			"FOREACH (e IN $events | MERGE (v:"+LabelEvent+" {ns: $ns, op_id: $p.id, seq: e.seq}) SET v += e)",
+			map[string]any{"ns": s.cfg.Namespace, "p": withNS(props, s.cfg.Namespace), "events": events})
 	})
 	if err != nil {
 		return fmt.Errorf("neo4jstore: create operation %s: %w", op.ID, err)
@@ -825,6 +871,10 @@ func (s *Store) Get(ctx context.Context, id string) (operations.Operation, error
 		op := l.op
 		s.mu.Unlock()
 		return op, nil
+	}
+	if e, ok := s.ended[id]; ok && time.Now().Before(e.until) {
+		s.mu.Unlock()
+		return e.op, nil
 	}
 	s.mu.Unlock()
 	// When shared, the unwritten state of an operation the store does not
@@ -1022,6 +1072,13 @@ func (s *Store) DeleteFinishedBefore(ctx context.Context, t time.Time) (int, err
 			delete(s.last, id)
 			delete(s.live, id)
 			delete(s.lost, id)
+			delete(s.ended, id)
+		}
+		// Another replica's retention may have deleted the ones kept here.
+		for id, e := range s.ended {
+			if e.op.FinishedAt != nil && e.op.FinishedAt.Before(t) {
+				delete(s.ended, id)
+			}
 		}
 		s.mu.Unlock()
 		total += len(recs)

@@ -454,16 +454,23 @@ func TestCreateAndClaimOnlyWhenNothingIsQueued(t *testing.T) {
 		return operations.Operation{ID: id, Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: now, LastEventID: 1, Params: json.RawMessage(`{"n":1}`)},
 			operations.Event{Seq: 1, Type: operations.EventStatus, Time: now, Data: json.RawMessage(`{"status":"queued"}`)}
 	}
+	running := operations.Event{Seq: 2, Type: operations.EventStatus, Time: now, Data: json.RawMessage(`{"status":"running"}`)}
 	op, ev := newOp("op_1")
-	claimed, ok, err := a.CreateAndClaim(ctx, op, ev, "a#1", time.Minute)
-	if err != nil || !ok || claimed.Status != operations.Running || claimed.Replica != "a#1" || claimed.Attempt != 1 || claimed.StartedAt == nil || string(claimed.Params) != `{"n":1}` {
+	claimed, ok, err := a.CreateAndClaim(ctx, op, ev, running, "a#1", time.Minute)
+	if err != nil || !ok || claimed.Status != operations.Running || claimed.Replica != "a#1" || claimed.Attempt != 1 || claimed.StartedAt == nil ||
+		claimed.LastEventID != 2 || string(claimed.Params) != `{"n":1}` {
 		t.Fatalf("with nothing queued: %+v %v %v", claimed, ok, err)
 	}
-	if got, err := b.Get(ctx, op.ID); err != nil || got.Status != operations.Running || got.Replica != "a#1" || string(got.Params) != `{"n":1}` {
+	if got, err := b.Get(ctx, op.ID); err != nil || got.Status != operations.Running || got.Replica != "a#1" || got.LastEventID != 2 || string(got.Params) != `{"n":1}` {
 		t.Fatalf("the other replica reads %+v %v", got, err)
 	}
-	if evs, err := b.EventsAfter(ctx, op.ID, 0); err != nil || len(evs) != 1 {
-		t.Fatalf("first event: %+v %v", evs, err)
+	// Both events are stored (the other replica reads the database), and
+	// the claiming store answers with both from memory.
+	for name, st := range map[string]*neo4jstore.Store{"other replica": b, "claiming replica": a} {
+		evs, err := st.EventsAfter(ctx, op.ID, 0)
+		if err != nil || len(evs) != 2 || evs[0].Seq != 1 || string(evs[0].Data) != `{"status":"queued"}` || evs[1].Seq != 2 || string(evs[1].Data) != `{"status":"running"}` {
+			t.Fatalf("%s: events %+v %v", name, evs, err)
+		}
 	}
 
 	waiting, ev2 := newOp("op_2")
@@ -472,11 +479,14 @@ func TestCreateAndClaimOnlyWhenNothingIsQueued(t *testing.T) {
 	}
 	late, ev3 := newOp("op_3")
 	late.CreatedAt = now.Add(time.Millisecond)
-	if _, ok, err := a.CreateAndClaim(ctx, late, ev3, "a#1", time.Minute); err != nil || ok {
+	if _, ok, err := a.CreateAndClaim(ctx, late, ev3, running, "a#1", time.Minute); err != nil || ok {
 		t.Fatalf("with op_2 queued, op_3 was claimed at create (%v, %v)", ok, err)
 	}
-	if got, err := b.Get(ctx, late.ID); err != nil || got.Status != operations.Queued {
+	if got, err := b.Get(ctx, late.ID); err != nil || got.Status != operations.Queued || got.LastEventID != 1 {
 		t.Fatalf("op_3 after create: %+v %v", got, err)
+	}
+	if evs, err := b.EventsAfter(ctx, late.ID, 0); err != nil || len(evs) != 1 || evs[0].Seq != 1 {
+		t.Fatalf("op_3, not claimed, has events %+v %v (want its first only)", evs, err)
 	}
 	next, err := b.Claim(ctx, "b#1", 1, time.Minute)
 	if err != nil || len(next) != 1 || next[0].ID != waiting.ID {
