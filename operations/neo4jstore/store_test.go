@@ -493,3 +493,48 @@ func TestCreateAndClaimOnlyWhenNothingIsQueued(t *testing.T) {
 		t.Fatalf("the next claim took %+v (%v), want op_2", next, err)
 	}
 }
+
+// TestEndedOperationIsServedUntilRetentionRemovesIt: the replica that
+// wrote an operation's end answers Get from memory for a while, but not
+// after retention removed it: its own retention pass forgets what another
+// replica's deleted.
+func TestEndedOperationIsServedUntilRetentionRemovesIt(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	ctx := context.Background()
+	cfg := neo4jstore.Config{Manager: m, Environment: "test", Namespace: neo4jtest.Unique(t), Logger: quiet, Shared: true, ProgressInterval: time.Hour}
+	a, b := openConfig(t, s, cfg), openConfig(t, s, cfg)
+	ended := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	op := operations.Operation{ID: "op_ended", Type: "t", Status: operations.Queued, ClientID: "c", CreatedAt: ended, LastEventID: 1, Params: json.RawMessage(`{}`)}
+	first := operations.Event{Seq: 1, Type: operations.EventStatus, Time: ended, Data: json.RawMessage(`{"status":"queued"}`)}
+	running := operations.Event{Seq: 2, Type: operations.EventStatus, Time: ended, Data: json.RawMessage(`{"status":"running"}`)}
+	claimed, ok, err := a.CreateAndClaim(ctx, op, first, running, "a#1", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	done := claimed
+	done.Status, done.FinishedAt, done.Params, done.Result, done.LastEventID = operations.Completed, &ended, nil, json.RawMessage(`{"n":1}`), 3
+	if err := a.AppendEvent(ctx, op.ID, operations.Event{Seq: 3, Type: operations.EventComplete, Time: ended, Data: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]*neo4jstore.Store{"writer": a, "other replica": b} {
+		if got, err := st.Get(ctx, op.ID); err != nil || got.Status != operations.Completed || string(got.Result) != `{"n":1}` || got.Params != nil {
+			t.Fatalf("%s reads %+v %v", name, got, err)
+		}
+	}
+	if n, err := b.DeleteFinishedBefore(ctx, time.Now()); err != nil || n != 1 {
+		t.Fatalf("the other replica's retention deleted %d (%v), want 1", n, err)
+	}
+	if _, err := a.DeleteFinishedBefore(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Get(ctx, op.ID); !errors.Is(err, operations.ErrNotFound) {
+		t.Fatalf("after retention the writer still reads %+v %v", got, err)
+	}
+}
