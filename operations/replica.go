@@ -85,7 +85,18 @@ func (e *Engine) claim(ctx context.Context) {
 	if n <= 0 {
 		return
 	}
-	ops, err := e.shared.Claim(ctx, e.cfg.Replica, n, e.cfg.Lease)
+	var ops []Operation
+	var err error
+	running := map[string]Event{} // written with the claim
+	if ec, ok := e.shared.(EventClaimer); ok {
+		ops, err = ec.ClaimWithEvent(ctx, e.cfg.Replica, n, e.cfg.Lease, func(op Operation) Event {
+			ev, _ := e.nextEventLocked(&op, EventStatus, StatusData{OperationID: op.ID, Status: Running, Time: e.now().UTC()})
+			running[op.ID] = ev
+			return ev
+		})
+	} else {
+		ops, err = e.shared.Claim(ctx, e.cfg.Replica, n, e.cfg.Lease)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			e.storeWarn.warn(e.log, "claim queued operations", e.cfg.Replica, err)
@@ -93,7 +104,11 @@ func (e *Engine) claim(ctx context.Context) {
 		return
 	}
 	for _, op := range ops {
-		e.startClaimed(op)
+		if ev, ok := running[op.ID]; ok {
+			e.startClaimed(op, &ev)
+		} else {
+			e.startClaimed(op, nil)
+		}
 	}
 }
 
@@ -116,7 +131,7 @@ func (e *Engine) takeOver(ctx context.Context) {
 		typ, err := e.cfg.Registry.Lookup(op.Type)
 		if err == nil && typ.Resumable {
 			e.log.Info("taking over an operation whose replica stopped", "operation_id", op.ID, "type", op.Type, "attempt", op.Attempt)
-			e.startClaimed(op)
+			e.startClaimed(op, nil)
 			continue
 		}
 		e.mu.Lock()
@@ -127,15 +142,16 @@ func (e *Engine) takeOver(ctx context.Context) {
 }
 
 // startClaimed runs op, which this replica now holds; its work resumes
-// from op.Checkpoint when there is one (see ResumeFrom).
-func (e *Engine) startClaimed(op Operation) {
+// from op.Checkpoint when there is one (see ResumeFrom). running, when
+// set, is op's running event, stored with the claim: it only goes to
+// watchers.
+func (e *Engine) startClaimed(op Operation, running *Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.startClaimedLocked(op, nil)
+	e.startClaimedLocked(op, running)
 }
 
-// startClaimedLocked is startClaimed with e.mu held. running, when set,
-// is op's running event, stored with the claim: it only goes to watchers.
+// startClaimedLocked is startClaimed with e.mu held.
 func (e *Engine) startClaimedLocked(op Operation, running *Event) {
 	typ, err := e.cfg.Registry.Lookup(op.Type)
 	live := &op

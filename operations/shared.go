@@ -136,3 +136,14 @@ type ClaimingCreator interface {
 	EventCreator
 	CreateAndClaim(ctx context.Context, op Operation, first, running Event, replica string, lease time.Duration) (claimed Operation, ok bool, err error)
 }
+
+// EventClaimer is implemented by shared stores that can write each claimed
+// operation's next event (its status event saying it runs) in the claiming
+// transaction, so that starting the work needs no write of its own.
+// ClaimWithEvent is Claim, calling next once for each operation it claims
+// (as claimed, before the event) for that event; the operations returned
+// count it in LastEventID. next may be called again for an operation when
+// the store retries the transaction.
+type EventClaimer interface {
+	ClaimWithEvent(ctx context.Context, replica string, n int, lease time.Duration, next func(Operation) Event) ([]Operation, error)
+}

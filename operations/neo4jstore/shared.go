@@ -45,6 +45,18 @@ func (s *Store) checkOpen() error {
 // released counts one more Attempt (its first claim makes it 1) and keeps
 // its first StartedAt.
 func (s *Store) Claim(ctx context.Context, replica string, n int, lease time.Duration) ([]operations.Operation, error) {
+	return s.claim(ctx, replica, n, lease, nil)
+}
+
+// ClaimWithEvent implements operations.EventClaimer: each round writes
+// the events of what it claimed in its own transaction.
+func (s *Store) ClaimWithEvent(ctx context.Context, replica string, n int, lease time.Duration, next func(operations.Operation) operations.Event) ([]operations.Operation, error) {
+	return s.claim(ctx, replica, n, lease, next)
+}
+
+// claim is Claim, writing next's event for each claimed operation when
+// next is set.
+func (s *Store) claim(ctx context.Context, replica string, n int, lease time.Duration, next func(operations.Operation) operations.Event) ([]operations.Operation, error) {
 	if n <= 0 {
 		return nil, nil
 	}
@@ -57,7 +69,9 @@ func (s *Store) Claim(ctx context.Context, replica string, n int, lease time.Dur
 	var out []operations.Operation
 	for range claimRounds {
 		start := time.Now()
+		events := map[string]operations.Event{} // written with the claim
 		v, err := s.write(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
+			clear(events)
 			picks, err := s.pick(ctx, tx, n-len(out))
 			if err != nil || len(picks) == 0 {
 				return []operations.Operation(nil), err
@@ -88,7 +102,20 @@ func (s *Store) Claim(ctx context.Context, replica string, n int, lease time.Dur
 					claimed = append(claimed, op)
 				}
 			}
-			return claimed, nil
+			if next == nil || len(claimed) == 0 {
+				return claimed, nil
+			}
+			evs := make([]map[string]any, len(claimed))
+			for i := range claimed {
+				ev := next(claimed[i])
+				events[claimed[i].ID] = ev
+				claimed[i].LastEventID = ev.Seq
+				evs[i] = eventProps(ev)
+				evs[i]["op_id"] = claimed[i].ID
+			}
+			return claimed, run(ctx, tx, "UNWIND $evs AS e MATCH (o:"+LabelOperation+" {ns: $ns, id: e.op_id}) SET o.last_event_id = e.seq "+
+				"MERGE (v:"+LabelEvent+" {ns: $ns, op_id: e.op_id, seq: e.seq}) SET v.type = e.type, v.time = e.time, v.data = e.data",
+				map[string]any{"ns": s.cfg.Namespace, "evs": evs})
 		})
 		if err != nil {
 			if len(out) > 0 {
@@ -98,6 +125,7 @@ func (s *Store) Claim(ctx context.Context, replica string, n int, lease time.Dur
 		}
 		claimed, _ := v.([]operations.Operation)
 		s.hold(claimed, start.Add(lease))
+		s.keepEvents(events)
 		out = append(out, claimed...)
 		if claimed == nil || len(out) >= n {
 			break // nothing queued, or enough
@@ -215,6 +243,19 @@ func (s *Store) hold(ops []operations.Operation, until time.Time) {
 			l.op, l.until = op, until // its history is still the one kept
 		} else {
 			s.live[op.ID] = &liveEntry{op: op, from: op.LastEventID, until: until}
+		}
+	}
+}
+
+// keepEvents makes the live entries of operations just claimed with
+// their running event (the last they count) hold it, so that watchers
+// here read it from memory.
+func (s *Store) keepEvents(evs map[string]operations.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ev := range evs {
+		if l := s.live[id]; l != nil && l.op.LastEventID == ev.Seq && len(l.events) == 0 {
+			l.events, l.from = []operations.Event{ev}, ev.Seq-1
 		}
 	}
 }
@@ -438,4 +479,5 @@ var (
 	_ operations.TxCheckpointer  = (*Store)(nil)
 	_ operations.EventCreator    = (*Store)(nil)
 	_ operations.ClaimingCreator = (*Store)(nil)
+	_ operations.EventClaimer    = (*Store)(nil)
 )

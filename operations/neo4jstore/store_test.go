@@ -538,3 +538,54 @@ func TestEndedOperationIsServedUntilRetentionRemovesIt(t *testing.T) {
 		t.Fatalf("after retention the writer still reads %+v %v", got, err)
 	}
 }
+
+// TestClaimWritesTheRunningEvent: ClaimWithEvent stores each claimed
+// operation's running event with the claim; the other replica reads it,
+// and the claiming store answers with it from memory.
+func TestClaimWritesTheRunningEvent(t *testing.T) {
+	t.Parallel()
+	m, s := manager(t)
+	ctx := context.Background()
+	cfg := neo4jstore.Config{Manager: m, Environment: "test", Namespace: neo4jtest.Unique(t), Logger: quiet, Shared: true, ProgressInterval: time.Hour}
+	a, b := openConfig(t, s, cfg), openConfig(t, s, cfg)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for i := range 3 {
+		id := fmt.Sprintf("op_%d", i)
+		op := operations.Operation{ID: id, Type: "t", Status: operations.Queued, ClientID: fmt.Sprint("c", i), CreatedAt: now.Add(time.Duration(i) * time.Millisecond), LastEventID: 1, Params: json.RawMessage(`{}`)}
+		if err := b.CreateWithEvent(ctx, op, operations.Event{Seq: 1, Type: operations.EventStatus, Time: now, Data: json.RawMessage(`{"status":"queued"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asked := map[string]int{}
+	claimed, err := a.ClaimWithEvent(ctx, "a#1", 2, time.Minute, func(op operations.Operation) operations.Event {
+		asked[op.ID]++
+		return operations.Event{Seq: op.LastEventID + 1, Type: operations.EventStatus, Time: now, Data: json.RawMessage(`{"status":"running","id":"` + op.ID + `"}`)}
+	})
+	if err != nil || len(claimed) != 2 || claimed[0].ID != "op_0" || claimed[1].ID != "op_1" {
+		t.Fatalf("claimed %+v %v", claimed, err)
+	}
+	if asked["op_2"] != 0 || asked["op_0"] == 0 || asked["op_1"] == 0 {
+		t.Fatalf("next was asked for %v", asked)
+	}
+	for _, op := range claimed {
+		if op.LastEventID != 2 || op.Status != operations.Running {
+			t.Fatalf("claimed %+v", op)
+		}
+		for name, st := range map[string]*neo4jstore.Store{"other replica": b, "claiming replica": a} {
+			got, err := st.Get(ctx, op.ID)
+			if err != nil || got.LastEventID != 2 {
+				t.Fatalf("%s: %s is %+v %v", name, op.ID, got, err)
+			}
+			evs, err := st.EventsAfter(ctx, op.ID, 0)
+			if err != nil || len(evs) != 2 || evs[1].Seq != 2 || string(evs[1].Data) != `{"status":"running","id":"`+op.ID+`"}` {
+				t.Fatalf("%s: events of %s: %+v %v", name, op.ID, evs, err)
+			}
+			if evs, err := st.EventsAfter(ctx, op.ID, 1); err != nil || len(evs) != 1 || evs[0].Seq != 2 {
+				t.Fatalf("%s: events of %s after 1: %+v %v", name, op.ID, evs, err)
+			}
+		}
+	}
+	if evs, err := b.EventsAfter(ctx, "op_2", 0); err != nil || len(evs) != 1 {
+		t.Fatalf("op_2, still queued, has events %+v %v", evs, err)
+	}
+}
